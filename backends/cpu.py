@@ -1,0 +1,102 @@
+"""CPU backend: Paddle Inference on the host processor.
+
+x86 (Intel, AMD, Hygon, Zhaoxin) runs through oneDNN; ARM (Kunpeng, Phytium) and LoongArch Paddle
+builds ship without oneDNN and run Paddle's native CPU kernels, so lower precisions there are skips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import psutil
+
+from portbench.backends.base import (
+    Availability,
+    Backend,
+    ConfigLike,
+    DeviceInfo,
+    Precision,
+    PrecisionSupport,
+    PredictorOptions,
+)
+from portbench.harness import platform_info
+
+X86_ARCHITECTURES = frozenset({"x86_64", "amd64", "i686"})
+# oneDNN keeps one primitive per input shape; detection sees a new shape per image, so bound it.
+ONEDNN_SHAPE_CACHE = 20
+MAX_DEFAULT_THREADS = 16
+
+
+def default_threads() -> int:
+    return max(1, min(psutil.cpu_count(logical=False) or 1, MAX_DEFAULT_THREADS))
+
+
+class CpuBackend(Backend):
+    name = "cpu"
+    device_type = "cpu"
+    description = "Host CPU through Paddle Inference (oneDNN on x86)"
+
+    def __init__(self, device_id: int = 0, flags: frozenset[str] | None = None, arch: str | None = None):
+        super().__init__(device_id)
+        self._flags = platform_info.cpu_flags() if flags is None else flags
+        self._arch = platform_info.machine_architecture() if arch is None else arch
+
+    @property
+    def uses_onednn(self) -> bool:
+        return self._arch in X86_ARCHITECTURES
+
+    def probe(self) -> Availability:
+        engine = "oneDNN" if self.uses_onednn else "native kernels"
+        return Availability.yes(f"{self._arch}, {default_threads()} threads by default, {engine}")
+
+    def device_info(self) -> DeviceInfo:
+        cpu = platform_info.describe_cpu()
+        return DeviceInfo(
+            backend=self.name,
+            device=self.device,
+            name=cpu.model_name,
+            vendor=cpu.vendor,
+            memory_total_bytes=psutil.virtual_memory().total,
+            extra={"architecture": self._arch, "family": cpu.family},
+        )
+
+    def precisions(self) -> Mapping[Precision, PrecisionSupport]:
+        no_onednn = "this CPU build of Paddle has no oneDNN ({arch}); only FP32 kernels exist"
+        if not self.uses_onednn:
+            reason = no_onednn.format(arch=self._arch)
+            return {
+                Precision.FP32: PrecisionSupport.via("Paddle native CPU kernels"),
+                Precision.FP16: PrecisionSupport.unsupported("Paddle Inference has no FP16 CPU kernels"),
+                Precision.BF16: PrecisionSupport.unsupported(reason),
+                Precision.INT8: PrecisionSupport.unsupported(reason),
+            }
+        has_bf16 = bool(self._flags & {"avx512_bf16", "amx_bf16"})
+        has_int8 = bool(self._flags & {"avx512_vnni", "avx_vnni", "amx_int8", "avx512bw"})
+        return {
+            Precision.FP32: PrecisionSupport.via("oneDNN FP32"),
+            Precision.FP16: PrecisionSupport.unsupported("Paddle Inference has no FP16 CPU kernels"),
+            Precision.BF16: (
+                PrecisionSupport.via("oneDNN BF16 (avx512_bf16/AMX)")
+                if has_bf16
+                else PrecisionSupport.unsupported("CPU lacks avx512_bf16 and amx_bf16")
+            ),
+            Precision.INT8: (
+                PrecisionSupport.via("oneDNN INT8 on a quantized model")
+                if has_int8
+                else PrecisionSupport.unsupported("CPU lacks VNNI/AVX512BW for oneDNN INT8")
+            ),
+        }
+
+    def configure(self, config: ConfigLike, options: PredictorOptions) -> None:
+        config.disable_gpu()
+        config.switch_ir_optim(options.ir_optim)
+        config.enable_memory_optim()
+        config.set_cpu_math_library_num_threads(options.cpu_threads or default_threads())
+        if not self.uses_onednn:
+            return
+        config.enable_onednn()
+        config.set_onednn_cache_capacity(ONEDNN_SHAPE_CACHE)
+        if options.precision is Precision.BF16:
+            config.enable_onednn_bfloat16()
+        elif options.precision is Precision.INT8:
+            config.enable_onednn_int8()

@@ -1,0 +1,184 @@
+"""The results model: one versioned JSON document per run, written atomically after every cell.
+
+Reports only read this file. Raw latency samples are kept so numbers can be re-derived later.
+The published JSON Schema sits beside this module (``results.schema.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from portbench.harness.errors import PortbenchError
+
+SCHEMA_VERSION = "1.0"
+SCHEMA_PATH = Path(__file__).with_name("results.schema.json")
+RESULTS_FILENAME = "results.json"
+
+CellStatus = Literal["passed", "failed", "skipped"]
+
+
+@dataclass(frozen=True)
+class LatencySummary:
+    """Milliseconds. Percentiles are ``None`` when there are too few samples to support them."""
+
+    n: int
+    mean: float
+    min: float
+    max: float
+    stdev: float
+    p50: float
+    p90: float | None
+    p99: float | None
+
+
+@dataclass(frozen=True)
+class Throughput:
+    samples_per_s: float
+    queries_per_s: float
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    role: str
+    name: str
+    path: str
+    sha256: Mapping[str, str]  # file name -> digest
+    synthetic_weights: bool = False
+
+
+@dataclass
+class CellResult:
+    cell_id: str
+    workload: str
+    task: str
+    model: str
+    backend: str
+    precision: str
+    scenario: str
+    dataset: str
+    status: CellStatus
+    reason: str | None = None
+    device: str | None = None
+    device_info: dict[str, Any] | None = None
+    models: list[ModelRecord] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    metrics_by_subset: dict[str, dict[str, float]] = field(default_factory=dict)
+    latency_ms: LatencySummary | None = None
+    throughput: Throughput | None = None
+    stages_ms: dict[str, LatencySummary] = field(default_factory=dict)
+    cold_start: dict[str, float] = field(default_factory=dict)
+    warmup: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)  # raw samples: latency_ms, stages_ms
+    started_at: str | None = None
+    duration_s: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CellResult:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["models"] = [ModelRecord(**m) for m in data.get("models", [])]
+        if data.get("latency_ms"):
+            values["latency_ms"] = LatencySummary(**data["latency_ms"])
+        if data.get("throughput"):
+            values["throughput"] = Throughput(**data["throughput"])
+        values["stages_ms"] = {k: LatencySummary(**v) for k, v in data.get("stages_ms", {}).items()}
+        return cls(**values)
+
+
+@dataclass
+class RunResults:
+    run_id: str
+    started_at: str
+    portbench_version: str
+    suite: str
+    platform: dict[str, Any]
+    git_sha: str | None = None
+    command: list[str] = field(default_factory=list)
+    finished_at: str | None = None
+    cells: list[CellResult] = field(default_factory=list)
+    schema_version: str = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["cells"] = [c.to_dict() for c in self.cells]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunResults:
+        version = str(data.get("schema_version", ""))
+        if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
+            raise PortbenchError(
+                f"results schema {version or '(none)'} is not readable by this portbench "
+                f"(schema {SCHEMA_VERSION})"
+            )
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["cells"] = [CellResult.from_dict(c) for c in data.get("cells", [])]
+        return cls(**values)
+
+    def upsert(self, cell: CellResult) -> None:
+        """Add a cell, replacing an earlier result with the same id (a resumed cell)."""
+        self.cells = [c for c in self.cells if c.cell_id != cell.cell_id] + [cell]
+
+    def cell(self, cell_id: str) -> CellResult | None:
+        return next((c for c in self.cells if c.cell_id == cell_id), None)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temp file in the same directory and rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_results(results: RunResults, run_dir: Path) -> Path:
+    path = run_dir / RESULTS_FILENAME
+    write_atomic(path, json.dumps(results.to_dict(), ensure_ascii=False, indent=1, allow_nan=False))
+    return path
+
+
+def load_schema() -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    return schema
+
+
+def validate_document(data: Any) -> None:
+    """Raise PortbenchError naming the first place where ``data`` breaks the published schema."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(load_schema())
+    error = next(iter(sorted(validator.iter_errors(data), key=lambda e: list(e.path))), None)
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+        raise PortbenchError(f"results do not match schema {SCHEMA_VERSION} at {where}: {error.message}")
+
+
+def load_results(path: Path) -> RunResults:
+    """Read ``results.json`` (or a run directory holding one), validated against the schema."""
+    file = path / RESULTS_FILENAME if path.is_dir() else path
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PortbenchError(f"no results at {file}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PortbenchError(f"cannot read results {file}: {exc}") from None
+    validate_document(data)
+    return RunResults.from_dict(data)

@@ -1,0 +1,91 @@
+"""The workload contract.
+
+A workload owns data, models and scoring for one family of tasks (OCR, ERNIE). For one cell it
+hands the worker two things: an accuracy pass (the full pipeline over the evaluation set, scored) and
+a list of timed queries (already pre-processed inputs, so the timed loop does no I/O or pre-processing
+it does not report). It never times anything itself except the stages it reports as stages.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from portbench.backends.base import InferenceSession, ModelFiles
+
+JSONValue = Any  # what json.dumps accepts
+
+
+@dataclass(frozen=True)
+class Query:
+    """One timed unit of work: ``run()`` processes ``samples`` samples (a batch)."""
+
+    run: Callable[[], object]
+    samples: int = 1
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What a cell asks of a workload: the task (model role), its dataset and parameters."""
+
+    workload: str
+    task: str  # e.g. "det", "rec", "system" for OCR; "cls" for ERNIE
+    model: str  # registry name of the model (or of the pipeline's first model)
+    dataset: str  # dataset name as the workload understands it
+    params: Mapping[str, JSONValue] = field(default_factory=dict)
+
+
+@dataclass
+class AccuracyResult:
+    """Scores of one accuracy pass, plus per-sample outputs kept for parity checks."""
+
+    metrics: dict[str, float]
+    # metric name -> subset name -> value, e.g. {"hmean": {"clean": 0.97, "degraded": 0.88}}
+    metrics_by_subset: dict[str, dict[str, float]] = field(default_factory=dict)
+    # sample id -> what the model produced (boxes, texts, logits), JSON-serialisable
+    outputs: dict[str, JSONValue] = field(default_factory=dict)
+    # stage name -> seconds per sample (pre-process, inference, post-process), raw
+    stage_samples_s: dict[str, list[float]] = field(default_factory=dict)
+    samples: int = 0
+
+
+class PreparedTask(ABC):
+    """A task bound to its data and to predictors on one backend."""
+
+    @abstractmethod
+    def evaluate(self) -> AccuracyResult:
+        """Run the full pipeline over the evaluation set and score it."""
+
+    @abstractmethod
+    def queries(self) -> Sequence[Query]:
+        """Timed units for performance mode, inputs already pre-processed."""
+
+    def query_description(self) -> Mapping[str, JSONValue]:
+        """Shapes and batch sizes of the queries, recorded in the run manifest."""
+        return {}
+
+
+SessionFactory = Callable[[ModelFiles], InferenceSession]
+
+
+class Workload(ABC):
+    """One family of tasks. Registered by name in ``portbench.suites.registry``."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+
+    @abstractmethod
+    def tasks(self) -> Sequence[str]:
+        """Task names this workload can run."""
+
+    @abstractmethod
+    def models_for(self, spec: TaskSpec) -> Mapping[str, ModelFiles]:
+        """Verified model files by role (e.g. {"det": ..., "rec": ...}); raises ModelError."""
+
+    @abstractmethod
+    def prepare(
+        self, spec: TaskSpec, sessions: Mapping[str, InferenceSession]
+    ) -> PreparedTask:
+        """Load data and bind it to ready sessions (one per model role)."""
