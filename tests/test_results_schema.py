@@ -8,7 +8,6 @@ from typing import Any
 
 import jsonschema
 import pytest
-
 from portbench.harness.errors import PortbenchError
 from portbench.harness.results import (
     SCHEMA_VERSION,
@@ -228,9 +227,15 @@ def results_built_in_python() -> RunResults:
         params={"batch_size": 8, "max_seq_len": 128},
         metrics={"accuracy": 0.9, "macro_f1": 0.89},
         metrics_by_subset={"accuracy": {"short": 0.92, "long": 0.88}},
-        latency_ms=LatencySummary(n=200, mean=10.0, min=8.0, max=20.0, stdev=1.5, p50=9.5, p90=12.0, p99=19.0),
+        latency_ms=LatencySummary(
+            n=200, mean=10.0, min=8.0, max=20.0, stdev=1.5, p50=9.5, p90=12.0, p99=19.0
+        ),
         throughput=Throughput(samples_per_s=800.0, queries_per_s=100.0),
-        stages_ms={"infer": LatencySummary(n=200, mean=8.0, min=7.0, max=15.0, stdev=1.0, p50=7.9, p90=None, p99=None)},
+        stages_ms={
+            "infer": LatencySummary(
+                n=200, mean=8.0, min=7.0, max=15.0, stdev=1.0, p50=7.9, p90=None, p99=None
+            )
+        },
         cold_start={"predictor_s": 0.3},
         warmup={"iterations": 10, "stable": True},
         raw={"latency_ms": [9.5, 10.5], "stages_ms": {"infer": [7.9, 8.1]}},
