@@ -214,6 +214,7 @@ class Backend(ABC):
 
     def synchronize(self) -> None:
         """Block until queued device work is done; the CPU has nothing to wait for."""
+        return None
 
     def memory_used_bytes(self) -> int | None:
         """Device memory in use now, or ``None`` where the backend has no such notion (the CPU)."""

@@ -75,6 +75,7 @@ class CellResult:
     stages_ms: dict[str, LatencySummary] = field(default_factory=dict)
     cold_start: dict[str, float] = field(default_factory=dict)
     warmup: dict[str, Any] = field(default_factory=dict)
+    resources: dict[str, Any] = field(default_factory=dict)  # peak RSS, device memory, CPU use
     raw: dict[str, Any] = field(default_factory=dict)  # raw samples: latency_ms, stages_ms
     started_at: str | None = None
     duration_s: float | None = None
@@ -104,6 +105,8 @@ class RunResults:
     platform: dict[str, Any]
     git_sha: str | None = None
     command: list[str] = field(default_factory=list)
+    # What was asked for (suite, backends, precisions, options): lets --resume rebuild the same cells.
+    request: dict[str, Any] = field(default_factory=dict)
     finished_at: str | None = None
     cells: list[CellResult] = field(default_factory=list)
     schema_version: str = SCHEMA_VERSION

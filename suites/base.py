@@ -84,6 +84,14 @@ class Workload(ABC):
     def models_for(self, spec: TaskSpec) -> Mapping[str, ModelFiles]:
         """Verified model files by role (e.g. {"det": ..., "rec": ...}); raises ModelError."""
 
+    def model_name(self, spec: TaskSpec, role: str) -> str:
+        """Registry name of the model playing ``role`` (recorded with its hashes)."""
+        return spec.model
+
+    def synthetic_weights(self, spec: TaskSpec) -> bool:
+        """True where the model has made-up weights: speed only, never task accuracy."""
+        return False
+
     @abstractmethod
     def prepare(
         self, spec: TaskSpec, sessions: Mapping[str, InferenceSession]

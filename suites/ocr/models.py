@@ -42,7 +42,9 @@ PPOCRV4_REC = ModelEntry(
         "inference.pdiparams": "a6dbfa63e7ee161688523c954e9e293f77dc24044db81e836ff9c7f103fd191a",
     },
     inputs=(TensorSpec("x", "float32", (-1, 3, 48, -1), "line crops, height 48, scaled to [-1, 1]"),),
-    outputs=(TensorSpec("softmax", "float32", (-1, "T", 6625), "per-step softmax: blank + dictionary + space"),),
+    outputs=(
+        TensorSpec("softmax", "float32", (-1, "T", 6625), "per-step softmax: blank + dictionary + space"),
+    ),
 )
 
 PPOCR_MOBILE_V2_CLS = ModelEntry(

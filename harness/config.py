@@ -1,0 +1,88 @@
+"""Frozen descriptions of what to run. Building them has no side effects (no environment changes)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from portbench.backends.base import Precision
+from portbench.harness.measure import MeasureSettings
+from portbench.suites.base import TaskSpec
+
+Mode = Literal["both", "accuracy", "performance"]
+DEFAULT_CELL_TIMEOUT_S = 1800.0
+
+
+def default_cache_dir() -> Path:
+    """Generated data and built models; ``PORTBENCH_CACHE`` or the XDG cache directory."""
+    if explicit := os.environ.get("PORTBENCH_CACHE"):
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "portbench"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Run-wide settings, recorded in results so ``--resume`` can rebuild the same cells."""
+
+    suite: str
+    backends: tuple[str, ...]
+    precisions: tuple[Precision, ...]
+    mode: Mode = "both"
+    cpu_threads: int = 0
+    device_id: int = 0
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    cell_timeout_s: float = DEFAULT_CELL_TIMEOUT_S
+    # role -> user model directory, e.g. {"det": Path(...)}; replaces the registered model
+    model_dirs: Mapping[str, Path] = field(default_factory=dict)
+    dataset_dir: Path | None = None  # a user dataset replacing the suite's generated one
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "suite": self.suite,
+            "backends": list(self.backends),
+            "precisions": [p.value for p in self.precisions],
+            "mode": self.mode,
+            "cpu_threads": self.cpu_threads,
+            "device_id": self.device_id,
+            "cache_dir": str(self.cache_dir),
+            "cell_timeout_s": self.cell_timeout_s,
+            "model_dirs": {k: str(v) for k, v in self.model_dirs.items()},
+            "dataset_dir": str(self.dataset_dir) if self.dataset_dir else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunOptions:
+        return cls(
+            suite=data["suite"],
+            backends=tuple(data["backends"]),
+            precisions=tuple(Precision(p) for p in data["precisions"]),
+            mode=data.get("mode", "both"),
+            cpu_threads=int(data.get("cpu_threads", 0)),
+            device_id=int(data.get("device_id", 0)),
+            cache_dir=Path(data["cache_dir"]) if data.get("cache_dir") else default_cache_dir(),
+            cell_timeout_s=float(data.get("cell_timeout_s", DEFAULT_CELL_TIMEOUT_S)),
+            model_dirs={k: Path(v) for k, v in (data.get("model_dirs") or {}).items()},
+            dataset_dir=Path(data["dataset_dir"]) if data.get("dataset_dir") else None,
+        )
+
+
+@dataclass(frozen=True)
+class CellPlan:
+    """Everything a worker process needs to run one cell (picklable)."""
+
+    cell_id: str
+    spec: TaskSpec
+    backend: str
+    device_id: int
+    precision: Precision
+    scenario: str
+    measure: MeasureSettings
+    mode: Mode
+    cpu_threads: int
+    cache_dir: Path
+    model_dirs: Mapping[str, Path]
+    log_path: Path | None = None

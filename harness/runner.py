@@ -1,0 +1,250 @@
+"""The runner: expands a suite into cells, runs each in its own worker process, saves after each.
+
+A worker that crashes, is killed or hangs costs only its own cell (recorded as failed with the
+cause); results are rewritten atomically after every cell, so an interrupted run leaves a valid file
+and ``--resume`` finishes only what is missing.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import portbench
+from portbench.backends.base import Availability, Precision
+from portbench.backends.registry import create_backend
+from portbench.harness.config import CellPlan, RunOptions
+from portbench.harness.errors import BackendUnavailableError, PortbenchError
+from portbench.harness.results import CellResult, RunResults, load_results, save_results
+from portbench.harness.worker import new_cell_result, utc_now, worker_main
+from portbench.suites.base import TaskSpec
+from portbench.suites.definitions import Suite, get_suite
+
+LOG_TAIL_LINES = 8
+KILL_GRACE_S = 5.0
+
+
+@dataclass(frozen=True)
+class PlannedCell:
+    """A cell to run, or a skip decided before any worker starts (e.g. an unsupported precision)."""
+
+    plan: CellPlan
+    skip_reason: str | None = None
+
+
+def new_run_id() -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+def git_sha() -> str | None:
+    """The checkout's commit when portbench runs from a git clone (editable installs)."""
+    source = Path(portbench.__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(source), "rev-parse", "HEAD"],
+            capture_output=True, text=True, timeout=5, check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def probe_backends(names: Sequence[str], device_id: int = 0) -> dict[str, Availability]:
+    return {name: create_backend(name, device_id).probe() for name in names}
+
+
+def select_backends(options: RunOptions, explicit: bool) -> tuple[str, ...]:
+    """Backends to run. Asked-for backends must be available (a clear error otherwise);
+    with none asked for, every available backend runs."""
+    availability = probe_backends(options.backends, options.device_id)
+    if explicit:
+        for name, status in availability.items():
+            if not status.available:
+                raise BackendUnavailableError(f"backend {name!r} is not available here: {status.reason}")
+        return options.backends
+    return tuple(name for name, status in availability.items() if status.available)
+
+
+def plan_cells(suite: Suite, options: RunOptions, run_dir: Path) -> list[PlannedCell]:
+    planned: list[PlannedCell] = []
+    for backend_name in options.backends:
+        backend = create_backend(backend_name, options.device_id)
+        support = backend.precisions()
+        for precision in options.precisions:
+            for template in suite.cells:
+                cell_id = template.cell_id(backend_name, precision.value)
+                params = dict(template.params)
+                params.update(
+                    cache_dir=str(options.cache_dir),
+                    dataset_dir=str(options.dataset_dir) if options.dataset_dir else None,
+                    model_dirs={k: str(v) for k, v in options.model_dirs.items()},
+                )
+                plan = CellPlan(
+                    cell_id=cell_id,
+                    spec=TaskSpec(template.workload, template.task, template.model, template.dataset, params),
+                    backend=backend_name,
+                    device_id=options.device_id,
+                    precision=precision,
+                    scenario=template.scenario,
+                    measure=suite.measure,
+                    mode=options.mode,
+                    cpu_threads=options.cpu_threads,
+                    cache_dir=options.cache_dir,
+                    model_dirs=options.model_dirs,
+                    log_path=run_dir / "logs" / (cell_id.replace("/", "__") + ".log"),
+                )
+                how = support.get(precision)
+                skip = None
+                if how is None or not how.supported:
+                    skip = how.how if how else f"{backend_name} does not declare {precision.value}"
+                elif precision is Precision.INT8:
+                    skip = "INT8 needs a quantized model; portbench quantize is not available yet"
+                planned.append(PlannedCell(plan, skip))
+    return planned
+
+
+def _log_tail(path: Path | None) -> str:
+    if path is None or not path.is_file():
+        return ""
+    lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    return " | ".join(lines[-LOG_TAIL_LINES:])
+
+
+def _describe_exit(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "worker did not exit"
+    if exitcode < 0:
+        try:
+            return f"worker killed by signal {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"worker killed by signal {-exitcode}"
+    return f"worker exited with code {exitcode}"
+
+
+@dataclass(frozen=True)
+class CellOutcome:
+    result: CellResult
+    input_error: bool = False  # the failure was the user's input (bad model, bad data)
+
+
+def run_cell_in_worker(plan: CellPlan, timeout_s: float) -> CellOutcome:
+    """Run one cell in a fresh process; never raises for anything the worker does."""
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    environment = dict(create_backend(plan.backend, plan.device_id).worker_environment())
+    process = context.Process(
+        target=worker_main, args=(plan, sender, environment), name=f"portbench-{plan.cell_id}"
+    )
+    process.start()
+    sender.close()
+    try:
+        if receiver.poll(timeout_s):
+            try:
+                message = receiver.recv()
+            except EOFError:
+                message = None
+        else:
+            process.kill()
+            process.join(KILL_GRACE_S)
+            tail = _log_tail(plan.log_path)
+            reason = f"timed out after {timeout_s:g} s" + (f"; last output: {tail}" if tail else "")
+            return CellOutcome(new_cell_result(plan, "failed", reason))
+    finally:
+        receiver.close()
+    process.join(KILL_GRACE_S)
+    if process.is_alive():
+        process.kill()
+        process.join(KILL_GRACE_S)
+    if message is None:
+        tail = _log_tail(plan.log_path)
+        reason = _describe_exit(process.exitcode) + (f"; last output: {tail}" if tail else "")
+        return CellOutcome(new_cell_result(plan, "failed", reason))
+    kind, payload = message
+    if kind == "ok":
+        return CellOutcome(CellResult.from_dict(payload))
+    return CellOutcome(new_cell_result(plan, "failed", str(payload)), input_error=kind == "input-error")
+
+
+CellRunner = Callable[[CellPlan, float], CellOutcome]
+
+
+@dataclass
+class RunSummary:
+    results: RunResults
+    run_dir: Path
+    input_errors: list[str]
+
+    @property
+    def failed(self) -> list[CellResult]:
+        return [c for c in self.results.cells if c.status == "failed"]
+
+
+class Runner:
+    """Runs planned cells, saving results after each; reports progress through callbacks."""
+
+    def __init__(
+        self,
+        results: RunResults,
+        run_dir: Path,
+        options: RunOptions,
+        cell_runner: CellRunner = run_cell_in_worker,
+    ) -> None:
+        self.results = results
+        self.run_dir = run_dir
+        self.options = options
+        self.cell_runner = cell_runner
+        self.input_errors: list[str] = []
+
+    def pending(self, planned: Sequence[PlannedCell]) -> list[PlannedCell]:
+        done = {c.cell_id for c in self.results.cells}
+        return [p for p in planned if p.plan.cell_id not in done]
+
+    def run(self, planned: Sequence[PlannedCell]) -> Iterator[CellResult]:
+        """Run each cell; yields each finished result (already saved)."""
+        save_results(self.results, self.run_dir)
+        for cell in planned:
+            if cell.skip_reason is not None:
+                result = new_cell_result(cell.plan, "skipped", cell.skip_reason)
+            else:
+                outcome = self.cell_runner(cell.plan, self.options.cell_timeout_s)
+                result = outcome.result
+                if outcome.input_error and result.reason:
+                    self.input_errors.append(result.reason)
+            self.results.upsert(result)
+            save_results(self.results, self.run_dir)
+            yield result
+        self.results.finished_at = utc_now()
+        save_results(self.results, self.run_dir)
+
+
+def new_results(options: RunOptions, platform: dict[str, object]) -> RunResults:
+    return RunResults(
+        run_id=new_run_id(),
+        started_at=utc_now(),
+        portbench_version=portbench.__version__,
+        git_sha=git_sha(),
+        suite=options.suite,
+        platform=dict(platform),
+        command=list(sys.argv),
+        request=options.to_dict(),
+    )
+
+
+def resume_results(run_dir: Path) -> tuple[RunResults, RunOptions]:
+    results = load_results(run_dir)
+    if not results.request:
+        raise PortbenchError(f"{run_dir} holds no run request to resume from")
+    results.finished_at = None
+    return results, RunOptions.from_dict(results.request)
+
+
+def suite_for(options: RunOptions) -> Suite:
+    return get_suite(options.suite)

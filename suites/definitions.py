@@ -1,0 +1,77 @@
+"""Suites: named sets of cells. A suite × backends × precisions expands into the run's cells."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from portbench.harness.errors import UnknownNameError
+from portbench.harness.measure import MeasureSettings
+
+
+def frozen(mapping: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(mapping or {}))
+
+
+@dataclass(frozen=True)
+class CellTemplate:
+    """One row of a suite: a task on a model and dataset, before a backend and precision are chosen."""
+
+    workload: str
+    task: str
+    model: str
+    dataset: str
+    scenario: str = "single-stream"
+    label: str = ""  # tells apart cells of one task/model, e.g. an ERNIE shape "medium-s128-b8"
+    params: Mapping[str, Any] = field(default_factory=frozen)
+
+    def cell_id(self, backend: str, precision: str) -> str:
+        model = f"{self.model}@{self.label}" if self.label else self.model
+        return f"{self.workload}/{self.task}/{model}/{backend}/{precision}/{self.scenario}"
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    description: str
+    cells: tuple[CellTemplate, ...]
+    measure: MeasureSettings
+    precisions: tuple[str, ...] = ("fp32",)
+
+
+def _ocr_cells(dataset: str) -> tuple[CellTemplate, ...]:
+    return (
+        CellTemplate("ocr", "det", "ppocrv4-mobile-det", dataset),
+        CellTemplate("ocr", "rec", "ppocrv4-mobile-rec", dataset, params=frozen({"batch_size": 6})),
+        CellTemplate("ocr", "system", "ppocrv4-mobile-system", dataset),
+    )
+
+
+SUITES: dict[str, Suite] = {
+    "smoke": Suite(
+        name="smoke",
+        description="A few generated images through PP-OCRv4: proves the stack runs (under a minute)",
+        cells=_ocr_cells("synth-smoke"),
+        measure=MeasureSettings(
+            warmup_queries=2, min_queries=5, max_queries=50, min_duration_s=0.2, max_duration_s=3.0
+        ),
+    ),
+    "standard": Suite(
+        name="standard",
+        description="Generated clean and degraded OCR set through PP-OCRv4 (a few minutes on 2 cores)",
+        cells=_ocr_cells("synth-standard"),
+        measure=MeasureSettings(
+            warmup_queries=10, min_queries=50, max_queries=1000, min_duration_s=5.0, max_duration_s=20.0
+        ),
+    ),
+}
+
+DEFAULT_SUITE = "standard"
+
+
+def get_suite(name: str) -> Suite:
+    if name not in SUITES:
+        raise UnknownNameError("suite", name, list(SUITES))
+    return SUITES[name]
