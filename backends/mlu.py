@@ -1,0 +1,160 @@
+"""Cambricon MLU through the ``paddle-custom-mlu`` PaddleCustomDevice plugin.
+
+Identity from ``cnmon`` (the table Paddle's MLU install guide shows). Device selection: the id goes
+to ``enable_custom_device("mlu", id)``; MLU_VISIBLE_DEVICES is not set because it renumbers cards
+and would make that id point elsewhere. ``FLAGS_selected_mlus`` only aligns Paddle's bare "mlu".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from portbench.backends import _tools
+from portbench.backends.base import (
+    Availability,
+    Backend,
+    ConfigLike,
+    DeviceInfo,
+    Precision,
+    PrecisionSupport,
+    PredictorOptions,
+)
+
+PLUGIN = "paddle-custom-mlu"
+CNMON = ("cnmon",)
+CNMON_VERSION = re.compile(r"CNMON\s+v(\S+)")
+HEADER_DRIVER = re.compile(r"Driver\s+v(\S+)")
+# "0     /   MLU370-X8    v1.1.6": card, VF, product name, firmware.
+CARD_CELL = re.compile(r"^(\d+)\s+(\S+)\s+(\S+)\s+v(\S+)$")
+ROW_DRIVER = re.compile(r"\bv(\d+(?:\.\d+)+)\b")
+MIB_PAIR = re.compile(r"(\d+)\s*MiB\s*/\s*(\d+)\s*MiB")
+# PaddleX's predictor setting for MLU.
+MLU_ENVIRONMENT = {"FLAGS_use_stride_kernel": "0"}
+
+
+@dataclass(frozen=True)
+class MluCard:
+    card: int
+    name: str
+    firmware: str
+    memory_total_bytes: int | None
+
+
+@dataclass(frozen=True)
+class CnmonInfo:
+    cnmon_version: str | None
+    driver_version: str | None
+    cards: tuple[MluCard, ...]
+
+
+def parse_cnmon(text: str) -> CnmonInfo:
+    """``cnmon``: each card is two rows (card/name/firmware, then fan/temp/power/memory)."""
+    cnmon_version = driver_version = None
+    cards: list[MluCard] = []
+    lines = text.splitlines()
+    for position, line in enumerate(lines):
+        if cnmon_version is None and (version := CNMON_VERSION.search(line)):
+            cnmon_version = version.group(1)
+            if driver := HEADER_DRIVER.search(line):
+                driver_version = driver.group(1)
+            continue
+        if "Processes" in line:
+            break
+        cells = _tools.table_cells(line)
+        card = CARD_CELL.match(cells[0]) if len(cells) >= 3 else None
+        if card is None:
+            continue
+        # Older cnmon prints the driver in the card row ("On  v4.20.11") instead of the header.
+        if driver_version is None and (row_driver := ROW_DRIVER.search(cells[1])):
+            driver_version = row_driver.group(1)
+        detail = _tools.table_cells(lines[position + 1]) if position + 1 < len(lines) else []
+        memory = MIB_PAIR.search(detail[1]) if len(detail) >= 2 else None
+        cards.append(
+            MluCard(
+                card=int(card.group(1)),
+                name=card.group(3),
+                firmware=card.group(4),
+                memory_total_bytes=int(memory.group(2)) * _tools.MIB if memory else None,
+            )
+        )
+    return CnmonInfo(cnmon_version, driver_version, tuple(cards))
+
+
+class CambriconMluBackend(Backend):
+    name = "mlu"
+    device_type = "mlu"
+    description = "Cambricon MLU through the paddle-custom-mlu plugin"
+
+    def _read_cnmon(self) -> tuple[CnmonInfo | None, str]:
+        output = _tools.run_tool(CNMON)
+        if output.text is None:
+            return None, output.problem
+        return parse_cnmon(output.text), ""
+
+    def probe(self) -> Availability:
+        paddle, problem = _tools.import_paddle()
+        if paddle is None:
+            return Availability.no(problem)
+        problem = _tools.custom_device_probe(paddle, "mlu", PLUGIN, "mlu")
+        if problem:
+            return Availability.no(problem)
+        info, problem = self._read_cnmon()
+        if info is None:
+            return Availability.no(
+                f"Cambricon driver tool unusable ({problem}); install the Cambricon driver, or mount "
+                "/usr/bin/cnmon into the container"
+            )
+        count = _tools.guarded(lambda: int(paddle.device.device_count("mlu")), len(info.cards))
+        if count <= self.device_id:
+            return Availability.no(f"mlu:{self.device_id} requested but Paddle sees {count} MLU(s)")
+        card = info.cards[self.device_id] if self.device_id < len(info.cards) else None
+        return Availability.yes(f"{card.name if card else 'MLU'}, {count} MLU(s) visible")
+
+    def device_info(self) -> DeviceInfo:
+        info, _ = self._read_cnmon()
+        cards = info.cards if info else ()
+        card = cards[self.device_id] if self.device_id < len(cards) else None
+        extra = {"plugin": f"{PLUGIN} {_tools.distribution_version(PLUGIN) or 'unknown'}"}
+        if card is not None:
+            extra["firmware"] = card.firmware
+        if info is not None and info.cnmon_version:
+            extra["cnmon"] = info.cnmon_version
+        return DeviceInfo(
+            backend=self.name,
+            device=self.device,
+            name=f"Cambricon {card.name}" if card else "Cambricon MLU",
+            vendor="Cambricon",
+            driver_version=info.driver_version if info else None,
+            memory_total_bytes=card.memory_total_bytes if card else None,
+            extra=extra,
+        )
+
+    def precisions(self) -> Mapping[Precision, PrecisionSupport]:
+        return {
+            Precision.FP32: PrecisionSupport.via("paddle-custom-mlu FP32 kernels"),
+            Precision.FP16: PrecisionSupport.via(
+                "enable_custom_device precision=Half (conv registers float16)"
+            ),
+            Precision.BF16: PrecisionSupport.unsupported(
+                "paddle-custom-mlu conv kernels register float and float16 only (no bfloat16)"
+            ),
+            Precision.INT8: PrecisionSupport.unsupported("paddle-custom-mlu has no INT8 inference kernels"),
+        }
+
+    def configure(self, config: ConfigLike, options: PredictorOptions) -> None:
+        config.enable_custom_device(
+            "mlu", options.device_id, _tools.precision_type(options.precision.value)
+        )
+        config.switch_ir_optim(options.ir_optim)
+        config.enable_memory_optim()
+
+    def worker_environment(self) -> Mapping[str, str]:
+        return {"FLAGS_selected_mlus": str(self.device_id), **MLU_ENVIRONMENT}
+
+    def synchronize(self) -> None:
+        _tools.paddle_synchronize(self.device)
+
+    def memory_used_bytes(self) -> int | None:
+        return _tools.paddle_memory_reserved(self.device)
