@@ -1,0 +1,163 @@
+"""The run summary as Markdown (``summary.md``): readable by someone who compares platforms, not code.
+
+Content and number formatting come from :mod:`portbench.reports.tables`; this module only lays them out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from portbench.harness.results import RunResults
+from portbench.reports.tables import (
+    SYNTHETIC_LABEL,
+    WITHHELD,
+    WITHHELD_NOTE,
+    CellRow,
+    metric_columns,
+    model_file_rows,
+    platform_lines,
+    rows_by_workload,
+    run_header_lines,
+    status_counts,
+    subset_columns,
+    subset_rows,
+    unfinished_cells,
+)
+
+CELL_COLUMNS = ("Task", "Model", "Backend", "Device", "Precision", "Status")
+LATENCY_COLUMNS = ("p50 ms", "p90 ms", "p99 ms", "samples/s")
+
+
+def escape_inline(text: str) -> str:
+    """One line, with ``<`` escaped so an error message such as ``<Tensor>`` is not taken for HTML."""
+    return " ".join(text.split()).replace("<", "&lt;")
+
+
+def escape_cell(text: str) -> str:
+    """Make ``text`` safe inside a Markdown table cell (a pipe would start a new column)."""
+    return escape_inline(text).replace("|", "\\|")
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]], align_right_from: int) -> list[str]:
+    """A GitHub-flavoured Markdown table; columns from ``align_right_from`` on hold numbers."""
+    separators = ["---" if index < align_right_from else "---:" for index in range(len(header))]
+    lines = [
+        "| " + " | ".join(escape_cell(name) for name in header) + " |",
+        "| " + " | ".join(separators) + " |",
+    ]
+    lines += ["| " + " | ".join(escape_cell(value) for value in row) + " |" for row in rows]
+    return lines
+
+
+def metric_header(name: str) -> str:
+    # The OCR metric "precision" must not be mistaken for the numeric precision column.
+    if name.lower() in (column.lower() for column in CELL_COLUMNS):
+        return f"{name} (metric)"
+    return name
+
+
+def key_value_table(pairs: Sequence[tuple[str, str]]) -> list[str]:
+    return markdown_table(("", ""), [(f"**{label}**", value) for label, value in pairs], align_right_from=2)
+
+
+def workload_section(workload: str, rows: Sequence[CellRow], results: RunResults) -> list[str]:
+    metrics = metric_columns(rows)
+    header = [*CELL_COLUMNS, *(metric_header(name) for name in metrics), *LATENCY_COLUMNS]
+    body = [
+        [
+            row.task,
+            row.model_label,
+            row.backend,
+            row.device,
+            row.precision,
+            row.status_label,
+            *(row.metrics.get(name, "") for name in metrics),
+            row.p50_ms,
+            row.p90_ms,
+            row.p99_ms,
+            row.samples_per_s,
+        ]
+        for row in rows
+    ]
+    lines = [
+        f"## Workload: {workload}",
+        "",
+        *markdown_table(header, body, align_right_from=len(CELL_COLUMNS)),
+    ]
+    if any(row.percentiles_withheld for row in rows):
+        lines += ["", f"{WITHHELD} in a latency column: {WITHHELD_NOTE}."]
+
+    subsets = subset_rows(cell for cell in results.cells if cell.workload == workload)
+    if subsets:
+        columns = subset_columns(subsets)
+        subset_body = [
+            [
+                row.task,
+                row.model,
+                row.backend,
+                row.precision,
+                row.metric,
+                *(row.values.get(c, "") for c in columns),
+            ]
+            for row in subsets
+        ]
+        lines += [
+            "",
+            f"### {workload}: accuracy by subset",
+            "",
+            *markdown_table(("Task", "Model", "Backend", "Precision", "Metric", *columns), subset_body, 5),
+        ]
+    return lines
+
+
+def models_section(results: RunResults) -> list[str]:
+    files = model_file_rows(results)
+    if not files:
+        return []
+    body = [
+        [
+            row.model,
+            row.role,
+            row.file,
+            f"`{row.sha256_prefix}`",
+            SYNTHETIC_LABEL.strip("()") if row.synthetic_weights else "real",
+            f"`{row.path}`",
+        ]
+        for row in files
+    ]
+    header = ("Model", "Role", "File", "sha256 (first 12)", "Weights", "Source")
+    return ["## Models", "", *markdown_table(header, body, align_right_from=len(header))]
+
+
+def unfinished_section(results: RunResults) -> list[str]:
+    rows = unfinished_cells(results)
+    if not rows:
+        return []
+    lines = ["## Failed and skipped cells", ""]
+    lines += [
+        f"- **{row.status}** `{row.cell_id}`: {escape_inline(row.reason) or 'no reason recorded'}"
+        for row in rows
+    ]
+    return lines
+
+
+def render_markdown(results: RunResults) -> str:
+    """The whole run summary as Markdown text."""
+    counts = status_counts(results)
+    lines = [
+        f"# portbench results: {results.suite} suite",
+        "",
+        *key_value_table(run_header_lines(results)),
+        "",
+        f"Cells: {counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped.",
+        "",
+        "## Platform",
+        "",
+        *key_value_table(platform_lines(results.platform)),
+    ]
+    for workload, rows in rows_by_workload(results).items():
+        lines += ["", *workload_section(workload, rows, results)]
+    for section in (models_section(results), unfinished_section(results)):
+        if section:
+            lines += ["", *section]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,287 @@
+"""Turn run results into display rows: the one place where report numbers are chosen and formatted.
+
+Both renderers (Markdown and the terminal table) lay out these rows; neither formats a number itself,
+so the summary file and the console always agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from portbench.harness.results import CellResult, CellStatus, LatencySummary, RunResults
+
+WITHHELD = "—"
+WITHHELD_NOTE = "too few samples to support this percentile"
+SYNTHETIC_LABEL = "(synthetic weights: speed only)"
+SHA256_PREFIX_LENGTH = 12
+
+# Headline metrics first, in the order readers compare them; anything else follows alphabetically.
+PREFERRED_METRIC_ORDER = (
+    "precision",
+    "recall",
+    "hmean",
+    "char_accuracy",
+    "line_accuracy",
+    "e2e_precision",
+    "e2e_recall",
+    "e2e_hmean",
+    "accuracy",
+    "macro_f1",
+)
+PREFERRED_SUBSET_ORDER = ("clean", "degraded")
+
+
+def ordered(names: Iterable[str], preferred: Sequence[str]) -> list[str]:
+    """Distinct ``names``: those in ``preferred`` first (in that order), the rest alphabetically."""
+    distinct = set(names)
+    rank = {name: index for index, name in enumerate(preferred)}
+    return sorted(distinct, key=lambda name: (rank.get(name, len(rank)), name))
+
+
+def format_metric(value: float) -> str:
+    """Scores in [0, 1] get 4 decimals (differences of 0.0001 matter in parity checks)."""
+    return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
+
+
+def format_ms(value: float | None) -> str:
+    return WITHHELD if value is None else f"{value:.2f}"
+
+
+def format_rate(value: float) -> str:
+    return f"{value:.1f}" if value >= 100 else f"{value:.2f}"
+
+
+def format_bytes(value: int | None) -> str:
+    if value is None:
+        return ""
+    return f"{value / 2**30:.1f} GiB"
+
+
+def format_timestamp(text: str | None) -> str:
+    """ISO 8601 as ``YYYY-MM-DD HH:MM:SS +HH:MM``; text that is not ISO 8601 is shown as written."""
+    if not text:
+        return ""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    return moment.strftime("%Y-%m-%d %H:%M:%S %z").strip()
+
+
+def one_line(text: str | None) -> str:
+    return " ".join((text or "").split())
+
+
+@dataclass(frozen=True)
+class CellRow:
+    """One cell, every value already formatted for display."""
+
+    cell_id: str
+    workload: str
+    task: str
+    model: str
+    synthetic_weights: bool
+    backend: str
+    device: str
+    precision: str
+    status: CellStatus
+    reason: str
+    metrics: Mapping[str, str]  # metric name -> formatted value
+    p50_ms: str
+    p90_ms: str
+    p99_ms: str
+    samples_per_s: str
+    percentiles_withheld: bool
+
+    @property
+    def model_label(self) -> str:
+        return f"{self.model} {SYNTHETIC_LABEL}" if self.synthetic_weights else self.model
+
+    @property
+    def status_label(self) -> str:
+        return f"{self.status}: {self.reason}" if self.reason and self.status != "passed" else self.status
+
+
+@dataclass(frozen=True)
+class SubsetRow:
+    """One metric of one cell, split by dataset subset (e.g. clean vs degraded)."""
+
+    task: str
+    model: str
+    backend: str
+    precision: str
+    metric: str
+    values: Mapping[str, str]  # subset name -> formatted value
+
+
+@dataclass(frozen=True)
+class ModelFileRow:
+    """One model file with its digest: evidence of exactly which weights ran."""
+
+    model: str
+    role: str
+    file: str
+    sha256_prefix: str
+    synthetic_weights: bool
+    path: str
+
+
+def _latency_columns(latency: LatencySummary | None) -> tuple[str, str, str, bool]:
+    if latency is None:
+        return "", "", "", False
+    withheld = latency.p90 is None or latency.p99 is None
+    return format_ms(latency.p50), format_ms(latency.p90), format_ms(latency.p99), withheld
+
+
+def cell_row(cell: CellResult) -> CellRow:
+    p50, p90, p99, withheld = _latency_columns(cell.latency_ms)
+    return CellRow(
+        cell_id=cell.cell_id,
+        workload=cell.workload,
+        task=cell.task,
+        model=cell.model,
+        synthetic_weights=any(record.synthetic_weights for record in cell.models),
+        backend=cell.backend,
+        device=cell.device or "",
+        precision=cell.precision,
+        status=cell.status,
+        reason=one_line(cell.reason),
+        metrics={
+            name: format_metric(cell.metrics[name]) for name in ordered(cell.metrics, PREFERRED_METRIC_ORDER)
+        },
+        p50_ms=p50,
+        p90_ms=p90,
+        p99_ms=p99,
+        samples_per_s=format_rate(cell.throughput.samples_per_s) if cell.throughput else "",
+        percentiles_withheld=withheld,
+    )
+
+
+def rows_by_workload(results: RunResults) -> dict[str, list[CellRow]]:
+    """Cell rows grouped by workload, workloads and cells in the order the run produced them."""
+    grouped: dict[str, list[CellRow]] = {}
+    for cell in results.cells:
+        grouped.setdefault(cell.workload, []).append(cell_row(cell))
+    return grouped
+
+
+def metric_columns(rows: Iterable[CellRow]) -> list[str]:
+    return ordered((name for row in rows for name in row.metrics), PREFERRED_METRIC_ORDER)
+
+
+def subset_rows(cells: Iterable[CellResult]) -> list[SubsetRow]:
+    """``metrics_by_subset`` (metric -> subset -> value) as one row per cell and metric."""
+    rows = []
+    for cell in cells:
+        for metric in ordered(cell.metrics_by_subset, PREFERRED_METRIC_ORDER):
+            by_subset = cell.metrics_by_subset[metric]
+            rows.append(
+                SubsetRow(
+                    task=cell.task,
+                    model=cell.model,
+                    backend=cell.backend,
+                    precision=cell.precision,
+                    metric=metric,
+                    values={
+                        subset: format_metric(by_subset[subset])
+                        for subset in ordered(by_subset, PREFERRED_SUBSET_ORDER)
+                    },
+                )
+            )
+    return rows
+
+
+def subset_columns(rows: Iterable[SubsetRow]) -> list[str]:
+    return ordered((subset for row in rows for subset in row.values), PREFERRED_SUBSET_ORDER)
+
+
+def model_file_rows(results: RunResults) -> list[ModelFileRow]:
+    """Every distinct model file any cell loaded, in first-use order."""
+    seen: dict[tuple[str, str, str, str], ModelFileRow] = {}
+    for cell in results.cells:
+        for record in cell.models:
+            for file_name, digest in sorted(record.sha256.items()):
+                key = (record.name, record.path, file_name, digest)
+                if key not in seen:
+                    seen[key] = ModelFileRow(
+                        model=record.name,
+                        role=record.role,
+                        file=file_name,
+                        sha256_prefix=digest[:SHA256_PREFIX_LENGTH],
+                        synthetic_weights=record.synthetic_weights,
+                        path=record.path,
+                    )
+    return list(seen.values())
+
+
+def unfinished_cells(results: RunResults) -> list[CellRow]:
+    return [cell_row(cell) for cell in results.cells if cell.status != "passed"]
+
+
+def status_counts(results: RunResults) -> dict[str, int]:
+    counts = {"passed": 0, "failed": 0, "skipped": 0}
+    for cell in results.cells:
+        counts[cell.status] = counts.get(cell.status, 0) + 1
+    return counts
+
+
+def _section(platform: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = platform.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
+def _join(*parts: object, separator: str = ", ") -> str:
+    return separator.join(str(part) for part in parts if part)
+
+
+def platform_lines(platform: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(label, value) pairs describing the machine; labels without a known value are left out."""
+    cpu = _section(platform, "cpu")
+    os_release = _section(platform, "os")
+    python = _section(platform, "python")
+    paddle = _section(platform, "paddle")
+
+    cpu_details = _join(
+        cpu.get("vendor"), cpu.get("family") and f"family {cpu['family']}", cpu.get("architecture")
+    )
+    cpu_text = _join(cpu.get("model_name"), cpu_details and f"({cpu_details})", separator=" ")
+    cores = _join(
+        cpu.get("cores_physical") and f"{cpu['cores_physical']} physical",
+        cpu.get("cores_logical") and f"{cpu['cores_logical']} logical",
+        separator=" / ",
+    )
+    os_text = os_release.get("pretty_name") or _join(
+        os_release.get("name"), os_release.get("version_id"), separator=" "
+    )
+    paddle_text = _join(
+        paddle.get("version"), paddle.get("commit") and f"(commit {paddle['commit']})", separator=" "
+    )
+    memory = platform.get("memory_total_bytes")
+    lines = [
+        ("CPU", cpu_text),
+        ("Cores", cores),
+        ("Memory", format_bytes(memory) if isinstance(memory, int) else ""),
+        ("OS", os_text),
+        ("Kernel", str(platform.get("kernel") or "")),
+        ("Python", _join(python.get("version"), python.get("implementation"), separator=" ")),
+        ("Paddle", paddle_text),
+    ]
+    return [(label, value) for label, value in lines if value]
+
+
+def run_header_lines(results: RunResults) -> list[tuple[str, str]]:
+    """(label, value) pairs identifying the run itself."""
+    version = _join(
+        results.portbench_version, results.git_sha and f"(git {results.git_sha[:12]})", separator=" "
+    )
+    lines = [
+        ("Run", results.run_id),
+        ("Suite", results.suite),
+        ("Started", format_timestamp(results.started_at)),
+        ("Finished", format_timestamp(results.finished_at)),
+        ("portbench", version),
+    ]
+    return [(label, value) for label, value in lines if value]
