@@ -20,14 +20,17 @@ SHA256_PREFIX_LENGTH = 12
 
 # Headline metrics first, in the order readers compare them; anything else follows alphabetically.
 PREFERRED_METRIC_ORDER = (
-    "precision",
-    "recall",
-    "hmean",
-    "char_accuracy",
-    "line_accuracy",
+    # OCR (suites/ocr/metrics.py)
+    "det_precision",
+    "det_recall",
+    "det_hmean",
+    "rec_char_accuracy",
+    "rec_line_accuracy",
+    "e2e_hmean",
     "e2e_precision",
     "e2e_recall",
-    "e2e_hmean",
+    "e2e_char_accuracy",
+    # text classification (ERNIE)
     "accuracy",
     "macro_f1",
 )

@@ -68,8 +68,8 @@ def ocr_det_cell() -> CellResult:
                 sha256={"inference.pdmodel": DET_SHA, "inference.pdiparams": DET_PARAMS_SHA},
             )
         ],
-        metrics={"hmean": 0.84736, "recall": 0.8, "precision": 0.9, "boxes_per_image": 12.345},
-        metrics_by_subset={"hmean": {"degraded": 0.75, "clean": 0.95}},
+        metrics={"det_hmean": 0.84736, "det_recall": 0.8, "det_precision": 0.9, "boxes_per_image": 12.345},
+        metrics_by_subset={"det_hmean": {"degraded": 0.75, "clean": 0.95}},
         latency_ms=LatencySummary(
             n=500, mean=12.5, min=10.0, max=30.0, stdev=1.1, p50=12.3456, p90=14.004, p99=25.555
         ),
@@ -89,7 +89,7 @@ def ocr_det_few_samples_cell() -> CellResult:
         dataset="synth-ocr-v1-eval-1a2b3c",
         status="passed",
         device="cpu",
-        metrics={"hmean": 0.8},
+        metrics={"det_hmean": 0.8},
         latency_ms=LatencySummary(n=4, mean=9.0, min=8.0, max=10.0, stdev=0.9, p50=8.994, p90=None, p99=None),
         throughput=Throughput(samples_per_s=111.04, queries_per_s=111.04),
     )
@@ -219,9 +219,9 @@ def test_preferred_order_first_then_alphabetical() -> None:
 def test_cell_row_formats_and_orders_metrics() -> None:
     row = cell_row(ocr_det_cell())
     assert list(row.metrics.items()) == [
-        ("precision", "0.9000"),
-        ("recall", "0.8000"),
-        ("hmean", "0.8474"),
+        ("det_precision", "0.9000"),
+        ("det_recall", "0.8000"),
+        ("det_hmean", "0.8474"),
         ("boxes_per_image", "12.3"),
     ]
     assert (row.p50_ms, row.p90_ms, row.p99_ms, row.samples_per_s) == ("12.35", "14.00", "25.55", "80.99")
@@ -279,9 +279,9 @@ def test_markdown_workload_table_columns_and_numbers(results: RunResults) -> Non
         "Device",
         "Precision",
         "Status",
-        "precision (metric)",
-        "recall",
-        "hmean",
+        "det_precision",
+        "det_recall",
+        "det_hmean",
         "boxes_per_image",
         "p50 ms",
         "p90 ms",
@@ -305,7 +305,7 @@ def test_markdown_workload_table_columns_and_numbers(results: RunResults) -> Non
         "25.55",
         "80.99",
     ]
-    # the INT8 cell reports only hmean and has too few samples for p90 / p99
+    # the INT8 cell reports only det_hmean and has too few samples for p90 / p99
     assert det_rows[1][4:] == ["int8", "passed", "", "", "0.8000", "", "8.99", "—", "—", "111.0"]
     assert det_rows[2][5] == "skipped: no Ascend NPU: paddle-custom-npu \\| not installed"
     assert det_rows[2][6:] == [""] * 8
@@ -320,8 +320,8 @@ def test_markdown_without_withheld_percentiles_has_no_footnote(results: RunResul
 def test_markdown_subsets_synthetic_models_and_failures(results: RunResults) -> None:
     text = render_markdown(results)
     assert "### ocr: accuracy by subset" in text
-    subset_rows = [row for row in table_rows(text, "det") if row[4] == "hmean"]
-    assert subset_rows == [["det", "ppocrv4-mobile-det", "cpu", "fp32", "hmean", "0.9500", "0.7500"]]
+    subset_rows = [row for row in table_rows(text, "det") if row[4] == "det_hmean"]
+    assert subset_rows == [["det", "ppocrv4-mobile-det", "cpu", "fp32", "det_hmean", "0.9500", "0.7500"]]
     subset_header = [row for row in table_rows(text, "Task") if "Metric" in row]
     assert subset_header == [["Task", "Model", "Backend", "Precision", "Metric", "clean", "degraded"]]
 
@@ -348,6 +348,12 @@ def test_markdown_of_an_empty_run_is_still_a_document(results: RunResults) -> No
     assert "Cells: 0 passed, 0 failed, 0 skipped." in text
     assert "## Workload" not in text
     assert "## Models" not in text
+
+
+def test_metric_named_like_a_column_is_told_apart(results: RunResults) -> None:
+    results.cells[0].metrics = {"precision": 0.5}
+    header = markdown_table_header(render_markdown(results), "Task")
+    assert header[5:8] == ["Status", "det_hmean", "precision (metric)"]
 
 
 def test_escape_cell_keeps_one_line_and_escapes_pipes() -> None:
@@ -381,7 +387,7 @@ def test_terminal_table_contains_the_cells(results: RunResults) -> None:
     text = console.export_text()
     lines = text.splitlines()
     fp32_line = next(line for line in lines if "fp32" in line and "ppocrv4-mobile-det" in line)
-    for expected in ("ocr", "det", "passed", "precision 0.9000", "12.35", "14.00", "25.55", "80.99"):
+    for expected in ("ocr", "det", "passed", "det_precision 0.9000", "12.35", "14.00", "25.55", "80.99"):
         assert expected in fp32_line
     int8_line = next(line for line in lines if "int8" in line and "ocr" in line)
     assert int8_line.count("—") == 2
