@@ -1,0 +1,376 @@
+"""Accelerator backends: vendor-tool parsing on recorded outputs, capability tables, and the exact
+Paddle Inference Config calls (recorded on a fake Config). Hardware tests skip where probe says no.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from paddle.inference import PrecisionType
+
+from portbench.backends import registry
+from portbench.backends.base import ModelFiles, Precision, PredictorOptions
+from portbench.backends.cuda import (
+    CudaBackend,
+    NvidiaGpu,
+    TensorRTBackend,
+    parse_nvidia_smi_csv,
+    select_gpu,
+)
+from portbench.backends.dcu import HygonDcuBackend, parse_dcu_smi
+from portbench.backends.mlu import CambriconMluBackend, parse_cnmon
+from portbench.backends.npu import AscendNpuBackend, parse_npu_smi_info
+from portbench.backends.xpu import KunlunXpuBackend, parse_xpu_smi
+from portbench.harness.errors import PortbenchError
+
+FIXTURES = Path(__file__).parent / "fixtures" / "devices"
+MIB = 1 << 20
+ACCELERATORS = ("cuda", "tensorrt", "npu", "mlu", "xpu", "dcu")
+
+
+def fixture(name: str) -> str:
+    return (FIXTURES / name).read_text()
+
+
+class RecordingConfig:
+    """Stands in for paddle.inference.Config: every method call is recorded as (name, args, kwargs)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        def record(*args: Any, **kwargs: Any) -> None:
+            self.calls.append((name, args, kwargs))
+
+        return record
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _, _ in self.calls]
+
+
+def configured(backend: Any, **options: Any) -> RecordingConfig:
+    config = RecordingConfig()
+    backend.configure(config, PredictorOptions(**options))
+    return config
+
+
+# -- nvidia-smi ----------------------------------------------------------------------------------
+
+
+def test_nvidia_smi_csv_a100() -> None:
+    (gpu,) = parse_nvidia_smi_csv(fixture("nvidia_smi_a100.csv"))
+    assert gpu == NvidiaGpu(None, "NVIDIA A100-SXM4-40GB", "575.57.08", 40960 * MIB, (8, 0))
+
+
+def test_nvidia_smi_csv_columns_in_any_order_select_by_index() -> None:
+    gpus = parse_nvidia_smi_csv(fixture("nvidia_smi_two_gpus.csv"))
+    assert [(g.index, g.name, g.compute_capability) for g in gpus] == [
+        (0, "NVIDIA TITAN V", (7, 0)),
+        (1, "NVIDIA RTX 5880 Ada Generation", (8, 9)),
+    ]
+    assert gpus[0].memory_total_bytes is None  # not queried in this recording
+    selected = select_gpu(gpus, 1)
+    assert selected is not None and selected.name == "NVIDIA RTX 5880 Ada Generation"
+    assert select_gpu(gpus, 2) is None
+
+
+def test_nvidia_smi_csv_unavailable_memory() -> None:
+    (gpu,) = parse_nvidia_smi_csv(fixture("nvidia_smi_gb10.csv"))
+    assert (gpu.name, gpu.memory_total_bytes, gpu.compute_capability) == ("NVIDIA GB10", None, None)
+
+
+def test_cuda_precisions_follow_compute_capability() -> None:
+    a100 = parse_nvidia_smi_csv(fixture("nvidia_smi_a100.csv"))[0]
+    p100 = parse_nvidia_smi_csv(fixture("nvidia_smi_p100.csv"))[0]
+    on_a100 = CudaBackend(gpu=a100).precisions()
+    on_p100 = CudaBackend(gpu=p100).precisions()
+    assert on_a100[Precision.BF16].supported and on_a100[Precision.FP16].supported
+    assert not on_p100[Precision.BF16].supported
+    assert "6.0" in on_p100[Precision.BF16].how and "8.0" in on_p100[Precision.BF16].how
+    assert on_p100[Precision.FP16].supported  # sm_60 >= sm_53
+    assert not on_a100[Precision.INT8].supported and "tensorrt" in on_a100[Precision.INT8].how
+    trt = TensorRTBackend(gpu=p100).precisions()
+    assert trt[Precision.INT8].supported is False  # TensorRT INT8 needs sm_61
+    assert TensorRTBackend(gpu=a100).precisions()[Precision.INT8].supported
+    assert not trt[Precision.BF16].supported
+
+
+# -- vendor tables -------------------------------------------------------------------------------
+
+
+def test_npu_smi_info_910b() -> None:
+    info = parse_npu_smi_info(fixture("npu_smi_info_910b2c.txt"))
+    assert (info.tool_version, info.driver_version) == ("23.0.3", "23.0.3")
+    assert [(c.npu_id, c.name, c.health, c.bus_id) for c in info.chips] == [
+        (0, "910B2C", "OK", "0000:5A:00.0"),
+        (1, "910B2C", "OK", "0000:29:00.0"),
+    ]
+    assert {c.memory_total_bytes for c in info.chips} == {65536 * MIB}
+
+
+def test_npu_smi_info_two_chips_per_npu() -> None:
+    info = parse_npu_smi_info(fixture("npu_smi_info_ascend910_two_chips.txt"))
+    assert info.driver_version == "26.0.rc2"
+    assert [(c.npu_id, c.chip, c.bus_id) for c in info.chips] == [
+        (0, "0     0", "0000:9D:00.0"),
+        (0, "1     1", "0000:9F:00.0"),
+    ]
+
+
+def test_cnmon_both_layouts() -> None:
+    new = parse_cnmon(fixture("cnmon_mlu370_x8.txt"))
+    assert (new.cnmon_version, new.driver_version) == ("5.10.13", "5.10.13")
+    assert [(c.card, c.name, c.firmware, c.memory_total_bytes) for c in new.cards] == [
+        (0, "MLU370-X8", "1.1.6", 23374 * MIB),
+        (1, "MLU370-X8", "1.1.6", 23374 * MIB),
+    ]
+    old = parse_cnmon(fixture("cnmon_mlu370_x4_v4.txt"))
+    assert (old.cnmon_version, old.driver_version) == ("4.20.11", "4.20.11")
+    assert [(c.name, c.memory_total_bytes) for c in old.cards] == [("MLU370-X4", 23308 * MIB)] * 2
+
+
+def test_xpu_smi_reads_devices_table_only() -> None:
+    info = parse_xpu_smi(fixture("xpu_smi_r300.txt"))
+    assert (info.runtime_version, info.driver_version) == ("4.31", "4.0")
+    assert [(c.dev_id, c.model, c.pci_address, c.memory_total_bytes) for c in info.cards] == [
+        (0, "R300", "0000:53:00.0", 32768 * MIB),
+        (1, "R300", "0000:56:00.0", 32768 * MIB),
+    ]
+
+
+def test_rocm_smi_dcu_ids() -> None:
+    assert parse_dcu_smi(fixture("rocm_smi_dcu.txt")).device_ids == (0, 1, 2, 3)
+    assert parse_dcu_smi("").device_ids == ()
+
+
+# -- Config calls ----------------------------------------------------------------------------------
+
+
+def test_cuda_configure_fp32_and_fp16() -> None:
+    fp32 = configured(CudaBackend(device_id=1), device_id=1)
+    assert fp32.calls == [
+        ("enable_use_gpu", (256, 1, PrecisionType.Float32), {}),
+        ("switch_ir_optim", (True,), {}),
+        ("enable_memory_optim", (), {}),
+    ]
+    fp16 = configured(CudaBackend(), precision=Precision.FP16)
+    assert fp16.calls[0] == ("enable_use_gpu", (256, 0, PrecisionType.Half), {})
+    assert fp16.calls[1] == ("exp_disable_mixed_precision_ops", ({"feed", "fetch"},), {})
+    bf16 = configured(CudaBackend(), precision=Precision.BF16)
+    assert bf16.calls[0][1][2] == PrecisionType.Bfloat16
+
+
+def test_tensorrt_configure_int8_with_shapes_and_cache(tmp_path: Path) -> None:
+    config = configured(
+        TensorRTBackend(),
+        precision=Precision.INT8,
+        ir_optim=False,
+        dynamic_shapes={"x": ((1, 3, 48, 32), (8, 3, 48, 320), (16, 3, 48, 1280))},
+        cache_dir=tmp_path,
+    )
+    assert config.names == [
+        "enable_use_gpu",
+        "switch_ir_optim",
+        "enable_memory_optim",
+        "enable_tensorrt_engine",
+        "set_trt_dynamic_shape_info",
+        "set_optim_cache_dir",
+    ]
+    assert config.calls[0][1] == (256, 0, PrecisionType.Float32)
+    assert config.calls[1][1] == (True,)  # forced: TensorRT subgraphs come from an IR pass
+    assert config.calls[3][2] == {
+        "workspace_size": 1 << 30,
+        "max_batch_size": 1,
+        "min_subgraph_size": 3,
+        "precision_mode": PrecisionType.Int8,
+        "use_static": True,
+        "use_calib_mode": False,
+    }
+    assert config.calls[4][1] == (
+        {"x": [1, 3, 48, 32]},
+        {"x": [16, 3, 48, 1280]},
+        {"x": [8, 3, 48, 320]},
+    )
+    assert config.calls[5][1] == (str(tmp_path),)
+
+
+def test_tensorrt_without_cache_or_shapes() -> None:
+    config = configured(TensorRTBackend(), precision=Precision.FP16)
+    assert config.names[-1] == "enable_tensorrt_engine"
+    assert config.calls[-1][2]["use_static"] is False
+    assert config.calls[-1][2]["precision_mode"] == PrecisionType.Half
+
+
+def test_tensorrt_refuses_pir_models(tmp_path: Path) -> None:
+    model = ModelFiles(tmp_path / "inference.json", tmp_path / "inference.pdiparams")
+    with pytest.raises(PortbenchError, match=r"paddle\.tensorrt\.convert"):
+        TensorRTBackend().create_session(model, PredictorOptions())
+
+
+@pytest.mark.parametrize(
+    ("backend_class", "device_type"), [(AscendNpuBackend, "npu"), (CambriconMluBackend, "mlu")]
+)
+@pytest.mark.parametrize(
+    ("precision", "precision_type"),
+    [(Precision.FP32, PrecisionType.Float32), (Precision.FP16, PrecisionType.Half)],
+)
+def test_custom_device_configure(
+    backend_class: Any, device_type: str, precision: Precision, precision_type: Any
+) -> None:
+    config = configured(backend_class(device_id=3), device_id=3, precision=precision)
+    assert config.calls == [
+        ("enable_custom_device", (device_type, 3, precision_type), {}),
+        ("switch_ir_optim", (True,), {}),
+        ("enable_memory_optim", (), {}),
+    ]
+
+
+def test_xpu_configure_fp32_and_int8() -> None:
+    fp32 = configured(KunlunXpuBackend(device_id=2), device_id=2)
+    assert fp32.calls == [
+        ("enable_xpu", (), {}),
+        ("set_xpu_device_id", (2,), {}),
+        ("switch_ir_optim", (True,), {}),
+        ("delete_pass", ("conv2d_bn_xpu_fuse_pass",), {}),
+        ("delete_pass", ("transfer_layout_pass",), {}),
+    ]
+    int8 = configured(KunlunXpuBackend(device_id=2), device_id=2, precision=Precision.INT8)
+    assert int8.names[:3] == ["enable_xpu", "set_xpu_device_id", "set_xpu_config"]
+    xpu_config = int8.calls[2][1][0]
+    assert (xpu_config.device_id, xpu_config.quant_post_dynamic_weight_precision) == (2, 0)
+
+
+def test_dcu_configure_fp16() -> None:
+    config = configured(HygonDcuBackend(), precision=Precision.FP16)
+    assert config.calls == [
+        ("enable_use_gpu", (256, 0, PrecisionType.Half), {}),
+        ("exp_disable_mixed_precision_ops", ({"feed", "fetch"},), {}),
+        ("switch_ir_optim", (True,), {}),
+        ("enable_memory_optim", (), {}),
+        ("delete_pass", ("conv2d_add_act_fuse_pass",), {}),
+        ("delete_pass", ("conv2d_add_fuse_pass",), {}),
+    ]
+
+
+# -- capability tables and environments ----------------------------------------------------------
+
+
+def test_plugin_int8_cells_carry_the_spec_reason() -> None:
+    assert (
+        AscendNpuBackend().precisions()[Precision.INT8].how
+        == "paddle-custom-npu has no INT8 inference kernels"
+    )
+    assert (
+        CambriconMluBackend().precisions()[Precision.INT8].how
+        == "paddle-custom-mlu has no INT8 inference kernels"
+    )
+    assert AscendNpuBackend().precisions()[Precision.BF16].supported
+    assert not CambriconMluBackend().precisions()[Precision.BF16].supported
+
+
+@pytest.mark.parametrize("name", ACCELERATORS)
+def test_every_precision_is_declared_with_a_reason(name: str) -> None:
+    table = registry.create_backend(name).precisions()
+    assert set(table) == set(Precision)
+    assert all(support.how for support in table.values())
+    assert table[Precision.FP32].supported
+
+
+@pytest.mark.parametrize(
+    ("name", "variable"),
+    [
+        ("cuda", "FLAGS_selected_gpus"),
+        ("npu", "FLAGS_selected_npus"),
+        ("mlu", "FLAGS_selected_mlus"),
+        ("xpu", "FLAGS_selected_xpus"),
+        ("dcu", "FLAGS_selected_gpus"),
+    ],
+)
+def test_worker_environment_selects_the_device_without_renumbering(name: str, variable: str) -> None:
+    environment = registry.create_backend(name, device_id=5).worker_environment()
+    assert environment[variable] == "5"
+    renumbering = {
+        "CUDA_VISIBLE_DEVICES",
+        "ASCEND_RT_VISIBLE_DEVICES",
+        "MLU_VISIBLE_DEVICES",
+        "XPU_VISIBLE_DEVICES",
+        "HIP_VISIBLE_DEVICES",
+    }
+    assert not renumbering & set(environment)
+
+
+@pytest.mark.parametrize("name", ACCELERATORS)
+def test_probe_on_this_cpu_only_machine_explains_itself(name: str) -> None:
+    availability = registry.create_backend(name).probe()
+    assert not availability.available
+    assert "install" in availability.reason or "build" in availability.reason
+
+
+def test_custom_device_probe_names_the_plugin() -> None:
+    reason = AscendNpuBackend().probe().reason
+    assert "paddle-custom-npu plugin not installed" in reason
+    assert "packages/stable/npu" in reason
+
+
+def test_synchronize_and_memory_never_raise_without_device() -> None:
+    for name in ACCELERATORS:
+        backend = registry.create_backend(name)
+        backend.synchronize()
+        assert backend.memory_used_bytes() is None or backend.memory_used_bytes() == 0
+
+
+# -- hardware ----------------------------------------------------------------------------------------
+
+
+def _tiny_model(directory: Path) -> ModelFiles:
+    """A one-layer Paddle model exported for inference (PIR .json on Paddle 3)."""
+    import paddle
+
+    layer = paddle.nn.Linear(4, 2)
+    paddle.jit.save(
+        paddle.jit.to_static(layer, input_spec=[paddle.static.InputSpec([None, 4], "float32", "x")]),
+        str(directory / "inference"),
+    )
+    model_file = next(p for p in directory.iterdir() if p.suffix in (".json", ".pdmodel"))
+    return ModelFiles(model_file, directory / "inference.pdiparams")
+
+
+def require(name: str) -> Any:
+    backend = registry.create_backend(name)
+    availability = backend.probe()
+    if not availability.available:
+        pytest.skip(f"{name}: {availability.reason}")
+    return backend
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(name, marks=pytest.mark.hardware(kind))
+        for name, kind in [
+            ("cuda", "gpu"),
+            ("tensorrt", "gpu"),
+            ("npu", "npu"),
+            ("mlu", "mlu"),
+            ("xpu", "xpu"),
+            ("dcu", "dcu"),
+        ]
+    ],
+)
+def test_tiny_model_runs_on_device(name: str, tmp_path: Path) -> None:
+    backend = require(name)
+    info = backend.device_info()
+    assert info.name and info.vendor
+    model = _tiny_model(tmp_path)
+    if name == "tensorrt" and model.is_pir:
+        pytest.skip("tensorrt runs legacy .pdmodel models; this Paddle exports PIR")
+    session = backend.create_session(model, PredictorOptions())
+    feed = np.arange(8, dtype=np.float32).reshape(2, 4)
+    (out,) = session.run([feed])
+    cpu_session = registry.create_backend("cpu").create_session(model, PredictorOptions())
+    (expected,) = cpu_session.run([feed])
+    np.testing.assert_allclose(out, expected, rtol=1e-3, atol=1e-4)
