@@ -16,6 +16,7 @@ from portbench.reports.tables import (
     metric_columns,
     model_file_rows,
     platform_lines,
+    rows_by_task,
     rows_by_workload,
     run_header_lines,
     status_counts,
@@ -60,7 +61,7 @@ def key_value_table(pairs: Sequence[tuple[str, str]]) -> list[str]:
     return markdown_table(("", ""), [(f"**{label}**", value) for label, value in pairs], align_right_from=2)
 
 
-def workload_section(workload: str, rows: Sequence[CellRow], results: RunResults) -> list[str]:
+def cells_table(rows: Sequence[CellRow]) -> list[str]:
     metrics = metric_columns(rows)
     header = [*CELL_COLUMNS, *(metric_header(name) for name in metrics), *LATENCY_COLUMNS]
     body = [
@@ -79,15 +80,20 @@ def workload_section(workload: str, rows: Sequence[CellRow], results: RunResults
         ]
         for row in rows
     ]
-    lines = [
-        f"## Workload: {workload}",
-        "",
-        *markdown_table(header, body, align_right_from=len(CELL_COLUMNS)),
-    ]
+    return markdown_table(header, body, align_right_from=len(CELL_COLUMNS))
+
+
+def workload_section(workload: str, rows: Sequence[CellRow], results: RunResults) -> list[str]:
+    # One table per task: det, rec and system report different metrics, and a shared table
+    # would be mostly empty columns.
+    lines = [f"## Workload: {workload}"]
+    for table_rows in rows_by_task(rows).values():
+        lines += ["", *cells_table(table_rows)]
     if any(row.percentiles_withheld for row in rows):
         lines += ["", f"{WITHHELD} in a latency column: {WITHHELD_NOTE}."]
 
-    subsets = subset_rows(cell for cell in results.cells if cell.workload == workload)
+    cells = [cell for cell in results.cells if cell.workload == workload]
+    subsets = subset_rows(cells)
     if subsets:
         columns = subset_columns(subsets)
         subset_body = [
@@ -107,6 +113,8 @@ def workload_section(workload: str, rows: Sequence[CellRow], results: RunResults
             "",
             *markdown_table(("Task", "Model", "Backend", "Precision", "Metric", *columns), subset_body, 5),
         ]
+        if sum(len(cell.metrics_by_subset) for cell in cells) > len(subsets):
+            lines += ["", "Headline metrics only; every metric of every subset is in results.json."]
     return lines
 
 

@@ -35,6 +35,16 @@ PREFERRED_METRIC_ORDER = (
     "macro_f1",
 )
 PREFERRED_SUBSET_ORDER = ("clean", "degraded")
+# The one or two numbers per task a reader compares first; the full set is in summary.md / results.json.
+HEADLINE_METRICS = (
+    "det_hmean",
+    "rec_char_accuracy",
+    "rec_line_accuracy",
+    "e2e_hmean",
+    "accuracy",
+    "macro_f1",
+)
+HEADLINE_FALLBACK_COUNT = 2
 
 
 def ordered(names: Iterable[str], preferred: Sequence[str]) -> list[str]:
@@ -163,6 +173,13 @@ def cell_row(cell: CellResult) -> CellRow:
     )
 
 
+def headline_metrics(metrics: Mapping[str, str]) -> dict[str, str]:
+    """The headline metrics present, in order; without any, the first few of ``metrics``."""
+    chosen = [name for name in HEADLINE_METRICS if name in metrics]
+    names = chosen or list(metrics)[:HEADLINE_FALLBACK_COUNT]
+    return {name: metrics[name] for name in names}
+
+
 def rows_by_workload(results: RunResults) -> dict[str, list[CellRow]]:
     """Cell rows grouped by workload, workloads and cells in the order the run produced them."""
     grouped: dict[str, list[CellRow]] = {}
@@ -171,15 +188,27 @@ def rows_by_workload(results: RunResults) -> dict[str, list[CellRow]]:
     return grouped
 
 
+def rows_by_task(rows: Iterable[CellRow]) -> dict[str, list[CellRow]]:
+    grouped: dict[str, list[CellRow]] = {}
+    for row in rows:
+        grouped.setdefault(row.task, []).append(row)
+    return grouped
+
+
 def metric_columns(rows: Iterable[CellRow]) -> list[str]:
     return ordered((name for row in rows for name in row.metrics), PREFERRED_METRIC_ORDER)
 
 
 def subset_rows(cells: Iterable[CellResult]) -> list[SubsetRow]:
-    """``metrics_by_subset`` (metric -> subset -> value) as one row per cell and metric."""
+    """``metrics_by_subset`` (metric -> subset -> value) as one row per cell and headline metric.
+
+    A cell without any headline metric split by subset shows all of its split metrics.
+    """
     rows = []
     for cell in cells:
-        for metric in ordered(cell.metrics_by_subset, PREFERRED_METRIC_ORDER):
+        split = cell.metrics_by_subset
+        headline = [name for name in HEADLINE_METRICS if name in split]
+        for metric in headline or ordered(split, PREFERRED_METRIC_ORDER):
             by_subset = cell.metrics_by_subset[metric]
             rows.append(
                 SubsetRow(

@@ -1,10 +1,13 @@
-"""The run summary on the terminal: one condensed rich table, status coloured.
+"""The run summary on the terminal: one condensed rich table, status coloured, readable at 80 columns.
 
-Content and number formatting come from :mod:`portbench.reports.tables`, shared with ``summary.md``.
+Content and number formatting come from :mod:`portbench.reports.tables`, shared with ``summary.md``;
+the terminal shows headline metrics, p50 and p99 only (summary.md has every metric and p90), and lists
+reasons for failed and skipped cells below the table.
 """
 
 from __future__ import annotations
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -15,54 +18,68 @@ from portbench.reports.tables import (
     WITHHELD,
     WITHHELD_NOTE,
     CellRow,
+    headline_metrics,
     platform_lines,
     rows_by_workload,
     status_counts,
+    unfinished_cells,
 )
 
 STATUS_STYLES = {"passed": "green", "failed": "bold red", "skipped": "yellow"}
 
 
-def metrics_text(row: CellRow) -> str:
-    return "\n".join(f"{name} {value}" for name, value in row.metrics.items())
+def status_text(status: str) -> Text:
+    return Text(status, style=STATUS_STYLES.get(status, ""))
 
 
-def note_text(row: CellRow) -> str:
-    # The model column stays narrow on a terminal; the synthetic-weights warning goes with the notes.
-    notes = [row.reason, SYNTHETIC_LABEL.strip("()") if row.synthetic_weights else ""]
-    return "; ".join(note for note in notes if note)
+def cell_text(workload: str, row: CellRow) -> Text:
+    # Text, not str, everywhere: a name or reason such as "[cpu]" must not be read as rich markup.
+    text = Text(f"{workload}/{row.task}\n", style="bold")
+    text.append(row.model)
+    if row.synthetic_weights:
+        text.append(f"\n{SYNTHETIC_LABEL}", style="dim")
+    return text
+
+
+def backend_text(row: CellRow) -> Text:
+    where = row.backend if row.device in ("", row.backend) else f"{row.backend} ({row.device})"
+    return Text(f"{where}\n{row.precision}")
+
+
+def metrics_text(row: CellRow) -> Text:
+    return Text("\n".join(f"{name} {value}" for name, value in headline_metrics(row.metrics).items()))
 
 
 def render_summary_table(results: RunResults) -> Table:
-    """All cells in one table: what ran where, its accuracy, latency and throughput, or why it did not run."""
-    table = Table(title=f"portbench {results.run_id} ({results.suite} suite)", title_justify="left")
-    for name in ("Workload", "Task", "Model", "Backend", "Precision", "Status", "Accuracy"):
-        table.add_column(name)
-    for name in ("p50 ms", "p90 ms", "p99 ms", "samples/s"):
-        table.add_column(name, justify="right")
-    table.add_column("Note")
+    """All cells in one table: what ran where, its headline accuracy, latency and throughput."""
+    table = Table(
+        title=Text(f"portbench {results.run_id} ({results.suite} suite)"),
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1, 0, 0),
+    )
+    # Minimum widths fit the usual model and metric names; with p90 left to summary.md the table
+    # fits an 80-column terminal.
+    table.add_column("Cell", overflow="fold", min_width=18)
+    table.add_column("Backend", overflow="fold")
+    table.add_column("Status", no_wrap=True)
+    table.add_column("Accuracy", overflow="fold", min_width=17)
+    for name in ("p50\nms", "p99\nms", "samples\nper s"):
+        table.add_column(name, justify="right", no_wrap=True)
     for workload, rows in rows_by_workload(results).items():
         for row in rows:
-            # Text, not str: a reason such as "[cpu] missing" must not be read as rich markup.
-            cells = [
-                workload,
-                row.task,
-                row.model,
-                row.backend if row.device in ("", row.backend) else f"{row.backend} ({row.device})",
-                row.precision,
-            ]
             table.add_row(
-                *(Text(value) for value in cells),
-                Text(row.status, style=STATUS_STYLES.get(row.status, "")),
-                Text(metrics_text(row)),
-                *(Text(value) for value in (row.p50_ms, row.p90_ms, row.p99_ms, row.samples_per_s)),
-                Text(note_text(row)),
+                cell_text(workload, row),
+                backend_text(row),
+                status_text(row.status),
+                metrics_text(row),
+                *(Text(value) for value in (row.p50_ms, row.p99_ms, row.samples_per_s)),
             )
     return table
 
 
 def print_summary(results: RunResults, console: Console) -> None:
-    """Platform line, the summary table, the withheld-percentile note and the status counts."""
+    """Platform line, the summary table, notes (withheld percentiles, reasons) and the status counts."""
     platform = dict(platform_lines(results.platform))
     described = [f"{label} {platform[label]}" for label in ("CPU", "OS", "Paddle") if label in platform]
     if described:
@@ -70,6 +87,10 @@ def print_summary(results: RunResults, console: Console) -> None:
     console.print(render_summary_table(results))
     if any(row.percentiles_withheld for rows in rows_by_workload(results).values() for row in rows):
         console.print(Text(f"{WITHHELD} {WITHHELD_NOTE}"))
+    for row in unfinished_cells(results):
+        console.print(
+            Text.assemble(status_text(row.status), f" {row.cell_id}: {row.reason or 'no reason recorded'}")
+        )
     counts = status_counts(results)
     console.print(
         Text.assemble(

@@ -15,6 +15,7 @@ from portbench.reports.tables import (
     format_metric,
     format_ms,
     format_rate,
+    headline_metrics,
     model_file_rows,
     ordered,
     platform_lines,
@@ -312,6 +313,53 @@ def test_markdown_workload_table_columns_and_numbers(results: RunResults) -> Non
     assert "— in a latency column: too few samples to support this percentile." in text
 
 
+def rec_cell() -> CellResult:
+    return CellResult(
+        cell_id="ocr/rec/cpu/fp32",
+        workload="ocr",
+        task="rec",
+        model="ppocrv4-mobile-rec",
+        backend="cpu",
+        precision="fp32",
+        scenario="single-stream",
+        dataset="synth-ocr-v1-eval-1a2b3c",
+        status="passed",
+        device="cpu",
+        metrics={"rec_line_accuracy": 0.75, "rec_char_accuracy": 0.96},
+        metrics_by_subset={
+            "rec_line_accuracy": {"clean": 0.9, "degraded": 0.6},
+            "rec_char_accuracy": {"clean": 0.99, "degraded": 0.93},
+            "rec_edit_distance": {"clean": 0.1, "degraded": 0.4},
+        },
+        latency_ms=LatencySummary(n=300, mean=5.0, min=4.0, max=9.0, stdev=0.5, p50=5.0, p90=6.0, p99=8.5),
+        throughput=Throughput(samples_per_s=200.0, queries_per_s=25.0),
+    )
+
+
+def test_markdown_has_one_table_per_task_with_its_own_metrics(results: RunResults) -> None:
+    results.cells.insert(1, rec_cell())
+    text = render_markdown(results)
+    headers = table_rows(text, "Task")
+    cell_headers = [header for header in headers if "Status" in header]
+    assert [header[6:-4] for header in cell_headers] == [
+        ["det_precision", "det_recall", "det_hmean", "boxes_per_image"],
+        ["rec_char_accuracy", "rec_line_accuracy"],
+        ["accuracy", "macro_f1"],
+    ]
+    assert table_rows(text, "rec")[0][6:] == ["0.9600", "0.7500", "5.00", "6.00", "8.50", "200.0"]
+
+
+def test_markdown_subset_table_shows_headline_metrics_and_says_so(results: RunResults) -> None:
+    results.cells = [rec_cell()]
+    text = render_markdown(results)
+    subset_table = [row for row in table_rows(text, "rec") if row[4].startswith("rec_")]
+    assert [(row[4], row[5], row[6]) for row in subset_table] == [
+        ("rec_char_accuracy", "0.9900", "0.9300"),
+        ("rec_line_accuracy", "0.9000", "0.6000"),
+    ]
+    assert "Headline metrics only; every metric of every subset is in results.json." in text
+
+
 def test_markdown_without_withheld_percentiles_has_no_footnote(results: RunResults) -> None:
     results.cells = [ocr_det_cell(), ernie_synthetic_cell()]
     assert "too few samples" not in render_markdown(results)
@@ -361,10 +409,14 @@ def test_escape_cell_keeps_one_line_and_escapes_pipes() -> None:
 
 
 def test_reasons_are_not_read_as_rich_markup(results: RunResults) -> None:
+    results.run_id = "[blue]run"
     results.cells[2].reason = "[bold]npu[/bold] [red]missing"
+    results.cells[2].model = "[green]my-model"
     console = recorded_console()
-    console.print(render_summary_table(results))
-    assert "[bold]npu[/bold] [red]missing" in console.export_text()
+    print_summary(results, console)
+    text = console.export_text()
+    for literal in ("[blue]run", "[bold]npu[/bold] [red]missing", "[green]my-model"):
+        assert literal in text
 
 
 def test_rows_follow_run_order(results: RunResults) -> None:
@@ -384,19 +436,37 @@ def recorded_console() -> Console:
 def test_terminal_table_contains_the_cells(results: RunResults) -> None:
     console = recorded_console()
     console.print(render_summary_table(results))
+    lines = console.export_text().splitlines()
+    fp32_index = next(i for i, line in enumerate(lines) if "12.35" in line)
+    for expected in ("ocr/det", "cpu", "passed", "det_hmean 0.8474", "25.55", "80.99"):
+        assert expected in lines[fp32_index]
+    assert "14.00" not in lines[fp32_index]  # p90 is left to summary.md
+    assert "det_precision" not in lines[fp32_index]  # headline metrics only
+    assert "ppocrv4-mobile-det" in lines[fp32_index + 1]
+    assert "fp32" in lines[fp32_index + 1]
+    int8_line = next(line for line in lines if "8.99" in line)
+    assert int8_line.count("—") == 1
+    assert "111.0" in int8_line
+    ernie_index = next(i for i, line in enumerate(lines) if "1234.6" in line)
+    assert "accuracy 0.5005" in lines[ernie_index]
+    assert "macro_f1 0.5012" in lines[ernie_index + 1]
+    assert "(synthetic weights: speed only)" in lines[ernie_index + 2]
+
+
+def test_terminal_summary_fits_80_columns_without_cutting_numbers(results: RunResults) -> None:
+    console = Console(file=io.StringIO(), record=True, width=80)
+    print_summary(results, console)
     text = console.export_text()
-    lines = text.splitlines()
-    fp32_line = next(line for line in lines if "fp32" in line and "ppocrv4-mobile-det" in line)
-    for expected in ("ocr", "det", "passed", "det_precision 0.9000", "12.35", "14.00", "25.55", "80.99"):
-        assert expected in fp32_line
-    int8_line = next(line for line in lines if "int8" in line and "ocr" in line)
-    assert int8_line.count("—") == 2
-    assert "8.99" in int8_line
-    skipped_line = next(line for line in lines if "skipped" in line)
-    assert "no Ascend NPU" in skipped_line
-    synthetic_line = next(line for line in lines if "ernie" in line and "fp32" in line)
-    assert "synthetic weights: speed only" in synthetic_line
-    assert "1234.6" in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+    for number in ("12.35", "25.55", "80.99", "8.99", "111.0", "40.00", "59.00", "1234.6"):
+        assert number in text
+
+
+def test_headline_metrics_pick_the_comparable_numbers() -> None:
+    system = {"det_precision": "1", "det_hmean": "2", "e2e_recall": "3", "e2e_hmean": "4"}
+    assert headline_metrics(system) == {"det_hmean": "2", "e2e_hmean": "4"}
+    other = {"bleu": "1", "chrf": "2", "ter": "3"}
+    assert headline_metrics(other) == {"bleu": "1", "chrf": "2"}
 
 
 def test_terminal_status_is_coloured(results: RunResults) -> None:
@@ -412,6 +482,8 @@ def test_print_summary_adds_platform_footnote_and_counts(results: RunResults) ->
     console = recorded_console()
     print_summary(results, console)
     text = console.export_text()
+    assert "skipped ocr/det/npu/fp16: no Ascend NPU: paddle-custom-npu | not installed" in text
+    assert "failed ernie/classify/cpu/int8: quantized export failed" in text
     first_line = text.splitlines()[0]
     assert first_line.startswith("CPU Kunpeng-920 (HiSilicon, family kunpeng, aarch64)")
     assert "Paddle 3.2.2 (commit a1b2c3d4)" in first_line
