@@ -302,3 +302,11 @@ def test_newer_minor_version_with_unknown_fields_is_read() -> None:
     data["cells"][0]["power_w"] = 80.0
     validate_document(data)
     assert RunResults.from_dict(data).cells[0].metrics == {"accuracy": 0.9, "macro_f1": 0.89}
+
+
+def test_this_machines_platform_block_matches_the_schema() -> None:
+    from portbench.harness.platform_info import describe_platform
+
+    document = hand_built_document()
+    document["platform"] = describe_platform()
+    validate_document(document)
