@@ -455,16 +455,15 @@ def _render_page(rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[Box, 
     top, bottom = int(rng.integers(30, 51)), int(rng.integers(30, 51))
     body_size = int(rng.integers(22, 35))
     header_size = int(rng.integers(max(body_size + 2, 30), 41))
-    gap_factor = float(rng.uniform(0.8, 1.3))
+    # Blank space between lines, as a multiple of the taller neighbour's ink height.
+    gap_factor = float(rng.uniform(0.8, 1.2))
     target_lines = int(rng.integers(6, 15))
 
     lines: list[tuple[Box, str]] = []
-    y, previous_size = top, 0
+    y, previous_height = top, 0
     for index in range(target_lines):
         is_header = index == 0
         size = header_size if is_header else body_size
-        if index:
-            y += int(np.ceil(gap_factor * max(size, previous_size)))
         indent = 0
         if not is_header and rng.random() < 0.4:
             indent = 2 * size if rng.random() < 0.5 else int(rng.integers(size // 2, 4 * size))
@@ -475,6 +474,8 @@ def _render_page(rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[Box, 
             text = _line_text(rng, max(_MIN_PHRASE, int(available / size * rng.uniform(0.45, 1.0))))
         text = _fit_text(text, size, available)
         mask = _ink_mask(text, size)
+        if index:
+            y += math.ceil(gap_factor * max(mask.shape[0], previous_height))
         if y + mask.shape[0] > height - bottom:
             break
         x = left + indent
@@ -483,11 +484,10 @@ def _render_page(rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[Box, 
         y += mask.shape[0]
         if is_header and rng.random() < 0.6:
             # A ruled separator in the middle of the gap below the title, never touching text.
-            gap = int(np.ceil(gap_factor * max(header_size, body_size)))
-            rule_y = y + gap // 2
+            rule_y = y + math.ceil(gap_factor * mask.shape[0]) // 2
             rule_colour = tuple(int(c) for c in np.clip(paper - int(rng.integers(50, 90)), 0, 255))
             cv2.line(page, (left, rule_y), (width - right, rule_y), rule_colour, int(rng.integers(1, 3)))
-        previous_size = size
+        previous_height = mask.shape[0]
     return page, lines, tuple(int(c) for c in paper)
 
 
