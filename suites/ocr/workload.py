@@ -1,0 +1,274 @@
+"""The OCR workload: PP-OCRv4 detection, recognition and the two together, on generated or user data.
+
+Tasks:
+- ``det``: detection alone on page images; precision / recall / hmean (IoU >= 0.5).
+- ``rec``: recognition alone on single-line images; line and character accuracy.
+- ``system``: det → crop → rec per page, as deployed; detection and end-to-end metrics, and the
+  latency a user sees per image.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from portbench.backends.base import InferenceSession, ModelFiles
+from portbench.harness.errors import DatasetError, PortbenchError
+from portbench.harness.models import ModelEntry, resolve
+from portbench.suites.base import AccuracyResult, PreparedTask, Query, TaskSpec, Workload
+from portbench.suites.ocr import datagen
+from portbench.suites.ocr.ctc import CTCDecoder
+from portbench.suites.ocr.datasets import DetSample, OcrDataset, load_image, load_user_dataset
+from portbench.suites.ocr.metrics import (
+    DetectionCounts,
+    GroundTruthLine,
+    RecognitionCounts,
+    SystemCounts,
+    evaluate_detection,
+    evaluate_recognition,
+    evaluate_system,
+)
+from portbench.suites.ocr.models import PPOCRV4_DET, PPOCRV4_REC, ppocr_keys_path
+from portbench.suites.ocr.pipeline import OcrPipeline
+from portbench.suites.ocr.preprocess import REC_BATCH_SIZE
+
+DATASETS: Mapping[str, datagen.SynthSpec] = {
+    "synth-smoke": datagen.SYNTH_SMOKE,
+    "synth-standard": datagen.SYNTH_STANDARD,
+}
+ROLE_MODELS: Mapping[str, ModelEntry] = {"det": PPOCRV4_DET, "rec": PPOCRV4_REC}
+TASK_ROLES: Mapping[str, tuple[str, ...]] = {"det": ("det",), "rec": ("rec",), "system": ("det", "rec")}
+# The timed loop cycles through this many inputs: enough variety of real page sizes, while every
+# distinct shape stays inside oneDNN's primitive cache (see backends/cpu.py), so steady state is
+# measured rather than re-compilation.
+MAX_TIMED_IMAGES = 16
+MAX_TIMED_REC_BATCHES = 32
+
+PRE, INFER, POST = "preprocess", "inference", "postprocess"
+
+
+def _param_path(spec: TaskSpec, key: str) -> Path | None:
+    value = spec.params.get(key)
+    return Path(value) if value else None
+
+
+def _model_override(spec: TaskSpec, role: str) -> Path | None:
+    dirs = spec.params.get("model_dirs") or {}
+    return Path(dirs[role]) if role in dirs else None
+
+
+def load_dataset(spec: TaskSpec) -> OcrDataset:
+    user_dir = _param_path(spec, "dataset_dir")
+    if user_dir is not None:
+        return load_user_dataset(user_dir)
+    if spec.dataset not in DATASETS:
+        raise DatasetError(f"unknown OCR dataset {spec.dataset!r}; known: {', '.join(DATASETS)}")
+    cache = _param_path(spec, "cache_dir") or Path.home() / ".cache" / "portbench"
+    return datagen.ensure_dataset(DATASETS[spec.dataset], cache / "datasets")
+
+
+def _truths(sample: DetSample) -> list[GroundTruthLine]:
+    return [GroundTruthLine(np.asarray(line.points, dtype=np.float32), line.text, line.ignore)
+            for line in sample.lines]
+
+
+def _subset_metrics(
+    per_sample: Sequence[tuple[str, Any]], as_dict: Callable[[Any], dict[str, float]], zero: Any
+) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """Overall and per-subset metrics from per-sample counts (summed, never averaged)."""
+    overall = as_dict(sum((c for _, c in per_sample), zero))
+    by_subset: dict[str, dict[str, float]] = {}
+    for subset in sorted({s for s, _ in per_sample}):
+        subset_metrics = as_dict(sum((c for s, c in per_sample if s == subset), zero))
+        for metric, value in subset_metrics.items():
+            by_subset.setdefault(metric, {})[subset] = value
+    return overall, by_subset
+
+
+def _box_output(points: np.ndarray) -> list[list[float]]:
+    return [[round(float(x), 1), round(float(y), 1)] for x, y in np.asarray(points).reshape(-1, 2)]
+
+
+@dataclass
+class _Images:
+    ids: list[str]
+    subsets: list[str]
+    images: list[np.ndarray]
+
+
+def _load_images(samples: Sequence[Any], what: str, dataset: OcrDataset) -> _Images:
+    if not samples:
+        raise DatasetError(f"dataset {dataset.name} has no {what} samples")
+    return _Images(
+        ids=[s.sample_id for s in samples],
+        subsets=[s.subset for s in samples],
+        images=[load_image(s.image_path) for s in samples],
+    )
+
+
+class DetTask(PreparedTask):
+    def __init__(self, pipeline: OcrPipeline, dataset: OcrDataset) -> None:
+        self.pipeline = pipeline
+        self.samples = dataset.det
+        self.data = _load_images(self.samples, "detection", dataset)
+
+    def evaluate(self) -> AccuracyResult:
+        clock = time.perf_counter
+        stages: dict[str, list[float]] = {PRE: [], INFER: [], POST: []}
+        counts: list[tuple[str, DetectionCounts]] = []
+        outputs: dict[str, Any] = {}
+        for sample, image in zip(self.samples, self.data.images, strict=True):
+            t0 = clock()
+            tensor, meta = self.pipeline.det_input(image)
+            t1 = clock()
+            raw = self.pipeline.det.run([tensor])
+            t2 = clock()
+            boxes = self.pipeline.det_output(raw, meta)
+            t3 = clock()
+            stages[PRE].append(t1 - t0)
+            stages[INFER].append(t2 - t1)
+            stages[POST].append(t3 - t2)
+            counts.append((sample.subset, evaluate_detection([b.points for b in boxes], _truths(sample))))
+            outputs[sample.sample_id] = {"boxes": [_box_output(b.points) for b in boxes],
+                                         "scores": [round(float(b.score), 4) for b in boxes]}
+        metrics, by_subset = _subset_metrics(counts, DetectionCounts.as_dict, DetectionCounts())
+        return AccuracyResult(metrics, by_subset, outputs, stages, samples=len(self.samples))
+
+    def queries(self) -> Sequence[Query]:
+        tensors = [self.pipeline.det_input(img)[0] for img in self.data.images[:MAX_TIMED_IMAGES]]
+        return [Query(run=functools.partial(self.pipeline.det.run, [t]), samples=1) for t in tensors]
+
+    def query_description(self) -> Mapping[str, Any]:
+        timed = self.data.images[:MAX_TIMED_IMAGES]
+        shapes = {tuple(self.pipeline.det_input(img)[0].shape) for img in timed}
+        return {"batch_size": 1, "timed_inputs": min(len(self.data.images), MAX_TIMED_IMAGES),
+                "distinct_input_shapes": len(shapes), "query_unit": "one page image"}
+
+
+class RecTask(PreparedTask):
+    def __init__(self, pipeline: OcrPipeline, dataset: OcrDataset) -> None:
+        self.pipeline = pipeline
+        self.samples = dataset.rec
+        self.data = _load_images(self.samples, "recognition", dataset)
+
+    def evaluate(self) -> AccuracyResult:
+        clock = time.perf_counter
+        stages: dict[str, list[float]] = {PRE: [], INFER: [], POST: []}
+        texts: list[tuple[str, float]] = [("", 0.0)] * len(self.samples)
+        t0 = clock()
+        batches = self.pipeline.rec_inputs(self.data.images)
+        pre_per_batch = (clock() - t0) / max(len(batches), 1)
+        for batch in batches:
+            t1 = clock()
+            raw = self.pipeline.rec.run([batch.tensor])
+            t2 = clock()
+            decoded = self.pipeline.decoder.decode(raw[0])
+            t3 = clock()
+            for index, result in zip(batch.indices, decoded, strict=True):
+                texts[index] = result
+            stages[PRE].append(pre_per_batch)
+            stages[INFER].append(t2 - t1)
+            stages[POST].append(t3 - t2)
+        counts = [
+            (s.subset, evaluate_recognition([text], [s.text]))
+            for s, (text, _) in zip(self.samples, texts, strict=True)
+        ]
+        metrics, by_subset = _subset_metrics(counts, RecognitionCounts.as_dict, RecognitionCounts())
+        outputs = {s.sample_id: {"text": t, "score": round(float(c), 4)}
+                   for s, (t, c) in zip(self.samples, texts, strict=True)}
+        return AccuracyResult(metrics, by_subset, outputs, stages, samples=len(self.samples))
+
+    def queries(self) -> Sequence[Query]:
+        batches = self.pipeline.rec_inputs(self.data.images)[:MAX_TIMED_REC_BATCHES]
+        return [Query(run=functools.partial(self.pipeline.rec.run, [b.tensor]), samples=len(b.indices))
+                for b in batches]
+
+    def query_description(self) -> Mapping[str, Any]:
+        batches = self.pipeline.rec_inputs(self.data.images)[:MAX_TIMED_REC_BATCHES]
+        return {"batch_size": self.pipeline.rec_batch_size, "timed_inputs": len(batches),
+                "distinct_input_shapes": len({b.tensor.shape for b in batches}),
+                "query_unit": f"batch of up to {self.pipeline.rec_batch_size} line images",
+                "stage_unit": "batch"}
+
+
+class SystemTask(PreparedTask):
+    def __init__(self, pipeline: OcrPipeline, dataset: OcrDataset) -> None:
+        self.pipeline = pipeline
+        self.samples = dataset.det
+        self.data = _load_images(self.samples, "detection", dataset)
+
+    def evaluate(self) -> AccuracyResult:
+        clock = time.perf_counter
+        stages: dict[str, list[float]] = {}
+        counts: list[tuple[str, SystemCounts]] = []
+        outputs: dict[str, Any] = {}
+        for sample, image in zip(self.samples, self.data.images, strict=True):
+            times: dict[str, float] = {}
+            t0 = clock()
+            lines = self.pipeline(image, times)
+            times["end_to_end"] = clock() - t0
+            for stage, seconds in times.items():
+                stages.setdefault(stage, []).append(seconds)
+            counts.append((sample.subset, evaluate_system(lines, _truths(sample))))
+            outputs[sample.sample_id] = [
+                {"box": _box_output(line.points), "text": line.text, "score": round(float(line.score), 4)}
+                for line in lines
+            ]
+        metrics, by_subset = _subset_metrics(counts, SystemCounts.as_dict, SystemCounts())
+        return AccuracyResult(metrics, by_subset, outputs, stages, samples=len(self.samples))
+
+    def queries(self) -> Sequence[Query]:
+        return [Query(run=functools.partial(self.pipeline, image), samples=1)
+                for image in self.data.images[:MAX_TIMED_IMAGES]]
+
+    def query_description(self) -> Mapping[str, Any]:
+        return {"batch_size": 1, "timed_inputs": min(len(self.data.images), MAX_TIMED_IMAGES),
+                "query_unit": "one page image, pre-processing to decoded text",
+                "rec_batch_size": self.pipeline.rec_batch_size}
+
+
+TASKS: Mapping[str, type[DetTask] | type[RecTask] | type[SystemTask]] = {
+    "det": DetTask, "rec": RecTask, "system": SystemTask,
+}
+
+
+class OcrWorkload(Workload):
+    name = "ocr"
+    description = "PP-OCRv4 text detection and recognition (PaddleOCR pipeline, our implementation)"
+
+    def tasks(self) -> Sequence[str]:
+        return tuple(TASKS)
+
+    def _roles(self, spec: TaskSpec) -> tuple[str, ...]:
+        if spec.task not in TASK_ROLES:
+            raise PortbenchError(f"unknown OCR task {spec.task!r}; known: {', '.join(TASK_ROLES)}")
+        return TASK_ROLES[spec.task]
+
+    def models_for(self, spec: TaskSpec) -> Mapping[str, ModelFiles]:
+        return {
+            role: resolve(ROLE_MODELS[role], _model_override(spec, role))[0] for role in self._roles(spec)
+        }
+
+    def model_name(self, spec: TaskSpec, role: str) -> str:
+        override = _model_override(spec, role)
+        return f"user:{override}" if override else ROLE_MODELS[role].name
+
+    def prepare(self, spec: TaskSpec, sessions: Mapping[str, InferenceSession]) -> PreparedTask:
+        roles = self._roles(spec)
+        # A user rec model with another dictionary is caught at the first decode (class count check).
+        decoder = CTCDecoder.from_dictionary(ppocr_keys_path())
+        pipeline = OcrPipeline(
+            det=sessions.get("det"),  # type: ignore[arg-type]  # a rec-only task never touches det
+            rec=sessions.get("rec"),  # type: ignore[arg-type]
+            decoder=decoder,
+            rec_batch_size=int(spec.params.get("batch_size", REC_BATCH_SIZE)),
+        )
+        dataset = load_dataset(spec)
+        assert set(roles) <= set(sessions)
+        return TASKS[spec.task](pipeline, dataset)

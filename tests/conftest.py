@@ -1,0 +1,33 @@
+"""Shared test set-up: hardware markers and a per-session cache for generated data and models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+# Marker kind -> portbench backend whose probe decides whether the test can run here.
+HARDWARE_BACKENDS = {"gpu": "cuda", "tensorrt": "tensorrt", "npu": "npu", "mlu": "mlu", "xpu": "xpu", "dcu": "dcu"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    from portbench.backends.registry import create_backend
+
+    probes: dict[str, str | None] = {}
+    for item in items:
+        marker = item.get_closest_marker("hardware")
+        if marker is None:
+            continue
+        kind = marker.args[0] if marker.args else "gpu"
+        if kind not in probes:
+            backend_name = HARDWARE_BACKENDS.get(kind, kind)
+            status = create_backend(backend_name).probe()
+            probes[kind] = None if status.available else status.reason
+        if probes[kind] is not None:
+            item.add_marker(pytest.mark.skip(reason=f"needs {kind} hardware: {probes[kind]}"))
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache for the whole test session, so generated datasets are built once."""
+    return tmp_path_factory.mktemp("portbench-cache")

@@ -1,0 +1,116 @@
+"""Runner behaviour with an in-process cell runner: planning, skips, atomic saves, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from portbench.backends.base import Precision
+from portbench.harness.config import CellPlan, RunOptions
+from portbench.harness.errors import PortbenchError
+from portbench.harness.results import RunResults, load_results, validate_document
+from portbench.harness.runner import CellOutcome, PlannedCell, Runner, plan_cells, resume_results
+from portbench.harness.worker import new_cell_result
+from portbench.suites.definitions import get_suite
+
+PLATFORM = {
+    "cpu": {"vendor": "GenuineIntel", "model_name": "test", "architecture": "x86_64"},
+    "memory_total_bytes": 1,
+    "os": {"id": "debian", "name": "Debian", "version_id": "12"},
+    "kernel": "6",
+    "python": {"version": "3.11"},
+    "paddle": {"version": "3.2.2", "commit": None},
+}
+
+
+def make_options(tmp_path: Path, precisions: tuple[Precision, ...] = (Precision.FP32,)) -> RunOptions:
+    return RunOptions(suite="smoke", backends=("cpu",), precisions=precisions, cache_dir=tmp_path / "cache")
+
+
+def make_results(options: RunOptions) -> RunResults:
+    return RunResults(
+        run_id="test-run", started_at="2026-11-23T00:00:00+00:00", portbench_version="0", suite="smoke",
+        platform=PLATFORM, request=options.to_dict(),
+    )
+
+
+def test_plan_expands_suite_by_backend_and_precision(tmp_path: Path) -> None:
+    options = make_options(tmp_path, (Precision.FP32, Precision.FP16))
+    planned = plan_cells(get_suite("smoke"), options, tmp_path)
+    suite_cells = len(get_suite("smoke").cells)
+    assert len(planned) == 2 * suite_cells
+    assert len({p.plan.cell_id for p in planned}) == len(planned)
+    # The CPU has no FP16 kernels in Paddle Inference: skipped before any worker starts, with why.
+    fp16 = [p for p in planned if p.plan.precision is Precision.FP16]
+    assert all(p.skip_reason and "FP16" in p.skip_reason for p in fp16)
+    assert all(p.skip_reason is None for p in planned if p.plan.precision is Precision.FP32)
+
+
+def fake_runner(fail_ids: set[str]) -> tuple[list[str], object]:
+    calls: list[str] = []
+
+    def run(plan: CellPlan, timeout_s: float) -> CellOutcome:
+        calls.append(plan.cell_id)
+        if plan.cell_id in fail_ids:
+            return CellOutcome(new_cell_result(plan, "failed", "worker killed by signal SIGKILL"))
+        result = new_cell_result(plan, "passed")
+        result.metrics = {"det_hmean": 0.5}
+        return CellOutcome(result)
+
+    return calls, run
+
+
+def test_each_cell_is_saved_as_it_finishes(tmp_path: Path) -> None:
+    options = make_options(tmp_path)
+    planned = plan_cells(get_suite("smoke"), options, tmp_path)
+    failing = {planned[1].plan.cell_id}
+    calls, run = fake_runner(failing)
+    runner = Runner(make_results(options), tmp_path, options, cell_runner=run)  # type: ignore[arg-type]
+    seen = []
+    for result in runner.run(planned):
+        on_disk = json.loads((tmp_path / "results.json").read_text())
+        validate_document(on_disk)
+        seen.append(result.cell_id)
+        assert [c["cell_id"] for c in on_disk["cells"]] == seen
+    final = load_results(tmp_path)
+    assert final.finished_at is not None
+    statuses = {c.cell_id: c.status for c in final.cells}
+    assert statuses[planned[1].plan.cell_id] == "failed"
+    assert sum(s == "passed" for s in statuses.values()) == len(planned) - 1
+    assert calls == [p.plan.cell_id for p in planned]
+
+
+def test_resume_runs_only_missing_cells(tmp_path: Path) -> None:
+    options = make_options(tmp_path)
+    planned = plan_cells(get_suite("smoke"), options, tmp_path)
+    _, run = fake_runner(set())
+    first = Runner(make_results(options), tmp_path, options, cell_runner=run)  # type: ignore[arg-type]
+    iterator = first.run(planned)
+    next(iterator)  # one cell finishes, then the run "dies"
+    del iterator
+
+    results, resumed_options = resume_results(tmp_path)
+    assert resumed_options == options
+    calls, run = fake_runner(set())
+    second = Runner(results, tmp_path, resumed_options, cell_runner=run)  # type: ignore[arg-type]
+    pending = second.pending(plan_cells(get_suite("smoke"), resumed_options, tmp_path))
+    list(second.run(pending))
+    assert calls == [p.plan.cell_id for p in planned[1:]]
+    assert {c.cell_id for c in load_results(tmp_path).cells} == {p.plan.cell_id for p in planned}
+
+
+def test_skipped_cells_never_start_a_worker(tmp_path: Path) -> None:
+    options = make_options(tmp_path)
+    plan = plan_cells(get_suite("smoke"), options, tmp_path)[0].plan
+    calls, run = fake_runner(set())
+    runner = Runner(make_results(options), tmp_path, options, cell_runner=run)  # type: ignore[arg-type]
+    (result,) = list(runner.run([PlannedCell(plan, "no such precision here")]))
+    assert calls == []
+    assert result.status == "skipped" and result.reason == "no such precision here"
+
+
+def test_resume_of_a_directory_without_results_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(PortbenchError, match="no results"):
+        resume_results(tmp_path)
