@@ -77,6 +77,11 @@ def test_same_spec_gives_identical_bytes(tiny: OcrDataset, tmp_path: Path) -> No
     assert first == second
 
 
+def test_generate_refuses_a_non_empty_directory(tiny: OcrDataset) -> None:
+    with pytest.raises(DatasetError, match="not empty"):
+        generate(TINY, tiny.root)
+
+
 def test_other_seed_changes_every_image(tiny: OcrDataset, tmp_path: Path) -> None:
     other = generate(replace(TINY, seed=8), tmp_path / "other")
     first, second = _digests(tiny.root), _digests(other.root)

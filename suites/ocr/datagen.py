@@ -114,7 +114,9 @@ def dataset_name(spec: SynthSpec) -> str:
 
 
 def generate(spec: SynthSpec, root: Path) -> OcrDataset:
-    """Render the dataset into ``root`` (created if needed) and read it back."""
+    """Render the dataset into ``root`` (created if needed, must be empty) and read it back."""
+    if root.exists() and any(root.iterdir()):
+        raise DatasetError(f"{root} is not empty; generate the synthetic OCR set into an empty directory")
     _write_dataset(spec, root)
     return load_user_dataset(root)
 
