@@ -50,8 +50,11 @@ def test_bow_tie_label_is_repaired_not_rejected() -> None:
 
 
 def test_two_of_three_found_gives_two_thirds() -> None:
-    truths = [GroundTruthLine(rect(0, 0, 100, 20), "a"), GroundTruthLine(rect(0, 40, 100, 60), "b"),
-              GroundTruthLine(rect(0, 80, 100, 100), "c")]
+    truths = [
+        GroundTruthLine(rect(0, 0, 100, 20), "a"),
+        GroundTruthLine(rect(0, 40, 100, 60), "b"),
+        GroundTruthLine(rect(0, 80, 100, 100), "c"),
+    ]
     predictions = [rect(1, 1, 99, 19), rect(2, 41, 100, 60), rect(300, 300, 400, 320)]
     counts = evaluate_detection(predictions, truths)
     assert counts == DetectionCounts(true_positives=2, gt_count=3, pred_count=3)
