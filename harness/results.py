@@ -50,6 +50,7 @@ class ModelRecord:
     path: str
     sha256: Mapping[str, str]  # file name -> digest
     synthetic_weights: bool = False
+    source: str | None = None  # provenance: the package or build that produced the files
 
 
 @dataclass

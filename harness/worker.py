@@ -70,6 +70,7 @@ def _open_sessions(
                 path=str(files.directory),
                 sha256=hash_model_files(files),
                 synthetic_weights=synthetic,
+                source=workload.model_source(plan.spec, role),
             )
         )
         start = time.perf_counter()

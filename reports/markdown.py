@@ -129,11 +129,12 @@ def models_section(results: RunResults) -> list[str]:
             row.file,
             f"`{row.sha256_prefix}`",
             SYNTHETIC_LABEL.strip("()") if row.synthetic_weights else "real",
+            row.source or "—",
             f"`{row.path}`",
         ]
         for row in files
     ]
-    header = ("Model", "Role", "File", "sha256 (first 12)", "Weights", "Source")
+    header = ("Model", "Role", "File", "sha256 (first 12)", "Weights", "Source", "Loaded from")
     return ["## Models", "", *markdown_table(header, body, align_right_from=len(header))]
 
 

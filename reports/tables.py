@@ -140,6 +140,7 @@ class ModelFileRow:
     sha256_prefix: str
     synthetic_weights: bool
     path: str
+    source: str | None = None
 
 
 def _latency_columns(latency: LatencySummary | None) -> tuple[str, str, str, bool]:
@@ -245,6 +246,7 @@ def model_file_rows(results: RunResults) -> list[ModelFileRow]:
                         sha256_prefix=digest[:SHA256_PREFIX_LENGTH],
                         synthetic_weights=record.synthetic_weights,
                         path=record.path,
+                        source=record.source,
                     )
     return list(seen.values())
 

@@ -88,6 +88,10 @@ class Workload(ABC):
         """Registry name of the model playing ``role`` (recorded with its hashes)."""
         return spec.model
 
+    def model_source(self, spec: TaskSpec, role: str) -> str | None:
+        """Where the model playing ``role`` came from, for compliance evidence."""
+        return None
+
     def synthetic_weights(self, spec: TaskSpec) -> bool:
         """True where the model has made-up weights: speed only, never task accuracy."""
         return False

