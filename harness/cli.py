@@ -6,6 +6,7 @@ A run whose cells failed at measurement time exits 1; anything measured is alrea
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -80,6 +81,8 @@ def cli() -> None:
               help="Your own dataset (PaddleOCR label files) instead of the generated one.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
               help="Where generated data and built models are kept.")
+@click.option("--only", "only", multiple=True, metavar="TEXT",
+              help="Run only cells whose id contains TEXT (repeatable), e.g. --only ocr/rec.")
 @click.option("--timeout", "cell_timeout_s", type=float, default=DEFAULT_CELL_TIMEOUT_S, show_default=True,
               help="Seconds before a cell's worker is killed.")
 def run(
@@ -94,6 +97,7 @@ def run(
     model_dirs: tuple[str, ...],
     dataset_dir: Path | None,
     cache_dir: Path | None,
+    only: tuple[str, ...],
     cell_timeout_s: float,
 ) -> None:
     """Run a suite and write DIR/results.json, DIR/summary.md."""
@@ -125,16 +129,20 @@ def run(
             cell_timeout_s=cell_timeout_s,
             model_dirs=parsed_model_dirs,
             dataset_dir=dataset_dir,
+            only=only,
         )
         selected = select_backends(options, explicit=bool(backends))
         if not selected:
             raise PortbenchError("no backend is available on this machine (see: portbench backends)")
-        options = RunOptions(**{**options.__dict__, "backends": selected})
+        options = dataclasses.replace(options, backends=selected)
         results = new_results(options, platform_info.describe_platform())
         run_dir = out_dir if out_dir is not None else DEFAULT_OUT / results.run_id
     suite = suite_for(options)
     runner = Runner(results, run_dir, options)
-    pending = runner.pending(plan_cells(suite, options, run_dir))
+    planned = plan_cells(suite, options, run_dir)
+    if not planned:
+        raise PortbenchError(f"--only {' '.join(options.only)} matches no cell of suite {suite.name}")
+    pending = runner.pending(planned)
     console.print(
         f"portbench {__version__}: suite [bold]{suite.name}[/], backends {', '.join(options.backends)}, "
         f"precisions {', '.join(p.value for p in options.precisions)} → {run_dir}"

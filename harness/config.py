@@ -39,6 +39,10 @@ class RunOptions:
     # role -> user model directory, e.g. {"det": Path(...)}; replaces the registered model
     model_dirs: Mapping[str, Path] = field(default_factory=dict)
     dataset_dir: Path | None = None  # a user dataset replacing the suite's generated one
+    only: tuple[str, ...] = ()  # keep only cells whose id contains one of these
+
+    def selects(self, cell_id: str) -> bool:
+        return not self.only or any(text in cell_id for text in self.only)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -52,6 +56,7 @@ class RunOptions:
             "cell_timeout_s": self.cell_timeout_s,
             "model_dirs": {k: str(v) for k, v in self.model_dirs.items()},
             "dataset_dir": str(self.dataset_dir) if self.dataset_dir else None,
+            "only": list(self.only),
         }
 
     @classmethod
@@ -67,6 +72,7 @@ class RunOptions:
             cell_timeout_s=float(data.get("cell_timeout_s", DEFAULT_CELL_TIMEOUT_S)),
             model_dirs={k: Path(v) for k, v in (data.get("model_dirs") or {}).items()},
             dataset_dir=Path(data["dataset_dir"]) if data.get("dataset_dir") else None,
+            only=tuple(data.get("only") or ()),
         )
 
 

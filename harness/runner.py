@@ -81,6 +81,8 @@ def plan_cells(suite: Suite, options: RunOptions, run_dir: Path) -> list[Planned
         for precision in options.precisions:
             for template in suite.cells:
                 cell_id = template.cell_id(backend_name, precision.value)
+                if not options.selects(cell_id):
+                    continue
                 params = dict(template.params)
                 params.update(
                     cache_dir=str(options.cache_dir),

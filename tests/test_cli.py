@@ -1,0 +1,150 @@
+"""The command line as users meet it: real subprocesses, real exit codes, real stderr."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from portbench.harness.models import find_model_files
+from portbench.harness.results import validate_document
+from portbench.suites.ocr.models import PPOCRV4_REC
+
+
+def portbench(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "portbench.harness.cli", *args],
+        capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False,
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> str:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("portbench: error:")]
+    assert len(error_lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in error_lines[0]
+    return error_lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["run", "--backend", "quantum"], ["unknown backend 'quantum'", "cpu"]),
+        (["run", "--suite", "nosuch"], ["unknown suite 'nosuch'", "smoke", "standard"]),
+        (["run", "--precisions", "fp64"], ["unknown precision 'fp64'"]),
+        (["run", "--model-dir", "det=/no/such/dir"], ["model directory for 'det' does not exist"]),
+        (["run", "--model-dir", "nonsense"], ["--model-dir expects ROLE=PATH"]),
+        (["run", "--dataset", "/no/such/data"], ["dataset /no/such/data does not exist"]),
+        (["run", "--suite", "smoke", "--only", "no-such-cell"], ["matches no cell"]),
+        (["run", "--resume", "/no/such/run"], ["no results at /no/such/run"]),
+        (["report", "/no/such/run"], ["no results at"]),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args: list[str], fragments: list[str], tmp_path: Path) -> None:
+    assert_one_line_error(portbench(*args, cwd=tmp_path), *fragments)
+
+
+def test_missing_device_is_a_clear_error(tmp_path: Path) -> None:
+    # No Ascend card (or plugin) on a CI machine: asking for it explicitly must say why, not crash.
+    from portbench.backends.registry import create_backend
+
+    if create_backend("npu").probe().available:
+        pytest.skip("this machine has an NPU")
+    line = assert_one_line_error(portbench("run", "--backend", "npu", cwd=tmp_path), "backend 'npu'")
+    assert "not available here" in line
+
+
+def test_backends_lists_every_platform_with_reasons() -> None:
+    result = portbench("backends")
+    assert result.returncode == 0, result.stderr
+    for name in ("cpu", "cuda", "tensorrt", "npu", "mlu", "xpu", "dcu"):
+        assert name in result.stdout
+    assert "paddle-custom-npu" in result.stdout  # the reason tells the user what is missing
+
+
+def test_suites_and_models_commands() -> None:
+    suites = portbench("suites")
+    assert suites.returncode == 0 and "smoke" in suites.stdout and "standard" in suites.stdout
+    models = portbench("models")
+    assert models.returncode == 0, models.stderr
+    assert "ppocrv4-mobile-det" in models.stdout and "verified" in models.stdout
+
+
+@pytest.fixture(scope="module")
+def truncated_rec_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    source = find_model_files(PPOCRV4_REC.directory())
+    target = tmp_path_factory.mktemp("truncated-rec")
+    shutil.copy(source.model_file, target / source.model_file.name)
+    data = source.params_file.read_bytes()
+    (target / source.params_file.name).write_bytes(data[: len(data) // 2])
+    return target
+
+
+def test_truncated_params_fail_their_cell_with_a_clear_error(
+    truncated_rec_model: Path, tmp_path: Path, cache_dir: Path
+) -> None:
+    out = tmp_path / "run"
+    result = portbench(
+        "run", "--suite", "smoke", "--backend", "cpu", "--only", "ocr/rec", "--out", str(out),
+        "--model-dir", f"rec={truncated_rec_model}", "--cache-dir", str(cache_dir),
+    )
+    assert_one_line_error(result, "cannot load model", str(truncated_rec_model))
+    saved = json.loads((out / "results.json").read_text())
+    validate_document(saved)
+    (cell,) = saved["cells"]
+    assert cell["status"] == "failed" and "complete or damaged" in cell["reason"]
+
+
+def test_an_image_that_is_not_an_image(tmp_path: Path, cache_dir: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "line.png").write_text("this is not a PNG")
+    (data / "rec_gt.txt").write_text("line.png\t你好\n", encoding="utf-8")
+    result = portbench(
+        "run", "--suite", "smoke", "--backend", "cpu", "--only", "ocr/rec", "--out", str(tmp_path / "run"),
+        "--dataset", str(data), "--cache-dir", str(cache_dir),
+    )
+    assert_one_line_error(result, "line.png is not a readable image")
+
+
+def test_wrong_dataset_format(tmp_path: Path, cache_dir: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "det_gt.txt").write_text('page.png\t[{"transcription": "x"}]\n', encoding="utf-8")
+    result = portbench(
+        "run", "--suite", "smoke", "--backend", "cpu", "--only", "ocr/det", "--out", str(tmp_path / "run"),
+        "--dataset", str(data), "--cache-dir", str(cache_dir),
+    )
+    assert_one_line_error(result, "det_gt.txt:1")
+
+
+def test_smoke_suite_end_to_end(tmp_path: Path, cache_dir: Path) -> None:
+    out = tmp_path / "run"
+    result = portbench("run", "--suite", "smoke", "--backend", "cpu", "--out", str(out),
+                       "--cache-dir", str(cache_dir))
+    assert result.returncode == 0, result.stderr
+    saved = json.loads((out / "results.json").read_text())
+    validate_document(saved)
+    cells = {c["task"]: c for c in saved["cells"]}
+    assert set(cells) == {"det", "rec", "system"}
+    for cell in cells.values():
+        assert cell["status"] == "passed", cell["reason"]
+        assert cell["latency_ms"]["n"] == len(cell["raw"]["latency_ms"]) > 0
+        assert cell["throughput"]["samples_per_s"] > 0
+        assert cell["models"] and all(len(d) == 64 for m in cell["models"] for d in m["sha256"].values())
+    # The smoke pages are crisp printed text: a working pipeline finds and reads nearly all of it.
+    assert cells["det"]["metrics"]["det_hmean"] >= 0.8
+    assert cells["rec"]["metrics"]["rec_char_accuracy"] >= 0.8
+    assert set(cells["system"]["metrics_by_subset"]["e2e_hmean"]) == {"clean", "degraded"}
+    assert saved["platform"]["paddle"]["version"] == "3.2.2"
+    summary = (out / "summary.md").read_text()
+    assert "ppocrv4-mobile-det" in summary and saved["run_id"] in summary
+    # Reports only read results: rendering again from the file works and validates it.
+    again = portbench("report", str(out))
+    assert again.returncode == 0, again.stderr
