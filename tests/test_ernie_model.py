@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import paddle
 import pytest
+from ernie_fixtures import PirCpuBackend
 
-from portbench.backends.base import ModelFiles, PredictorOptions
-from portbench.backends.cpu import CpuBackend
+from portbench.backends.base import PredictorOptions
 from portbench.harness.errors import PortbenchError
 from portbench.suites.ernie.checkpoint import load_checkpoint, save_checkpoint
 from portbench.suites.ernie.errors import CheckpointError
@@ -21,7 +21,7 @@ from portbench.suites.ernie.modeling import ErnieConfig, ErnieForSequenceClassif
 from portbench.suites.ernie.shapes import ERNIE3_SHAPES, parameter_count
 
 # PaddleNLP's own field names, as its save_pretrained writes them (new flat layout).
-PADDLENLP_CONFIG = {
+PADDLENLP_CONFIG: dict[str, Any] = {
     "architectures": ["ErnieForSequenceClassification"],
     "attention_probs_dropout_prob": 0.1,
     "hidden_act": "gelu",
@@ -140,24 +140,9 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str
     return directory, state
 
 
-class PirCpuBackend(CpuBackend):
-    """CpuBackend plus ``enable_new_executor`` for PIR models.
-
-    Paddle 3.2.2 refuses a PIR (``inference.json``) model under ``enable_memory_optim`` unless the new
-    executor is on ("Not find predictor_id 0 and pass_name memory_optimize_pass"); the fix belongs in
-    ``Backend.new_config`` and is harmless here once it lands there.
-    """
-
-    def new_config(self, model: ModelFiles) -> Any:
-        config = super().new_config(model)
-        if model.is_pir:
-            config.enable_new_executor(True)
-        return config
-
-
 def sample_inputs(batch: int, length: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
-    ids = rng.integers(5, PADDLENLP_CONFIG["vocab_size"], (batch, length)).astype(np.int64)
+    ids = rng.integers(5, int(PADDLENLP_CONFIG["vocab_size"]), (batch, length)).astype(np.int64)
     ids[:, 0] = 1
     # Ragged lengths: the tail of each row is [PAD] (id 0), so the mask matters.
     for row in range(batch):
@@ -221,7 +206,7 @@ def test_checkpoint_missing_key_and_bad_json_are_errors(
     _, state = checkpoint
     partial = {k: v for k, v in state.items() if "pooler" not in k}
     write_paddlenlp_checkpoint(tmp_path / "a", PADDLENLP_CONFIG, partial)
-    with pytest.raises(CheckpointError, match="ernie.pooler.dense.weight is missing"):
+    with pytest.raises(CheckpointError, match=r"ernie\.pooler\.dense\.weight is missing"):
         load_checkpoint(tmp_path / "a")
     write_paddlenlp_checkpoint(tmp_path / "b", PADDLENLP_CONFIG, state)
     (tmp_path / "b" / "model_config.json").write_text("{not json", encoding="utf-8")
