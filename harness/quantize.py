@@ -1,0 +1,780 @@
+"""Post-training INT8 quantization of Paddle inference models, cached with provenance.
+
+Paddle's static ``PostTrainingQuantization`` needs the legacy program format, the legacy IR
+(``FLAGS_enable_pir_api=0`` before paddle is imported) and ``paddle.enable_static()``. Neither may leak
+into a worker that runs Paddle Inference, so every step that touches the static program runs in a
+child process (``python -m portbench.harness.quantize REQUEST.json``); calibration feeds travel in an
+``.npz`` file beside the request, and the child answers in a JSON file.
+
+Quantized models live in ``<cache_root>/quantized/<label>-<key[:16]>/`` beside ``quantization.json``
+(what they were built from, how, and the sha256 of every produced file). A directory is reused only
+when every file still matches its recorded digest; otherwise it is rebuilt and the reason is reported.
+
+Ops are named by their first output variable (``conv2d_185.tmp_0``), which is stable for a given
+export; :func:`quantizable_ops` lists them. ``skip_ops`` keeps those ops in FP32 by marking them the
+way Paddle's quantization passes recognise (``op_namescope`` containing ``skip_quant``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from portbench.backends.base import ModelFiles
+from portbench.harness.errors import PortbenchError, UnknownNameError
+from portbench.harness.models import hash_model_files, sha256_file
+from portbench.harness.platform_info import describe_paddle
+
+ALGORITHMS = ("avg", "hist", "KL", "mse")
+DEFAULT_OP_TYPES = ("conv2d", "depthwise_conv2d", "mul", "matmul", "matmul_v2")
+PROVENANCE_FILE = "quantization.json"
+QUANTIZED_DIR = "quantized"
+PROVENANCE_FORMAT = 1
+MODEL_FILENAME = "inference.pdmodel"
+PARAMS_FILENAME = "inference.pdiparams"
+# Sample ids are listed verbatim in the provenance up to this many; beyond it only their hash and count.
+MAX_LISTED_IDS = 512
+DEFAULT_TIMEOUT_S = 3600.0
+SKIP_QUANT_NAMESCOPE = "/skip_quant"
+PIR_FLAG = "FLAGS_enable_pir_api"
+_CHILD_ERROR_EXIT = 3
+_LABEL_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class QuantizationError(PortbenchError):
+    """Quantization cannot proceed: unsupported model, bad settings, or the PTQ process failed."""
+
+
+class CalibrationError(QuantizationError):
+    """The calibration set is empty, too small, or does not fit the model."""
+
+
+@dataclass(frozen=True)
+class QuantizeSettings:
+    """How to quantize. ``calibration_samples`` caps the samples used (whole batches are taken)."""
+
+    algo: str = "avg"
+    calibration_samples: int = 32
+    batch_size: int = 4
+    op_types: tuple[str, ...] = DEFAULT_OP_TYPES
+    skip_ops: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.algo not in ALGORITHMS:
+            raise UnknownNameError("quantization algorithm", self.algo, ALGORITHMS)
+        if self.calibration_samples < 1:
+            raise QuantizationError(f"calibration_samples must be at least 1, got {self.calibration_samples}")
+        if self.batch_size < 1:
+            raise QuantizationError(f"batch_size must be at least 1, got {self.batch_size}")
+        if not self.op_types:
+            raise QuantizationError("op_types is empty; name at least one op type to quantize, e.g. conv2d")
+        blank = [name for name in (*self.op_types, *self.skip_ops) if not name.strip()]
+        if blank:
+            raise QuantizationError("op_types and skip_ops must not contain empty names")
+
+
+@dataclass(frozen=True)
+class CalibrationSet:
+    """Batched calibration feeds keyed by the model's input names.
+
+    ``sample_ids`` name the rows of ``feeds`` in order (batch after batch), so the ids actually used
+    are known when only the first batches are taken. ``source`` names the data (e.g. a dataset name).
+    """
+
+    sample_ids: tuple[str, ...]
+    feeds: Sequence[Mapping[str, np.ndarray]]
+    source: str = ""
+
+    def batch_rows(self) -> list[int]:
+        rows = []
+        for index, feed in enumerate(self.feeds):
+            if not feed:
+                raise CalibrationError(f"calibration batch {index} has no inputs")
+            sizes = {int(np.asarray(array).shape[0]) if np.ndim(array) else 1 for array in feed.values()}
+            if len(sizes) != 1:
+                raise CalibrationError(
+                    f"calibration batch {index} has inputs with different batch sizes {sizes}"
+                )
+            rows.append(sizes.pop())
+        return rows
+
+
+@dataclass(frozen=True)
+class QuantizedModel:
+    """An INT8 model in the cache. ``rebuilt_because`` says why a cached copy was replaced."""
+
+    files: ModelFiles
+    cache_key: str
+    provenance: dict[str, Any]
+    from_cache: bool = False
+    rebuilt_because: str | None = None
+
+
+@dataclass(frozen=True)
+class QuantizableOp:
+    name: str  # the op's first output variable
+    op_type: str
+
+
+@dataclass(frozen=True)
+class SearchTrial:
+    kept_fp32: tuple[str, ...]
+    metric: float
+    passed: bool
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Outcome of :func:`sensitive_ops_search`: ``kept_fp32`` are every op left in FP32 at the end."""
+
+    kept_fp32: list[str]
+    metric: float
+    passed: bool
+    trials: list[SearchTrial]
+    model: QuantizedModel
+    sensitivity: list[tuple[str, float]] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Parent side
+
+
+def paddle_version() -> str:
+    described = describe_paddle()
+    return f"{described.get('distribution') or 'paddle'}=={described.get('version') or 'unknown'}"
+
+
+def _require_legacy(source: ModelFiles) -> None:
+    if source.is_pir:
+        raise QuantizationError(
+            f"{source.model_file} is a PIR program (inference.json); Paddle's static post-training "
+            "quantization reads only the legacy inference.pdmodel format. Export the model with "
+            "FLAGS_enable_pir_api=0 (paddle.jit.save) or supply a legacy .pdmodel export"
+        )
+    for path in (source.model_file, source.params_file):
+        if not path.is_file():
+            raise QuantizationError(f"model file {path} does not exist")
+
+
+def _selected_batches(calibration: CalibrationSet, settings: QuantizeSettings) -> tuple[int, tuple[str, ...]]:
+    """How many leading batches to use and the ids of their rows; raises when less than one batch."""
+    rows = calibration.batch_rows()
+    total = sum(rows)
+    if total != len(calibration.sample_ids):
+        raise CalibrationError(
+            f"calibration set names {len(calibration.sample_ids)} samples but its feeds hold {total} rows"
+        )
+    if not rows or total < settings.batch_size:
+        raise CalibrationError(
+            f"calibration set has {total} sample(s), fewer than one batch of {settings.batch_size}; "
+            "use a larger calibration split or a smaller batch size"
+        )
+    used_rows = 0
+    batches = 0
+    for count in rows:
+        if used_rows >= settings.calibration_samples:
+            break
+        used_rows += count
+        batches += 1
+    return batches, calibration.sample_ids[:used_rows]
+
+
+def _feeds_digest(feeds: Sequence[Mapping[str, np.ndarray]]) -> str:
+    digest = hashlib.sha256()
+    for feed in feeds:
+        for name in sorted(feed):
+            array = np.ascontiguousarray(feed[name])
+            digest.update(f"{name}:{array.dtype.str}:{array.shape};".encode())
+            digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def _ids_digest(sample_ids: Sequence[str]) -> str:
+    return hashlib.sha256("\n".join(sample_ids).encode()).hexdigest()
+
+
+def _cache_identity(
+    source_digests: Mapping[str, str],
+    settings: QuantizeSettings,
+    sample_ids: Sequence[str],
+    feeds_digest: str,
+    version: str,
+) -> dict[str, Any]:
+    return {
+        "format": PROVENANCE_FORMAT,
+        "source_sha256": dict(sorted(source_digests.items())),
+        "algo": settings.algo,
+        "op_types": sorted(settings.op_types),
+        "skip_ops": sorted(settings.skip_ops),
+        "calibration_ids_sha256": _ids_digest(sample_ids),
+        "calibration_feeds_sha256": feeds_digest,
+        "paddle": version,
+    }
+
+
+def cache_key_for(
+    source_digests: Mapping[str, str],
+    settings: QuantizeSettings,
+    sample_ids: Sequence[str],
+    feeds_digest: str,
+    version: str,
+) -> str:
+    """sha256 over everything that shapes the quantized artifact (not batch size or sample cap as such:
+    those act through the ids they select)."""
+    identity = _cache_identity(source_digests, settings, sample_ids, feeds_digest, version)
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+def _label(model_name: str | None, source_digests: Mapping[str, str]) -> str:
+    if model_name:
+        cleaned = _LABEL_CHARS.sub("-", model_name).strip("-.")
+        if cleaned:
+            return cleaned[:48]
+    joined = "".join(source_digests[name] for name in sorted(source_digests))
+    return "model-" + hashlib.sha256(joined.encode()).hexdigest()[:12]
+
+
+def _check_cached(directory: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """(provenance, None) when ``directory`` holds an intact artifact, else (None, why not)."""
+    record_path = directory / PROVENANCE_FILE
+    if not record_path.is_file():
+        return None, f"{PROVENANCE_FILE} is missing"
+    try:
+        provenance = json.loads(record_path.read_text(encoding="utf-8"))
+        recorded = dict(provenance["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, f"{PROVENANCE_FILE} is unreadable"
+    for name in (MODEL_FILENAME, PARAMS_FILENAME):
+        if name not in recorded:
+            return None, f"{PROVENANCE_FILE} does not record {name}"
+    for name, digest in recorded.items():
+        path = directory / name
+        if not path.is_file():
+            return None, f"{name} is missing"
+        if sha256_file(path) != digest:
+            return None, f"{name} fails its sha256 check (corrupted or edited)"
+    return provenance, None
+
+
+def quantize_model(
+    source: ModelFiles,
+    calibration: CalibrationSet,
+    settings: QuantizeSettings,
+    cache_root: Path,
+    model_name: str | None = None,
+    log: Callable[[str], None] | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> QuantizedModel:
+    """The INT8 model for ``source`` calibrated on ``calibration``, from the cache or built now.
+
+    ``model_name`` labels the cache directory (default: a hash of the source files). ``log`` receives
+    one-line notes (a corrupted cached copy being rebuilt).
+    """
+    _require_legacy(source)
+    batches, used_ids = _selected_batches(calibration, settings)
+    feeds = list(calibration.feeds[:batches])
+    source_digests = hash_model_files(source)
+    version = paddle_version()
+    feeds_digest = _feeds_digest(feeds)
+    key = cache_key_for(source_digests, settings, used_ids, feeds_digest, version)
+    quantized_root = cache_root / QUANTIZED_DIR
+    target = quantized_root / f"{_label(model_name, source_digests)}-{key[:16]}"
+
+    rebuilt_because = None
+    if target.exists():
+        provenance, problem = _check_cached(target)
+        if provenance is not None:
+            return QuantizedModel(_artifact_files(target), key, provenance, from_cache=True)
+        rebuilt_because = f"cached quantized model {target.name} rebuilt: {problem}"
+        if log is not None:
+            log(rebuilt_because)
+
+    try:
+        quantized_root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=quantized_root))
+    except OSError as error:
+        raise QuantizationError(
+            f"cannot write the quantization cache {quantized_root} ({error.strerror or error})"
+        ) from None
+    try:
+        started = time.time()
+        answer = _run_child(
+            "quantize",
+            source,
+            {
+                "algo": settings.algo,
+                "op_types": list(settings.op_types),
+                "skip_ops": list(settings.skip_ops),
+                "batch_size": settings.batch_size,
+                "out_dir": str(staging),
+            },
+            feeds,
+            timeout_s,
+        )
+        files = {name: sha256_file(staging / name) for name in (MODEL_FILENAME, PARAMS_FILENAME)}
+        provenance = {
+            "format": PROVENANCE_FORMAT,
+            "cache_key": key,
+            "source": {
+                "name": model_name,
+                "model_file": str(source.model_file),
+                "params_file": str(source.params_file),
+                "sha256": source_digests,
+            },
+            "algo": settings.algo,
+            "settings": asdict(settings),
+            "calibration": {
+                "source": calibration.source,
+                "sample_count": len(used_ids),
+                "batches": len(feeds),
+                "sample_ids_sha256": _ids_digest(used_ids),
+                "sample_ids": list(used_ids) if len(used_ids) <= MAX_LISTED_IDS else None,
+                "feeds_sha256": feeds_digest,
+            },
+            "paddle": version,
+            "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "build_seconds": round(time.time() - started, 2),
+            "quantized_ops": answer["quantized_ops"],
+            "quantized_op_count": len(answer["quantized_ops"]),
+            "kept_fp32_ops": answer["skipped_ops"],
+            "files": files,
+        }
+        (staging / PROVENANCE_FILE).write_text(
+            json.dumps(provenance, indent=2, sort_keys=True), encoding="utf-8"
+        )
+        _move_into_place(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return QuantizedModel(_artifact_files(target), key, provenance, rebuilt_because=rebuilt_because)
+
+
+def _artifact_files(directory: Path) -> ModelFiles:
+    return ModelFiles(directory / MODEL_FILENAME, directory / PARAMS_FILENAME)
+
+
+def _move_into_place(staging: Path, target: Path) -> None:
+    if target.exists():
+        stale = Path(tempfile.mkdtemp(prefix=f".{target.name}-stale-", dir=target.parent))
+        with contextlib.suppress(OSError):  # a concurrent rebuild may have moved it already
+            target.rename(stale / "artifact")
+        shutil.rmtree(stale, ignore_errors=True)
+    try:
+        staging.rename(target)
+    except OSError:
+        # Another process put an identical build there first; keep theirs if it is intact.
+        if _check_cached(target)[0] is None:
+            raise
+
+
+def quantizable_ops(
+    source: ModelFiles, op_types: Sequence[str] = DEFAULT_OP_TYPES, timeout_s: float = 600.0
+) -> list[QuantizableOp]:
+    """Ops of ``op_types`` in the model's program, in program order, named by their first output."""
+    _require_legacy(source)
+    answer = _run_child("list", source, {"op_types": list(op_types)}, [], timeout_s)
+    return [QuantizableOp(name, op_type) for name, op_type in answer["ops"]]
+
+
+def op_sensitivity(
+    source: ModelFiles,
+    calibration: CalibrationSet,
+    settings: QuantizeSettings,
+    probe_batches: int = 2,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> list[tuple[str, float]]:
+    """Quantizable ops ranked by the error each adds under INT8 simulation, most sensitive first.
+
+    The model is calibrated with ``settings`` and its fake-quantized program run beside the FP32
+    program on the first ``probe_batches`` calibration batches. An op's score is the relative squared
+    error of its output minus the largest relative error among its activation inputs: what this op
+    adds, not what it inherited. No labels are needed.
+    """
+    _require_legacy(source)
+    batches, _ = _selected_batches(calibration, settings)
+    feeds = list(calibration.feeds[:batches])
+    answer = _run_child(
+        "sensitivity",
+        source,
+        {
+            "algo": settings.algo,
+            "op_types": list(settings.op_types),
+            "skip_ops": list(settings.skip_ops),
+            "batch_size": settings.batch_size,
+            "probe_batches": max(1, min(probe_batches, len(feeds))),
+        },
+        feeds,
+        timeout_s,
+    )
+    ranked = [(str(name), float(score)) for name, score in answer["sensitivity"]]
+    return sorted(ranked, key=lambda item: item[1], reverse=True)
+
+
+def sensitive_ops_search(
+    source: ModelFiles,
+    calibration: CalibrationSet,
+    settings: QuantizeSettings,
+    evaluate: Callable[[ModelFiles], float],
+    reference_metric: float,
+    gate: float,
+    max_skipped: int,
+    cache_root: Path,
+    model_name: str | None = None,
+    log: Callable[[str], None] | None = None,
+) -> SearchResult:
+    """Quantize everything; while ``evaluate(int8) < gate * reference_metric``, keep the next most
+    sensitive op (see :func:`op_sensitivity`) in FP32 and rebuild, up to ``max_skipped`` extra ops.
+
+    ``evaluate`` scores a model (higher is better), e.g. char accuracy of an INT8 session built on it.
+    """
+    if not 0.0 < gate <= 1.0:
+        raise QuantizationError(f"gate must be in (0, 1], got {gate}")
+    if max_skipped < 0:
+        raise QuantizationError(f"max_skipped must not be negative, got {max_skipped}")
+    threshold = gate * reference_metric
+    trials: list[SearchTrial] = []
+
+    def attempt(current: QuantizeSettings) -> tuple[QuantizedModel, SearchTrial]:
+        model = quantize_model(source, calibration, current, cache_root, model_name=model_name, log=log)
+        metric = float(evaluate(model.files))
+        trial = SearchTrial(current.skip_ops, metric, metric >= threshold)
+        trials.append(trial)
+        if log is not None:
+            log(
+                f"INT8 with {len(current.skip_ops)} op(s) in FP32: metric {metric:.4f} (gate {threshold:.4f})"
+            )
+        return model, trial
+
+    model, trial = attempt(settings)
+    if trial.passed or max_skipped == 0:
+        return SearchResult(list(settings.skip_ops), trial.metric, trial.passed, trials, model)
+    ranking = [
+        (name, score)
+        for name, score in op_sensitivity(source, calibration, settings)
+        if name not in settings.skip_ops
+    ]
+    kept = list(settings.skip_ops)
+    for name, _ in ranking[:max_skipped]:
+        kept.append(name)
+        model, trial = attempt(replace(settings, skip_ops=tuple(kept)))
+        if trial.passed:
+            break
+    return SearchResult(kept, trial.metric, trial.passed, trials, model, sensitivity=ranking)
+
+
+# Child process plumbing
+
+
+_NOISE = re.compile(
+    r"^(\s*$|.*Run batch:|.*Adding quant|I\d{4} |W\d{4} |.*-(INFO|WARNING|DEBUG): "
+    r"|\s*warnings\.warn|.*Warning: )"
+)
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b.*")
+
+
+def last_meaningful_line(stderr: str) -> str:
+    """The line of a child's stderr that says what went wrong (its exception line when there is one)."""
+    lines = [line.strip() for line in re.split(r"[\r\n]+", stderr)]
+    lines = [line for line in lines if line and not _NOISE.match(line)]
+    for line in reversed(lines):
+        if _EXCEPTION_LINE.match(line):
+            return line
+    return lines[-1] if lines else "no error output"
+
+
+def child_environment() -> dict[str, str]:
+    env = dict(os.environ)
+    env[PIR_FLAG] = "0"
+    env.setdefault("GLOG_minloglevel", "2")
+    return env
+
+
+def _run_child(
+    command: str,
+    source: ModelFiles,
+    arguments: Mapping[str, Any],
+    feeds: Sequence[Mapping[str, np.ndarray]],
+    timeout_s: float,
+) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="portbench-ptq-") as workdir:
+        work = Path(workdir)
+        arrays: dict[str, np.ndarray] = {}
+        layout: list[list[str]] = []
+        for batch_index, feed in enumerate(feeds):
+            names = list(feed)
+            layout.append(names)
+            for input_index, name in enumerate(names):
+                arrays[f"b{batch_index}_i{input_index}"] = np.ascontiguousarray(feed[name])
+        feeds_path = work / "feeds.npz"
+        np.savez(feeds_path, **arrays)  # type: ignore[arg-type]
+        request = {
+            "command": command,
+            "model_dir": str(source.directory),
+            "model_filename": source.model_file.name,
+            "params_filename": source.params_file.name,
+            "feeds": str(feeds_path),
+            "feed_layout": layout,
+            "answer": str(work / "answer.json"),
+            **arguments,
+        }
+        request_path = work / "request.json"
+        request_path.write_text(json.dumps(request), encoding="utf-8")
+        try:
+            completed = subprocess.run(
+                [sys.executable, "-m", "portbench.harness.quantize", str(request_path)],
+                env=child_environment(),
+                capture_output=True,
+                text=True,
+                errors="replace",
+                timeout=timeout_s,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise QuantizationError(
+                f"post-training quantization ({command}) ran past {timeout_s:.0f} s and was stopped"
+            ) from None
+        answer_path = work / "answer.json"
+        answer: dict[str, Any] = {}
+        if answer_path.is_file():
+            answer = json.loads(answer_path.read_text(encoding="utf-8"))
+        if completed.returncode == 0 and "error" not in answer and answer:
+            return answer
+        if "error" in answer:
+            error_class = CalibrationError if answer.get("kind") == "calibration" else QuantizationError
+            raise error_class(str(answer["error"]))
+        if completed.returncode < 0:
+            raise QuantizationError(
+                f"post-training quantization ({command}) was killed by signal {-completed.returncode}"
+            )
+        raise QuantizationError(
+            f"post-training quantization ({command}) failed: {last_meaningful_line(completed.stderr)}"
+        )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Child side: runs with FLAGS_enable_pir_api=0 in a fresh interpreter. Nothing above imports paddle.
+
+
+class _ChildError(Exception):
+    def __init__(self, message: str, kind: str = "quantization") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def _child_feeds(request: Mapping[str, Any]) -> list[dict[str, np.ndarray]]:
+    with np.load(request["feeds"]) as stored:
+        return [
+            {name: stored[f"b{b}_i{i}"] for i, name in enumerate(names)}
+            for b, names in enumerate(request["feed_layout"])
+        ]
+
+
+def _op_name(op: Any) -> str | None:
+    outputs = op.output_arg_names
+    return str(outputs[0]) if outputs else None
+
+
+def _load_program(request: Mapping[str, Any]) -> tuple[Any, Any, list[str], list[Any], Any]:
+    import paddle
+
+    paddle.enable_static()
+    scope = paddle.static.Scope()
+    executor = paddle.static.Executor(paddle.CPUPlace())
+    with paddle.static.scope_guard(scope):
+        program, feed_names, fetch_targets = paddle.static.load_inference_model(
+            request["model_dir"],
+            executor,
+            model_filename=request["model_filename"],
+            params_filename=request["params_filename"],
+        )
+    return program, executor, list(feed_names), list(fetch_targets), scope
+
+
+def _check_op_types(op_types: Sequence[str]) -> None:
+    from paddle.static.quantization.utils import SUPPORT_QUANTIZATION_OP_DICT
+
+    unknown = [t for t in op_types if t not in SUPPORT_QUANTIZATION_OP_DICT]
+    if unknown:
+        raise _ChildError(
+            f"op type(s) {', '.join(unknown)} cannot be quantized by Paddle; "
+            f"supported: {', '.join(sorted(SUPPORT_QUANTIZATION_OP_DICT))}"
+        )
+
+
+def _listed_ops(program: Any, op_types: Sequence[str]) -> list[tuple[str, str]]:
+    found = []
+    for block in program.blocks:
+        for op in block.ops:
+            name = _op_name(op)
+            if op.type in op_types and name is not None:
+                found.append((name, str(op.type)))
+    return found
+
+
+def _check_feeds(feeds: Sequence[Mapping[str, np.ndarray]], feed_names: Sequence[str]) -> None:
+    for feed in feeds:
+        if set(feed) != set(feed_names):
+            raise _ChildError(
+                f"calibration feeds have inputs {sorted(feed)}, the model expects {sorted(feed_names)}",
+                kind="calibration",
+            )
+
+
+def _calibrated(request: Mapping[str, Any], feeds: list[dict[str, np.ndarray]]) -> tuple[Any, list[str]]:
+    """A PTQ object whose ``quantize()`` has run; also the names of the ops it quantized."""
+    from paddle.static.quantization import PostTrainingQuantization
+
+    op_types = list(request["op_types"])
+    _check_op_types(op_types)
+    program, executor, feed_names, _, _ = _load_program(request)
+    _check_feeds(feeds, feed_names)
+    present = _listed_ops(program, op_types)
+    present_names = {name for name, _ in present}
+    skip = set(request["skip_ops"])
+    unknown = sorted(skip - present_names)
+    if unknown:
+        raise _ChildError(
+            f"op(s) to skip not found among the model's {', '.join(op_types)} ops: {', '.join(unknown[:5])}"
+            + (" …" if len(unknown) > 5 else "")
+            + "; list them with quantizable_ops()"
+        )
+    targets = [name for name, _ in present if name not in skip]
+    if not targets:
+        reason = "all of them are skipped" if present else "the program has none"
+        raise _ChildError(f"no op of type {', '.join(op_types)} left to quantize ({reason})")
+
+    class _SkippingPTQ(PostTrainingQuantization):
+        def _collect_target_varnames(self) -> None:
+            # Marked on the loaded program; Paddle's transform passes honour "skip_quant" namescopes.
+            for block in self._program.blocks:
+                for op in block.ops:
+                    if _op_name(op) in skip:
+                        op._set_attr("op_namescope", SKIP_QUANT_NAMESCOPE)
+            super()._collect_target_varnames()
+
+    ptq = _SkippingPTQ(
+        executor=executor,
+        model_dir=request["model_dir"],
+        model_filename=request["model_filename"],
+        params_filename=request["params_filename"],
+        data_loader=lambda: iter(feeds),
+        batch_size=int(request["batch_size"]),
+        batch_nums=len(feeds),
+        algo=request["algo"],
+        quantizable_op_type=op_types,
+        onnx_format=True,
+    )
+    ptq.quantize()
+    return ptq, targets
+
+
+def _quantized_op_names(program: Any, op_types: Sequence[str]) -> list[str]:
+    """Ops of ``op_types`` fed by a dequantize op: those really running in INT8."""
+    ops = [op for block in program.blocks for op in block.ops]
+    producers = {name: op.type for op in ops for name in op.output_arg_names}
+    return [
+        name
+        for op in ops
+        if op.type in op_types
+        and (name := _op_name(op)) is not None
+        and any(producers.get(arg) == "dequantize_linear" for arg in op.input_arg_names)
+    ]
+
+
+def _child_quantize(request: Mapping[str, Any]) -> dict[str, Any]:
+    feeds = _child_feeds(request)
+    ptq, _ = _calibrated(request, feeds)
+    quantized = _quantized_op_names(ptq._program, request["op_types"])
+    if not quantized:
+        raise _ChildError(
+            f"post-training quantization inserted no quantize op for {', '.join(request['op_types'])}; "
+            "the model has no quantizable op"
+        )
+    ptq.save_quantized_model(
+        request["out_dir"], model_filename=MODEL_FILENAME, params_filename=PARAMS_FILENAME
+    )
+    return {"quantized_ops": quantized, "skipped_ops": sorted(request["skip_ops"])}
+
+
+def _relative_error(reference: np.ndarray, candidate: np.ndarray) -> float:
+    reference = reference.astype(np.float64)
+    energy = float(np.mean(reference * reference))
+    error = float(np.mean((candidate.astype(np.float64) - reference) ** 2))
+    return error / energy if energy > 0 else error
+
+
+def _child_sensitivity(request: Mapping[str, Any]) -> dict[str, Any]:
+    import paddle
+
+    feeds = _child_feeds(request)
+    ptq, targets = _calibrated(request, feeds)
+    simulated = ptq._program
+    fp32, executor, _, _, fp32_scope = _load_program(request)
+    persistable = {v.name for v in fp32.list_vars() if v.persistable}
+    activation_inputs: dict[str, list[str]] = {}
+    for block in fp32.blocks:
+        for op in block.ops:
+            name = _op_name(op)
+            if name in targets:
+                activation_inputs[name] = [a for a in op.input_arg_names if a not in persistable]
+    fetch = sorted(set(targets) | {a for args in activation_inputs.values() for a in args})
+    sums: dict[str, float] = dict.fromkeys(fetch, 0.0)
+    probes = feeds[: int(request["probe_batches"])]
+    for feed in probes:
+        with paddle.static.scope_guard(fp32_scope):
+            reference = executor.run(fp32, feed=feed, fetch_list=fetch, return_numpy=True)
+        with paddle.static.scope_guard(ptq._scope):
+            candidate = executor.run(simulated, feed=feed, fetch_list=fetch, return_numpy=True)
+        for name, ref, cand in zip(fetch, reference, candidate, strict=True):
+            sums[name] += _relative_error(np.asarray(ref), np.asarray(cand))
+    errors = {name: total / len(probes) for name, total in sums.items()}
+    scores = [
+        (name, errors[name] - max((errors[a] for a in activation_inputs[name]), default=0.0))
+        for name in targets
+    ]
+    return {"sensitivity": scores}
+
+
+def _child_list(request: Mapping[str, Any]) -> dict[str, Any]:
+    program, *_ = _load_program(request)
+    return {"ops": _listed_ops(program, request["op_types"])}
+
+
+_CHILD_COMMANDS: Mapping[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
+    "quantize": _child_quantize,
+    "sensitivity": _child_sensitivity,
+    "list": _child_list,
+}
+
+
+def _child_main(request_path: str) -> int:
+    if os.environ.get(PIR_FLAG) != "0":
+        print("portbench.harness.quantize must run with FLAGS_enable_pir_api=0", file=sys.stderr)
+        return 2
+    request = json.loads(Path(request_path).read_text(encoding="utf-8"))
+    answer_path = Path(request["answer"])
+    try:
+        answer = _CHILD_COMMANDS[request["command"]](request)
+    except _ChildError as error:
+        answer_path.write_text(json.dumps({"error": str(error), "kind": error.kind}), encoding="utf-8")
+        return _CHILD_ERROR_EXIT
+    answer_path.write_text(json.dumps(answer), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main(sys.argv[1]))
