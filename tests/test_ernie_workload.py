@@ -12,12 +12,14 @@ import pytest
 from ernie_fixtures import TINY_RECIPE, PirCpuBackend
 
 from portbench.backends.base import InferenceSession, PredictorOptions
-from portbench.harness.errors import DatasetError, ModelError
+from portbench.harness.errors import DatasetError, ModelError, PortbenchError
 from portbench.suites.base import TaskSpec
+from portbench.suites.ernie.cells import smoke_cells, standard_cells
 from portbench.suites.ernie.reference import (
     DEFAULT_RECIPE,
     MANIFEST,
     build_reference_model,
+    build_with_report,
     corpus_examples,
     ensure_reference_model,
     load_reference,
@@ -208,3 +210,55 @@ def test_user_model_errors(cache_dir: Path, tiny_build, tmp_path: Path) -> None:
         workload.models_for(
             TaskSpec("ernie", "cls", "user", "user", {**params, "model_dirs": {"model": str(empty)}})
         )
+
+
+def test_smoke_recipe_builds_in_seconds_and_learns(cache_dir: Path) -> None:
+    workload = ErnieWorkload()
+    spec = TaskSpec(
+        "ernie",
+        "cls",
+        "ernie-sentiment-smoke",
+        REFERENCE_DATASET,
+        {"cache_dir": str(cache_dir), "recipe": "smoke", "seq_len": 32, "batch_size": 8, "max_samples": 200},
+    )
+    assert workload.model_name(spec, "model") == "ernie-sentiment-smoke"
+    files = workload.models_for(spec)["model"]
+    result = workload.prepare(spec, {"model": session_for(files)}).evaluate()
+    assert result.samples == 200
+    # Balanced-ish reviews: a model that learned nothing sits near 0.5.
+    assert result.metrics["accuracy"] > 0.6
+    with pytest.raises(PortbenchError, match="unknown ERNIE reference recipe 'huge'"):
+        workload.models_for(
+            TaskSpec("ernie", "cls", "x", REFERENCE_DATASET, {"cache_dir": str(cache_dir), "recipe": "huge"})
+        )
+
+
+def test_build_with_report_states_scores_and_time(tmp_path: Path) -> None:
+    lines: list[str] = []
+    build = build_with_report(tmp_path / "models", TINY_RECIPE, lines.append)
+    assert len(lines) == 1
+    assert f"held-out accuracy {build.accuracy:.4f}" in lines[0] and "built in" in lines[0]
+
+
+def test_suite_cells_cover_shapes_lengths_and_batches() -> None:
+    standard = standard_cells()
+    perf = [c for c in standard if c.task == "perf"]
+    assert {(c.params["shape"], c.params["seq_len"], c.params["batch_size"]) for c in perf} == {
+        (shape, seq, batch)
+        for shape in ("nano", "micro", "mini", "medium", "base")
+        for seq in (32, 64, 128)
+        for batch in (1, 8)
+    }
+    assert all(c.model.endswith("-synthetic") for c in perf)
+    cls = [c for c in standard if c.task == "cls"]
+    assert cls and all(c.params["seq_len"] <= DEFAULT_RECIPE.max_seq_len for c in cls)
+    ids = [c.cell_id("cpu", "fp32") for c in standard]
+    assert len(set(ids)) == len(ids)
+    assert {c.task for c in smoke_cells()} == {"cls", "perf"}
+
+
+@pytest.mark.slow
+def test_full_reference_build_reaches_target_accuracy(tmp_path: Path) -> None:
+    build = build_reference_model(tmp_path / "models")
+    assert build.accuracy >= 0.85
+    assert build.manifest["test"]["samples"] == DEFAULT_RECIPE.test_size

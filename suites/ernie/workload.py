@@ -24,14 +24,14 @@ from typing import Any
 import numpy as np
 
 from portbench.backends.base import InferenceSession, ModelFiles
-from portbench.harness.errors import DatasetError, ModelError, PortbenchError
+from portbench.harness.errors import DatasetError, ModelError, PortbenchError, UnknownNameError
 from portbench.suites.base import AccuracyResult, PreparedTask, Query, TaskSpec, Workload
 from portbench.suites.ernie.data import Example, read_tsv
 from portbench.suites.ernie.export import INPUT_NAMES
 from portbench.suites.ernie.metrics import accuracy, macro_f1
 from portbench.suites.ernie.reference import (
     DEFAULT_RECIPE,
-    REFERENCE_NAME,
+    RECIPES,
     ReferenceBuild,
     ReferenceRecipe,
     corpus_examples,
@@ -235,10 +235,19 @@ class ErnieWorkload(Workload):
         if spec.task == "perf":
             return f"ernie-3.0-{spec.params.get('shape', 'medium')}-synthetic"
         user_dir = _user_model_dir(spec)
-        return f"user:{user_dir}" if user_dir else REFERENCE_NAME
+        return f"user:{user_dir}" if user_dir else self._recipe(spec).name
+
+    def _recipe(self, spec: TaskSpec) -> ReferenceRecipe:
+        """``params["recipe"]`` ("default", "smoke") picks a named recipe; else the workload's own."""
+        name = spec.params.get("recipe")
+        if name is None:
+            return self.reference_recipe
+        if name not in RECIPES:
+            raise UnknownNameError("ERNIE reference recipe", str(name), list(RECIPES))
+        return RECIPES[name]
 
     def _reference(self, spec: TaskSpec) -> ReferenceBuild:
-        return ensure_reference_model(_cache_dir(spec) / "models", self.reference_recipe)
+        return ensure_reference_model(_cache_dir(spec) / "models", self._recipe(spec))
 
     def classifier(self, spec: TaskSpec) -> Classifier:
         user_dir = _user_model_dir(spec)
@@ -253,7 +262,7 @@ class ErnieWorkload(Workload):
             )
         build = self._reference(spec)
         return Classifier(
-            REFERENCE_NAME, build.model_files, build.vocab_file, build.labels, build.max_seq_len
+            str(build.manifest["name"]), build.model_files, build.vocab_file, build.labels, build.max_seq_len
         )
 
     def models_for(self, spec: TaskSpec) -> Mapping[str, ModelFiles]:
