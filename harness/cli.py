@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
@@ -264,6 +265,8 @@ def models(ctx: click.Context, verify: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point: user errors become one line and exit code 2."""
+    # Paddle's import looks for a C++ compiler cache that inference never uses.
+    warnings.filterwarnings("ignore", message="No ccache found")
     try:
         cli.main(args=list(argv) if argv is not None else None, prog_name="portbench", standalone_mode=False)
     except PortbenchError as exc:

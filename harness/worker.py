@@ -11,6 +11,7 @@ import resource
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -157,6 +158,7 @@ def _device_info_dict(backend: Backend) -> dict[str, Any] | None:
 def worker_main(plan: CellPlan, reply: Any, environment: Mapping[str, str]) -> None:
     """Process entry point: environment for this device, output to the cell's log, reply on a pipe."""
     os.environ.update(environment)
+    warnings.filterwarnings("ignore", message="No ccache found")
     if plan.log_path is not None:
         plan.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(plan.log_path, "ab", buffering=0)  # noqa: SIM115 - lives as long as the process
