@@ -381,6 +381,47 @@ def _move_into_place(staging: Path, target: Path) -> None:
             raise
 
 
+def export_legacy_program(
+    factory: str,
+    arguments: Mapping[str, Any],
+    state_file: Path,
+    inputs: Sequence[tuple[str, str, Sequence[int]]],
+    out_dir: Path,
+    timeout_s: float = 600.0,
+) -> ModelFiles:
+    """Export a ``paddle.nn`` model to the legacy ``inference.pdmodel`` format that static PTQ reads.
+
+    Paddle 3.x's ``jit.save`` with ``FLAGS_enable_pir_api=0`` fails on Transformers because
+    ``paddle.matmul`` is bound to a PIR/dygraph-only kernel. In a child process this builds the model
+    as a legacy static program with ``paddle.matmul`` emitting the ``matmul_v2`` op, copies the weights
+    of ``state_file`` (a ``paddle.save``d state dict) in by structured name, and saves it.
+
+    ``factory`` is ``"module:callable"``; ``callable(**arguments)`` must return the ``nn.Layer`` built
+    in static mode (no dygraph-only weight initialisation). ``inputs`` are (name, dtype, shape) with
+    -1 for dynamic axes, in ``forward`` argument order.
+    """
+    if ":" not in factory:
+        raise QuantizationError(f"factory {factory!r} must look like 'package.module:callable'")
+    if not state_file.is_file():
+        raise QuantizationError(f"state dict {state_file} does not exist")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    placeholder = ModelFiles(state_file, state_file)  # the child reads no model for this command
+    _run_child(
+        "legacy-export",
+        placeholder,
+        {
+            "factory": factory,
+            "arguments": dict(arguments),
+            "state_file": str(state_file),
+            "inputs": [[name, dtype, list(shape)] for name, dtype, shape in inputs],
+            "out_dir": str(out_dir),
+        },
+        [],
+        timeout_s,
+    )
+    return ModelFiles(out_dir / MODEL_FILENAME, out_dir / PARAMS_FILENAME)
+
+
 def quantizable_ops(
     source: ModelFiles, op_types: Sequence[str] = DEFAULT_OP_TYPES, timeout_s: float = 600.0
 ) -> list[QuantizableOp]:
@@ -754,10 +795,69 @@ def _child_list(request: Mapping[str, Any]) -> dict[str, Any]:
     return {"ops": _listed_ops(program, request["op_types"])}
 
 
+def _legacy_matmul(
+    x: Any, y: Any, transpose_x: bool = False, transpose_y: bool = False, name: Any = None
+) -> Any:
+    from paddle.base.layer_helper import LayerHelper
+
+    helper = LayerHelper("matmul_v2", name=name)
+    out = helper.create_variable_for_type_inference(dtype=x.dtype)
+    helper.append_op(
+        type="matmul_v2",
+        inputs={"X": x, "Y": y},
+        outputs={"Out": out},
+        attrs={"trans_x": transpose_x, "trans_y": transpose_y},
+    )
+    return out
+
+
+def _child_legacy_export(request: Mapping[str, Any]) -> dict[str, Any]:
+    import importlib
+
+    import paddle
+
+    paddle.enable_static()
+    # paddle.matmul and paddle.tensor.matmul are C++-bound (dygraph / PIR only) in Paddle 3.x; the
+    # nn layers look them up at call time, so the legacy op is swapped in for this process only.
+    # (`paddle.tensor` the attribute is a function; the module is reached through sys.modules.)
+    paddle.matmul = _legacy_matmul
+    setattr(sys.modules["paddle.tensor"], "matmul", _legacy_matmul)  # noqa: B010
+    module_name, _, attribute = str(request["factory"]).partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as error:
+        raise _ChildError(f"cannot import factory {request['factory']!r}: {error}") from None
+    main, startup = paddle.static.Program(), paddle.static.Program()
+    with paddle.static.program_guard(main, startup):
+        feeds = [paddle.static.data(name, shape, dtype) for name, dtype, shape in request["inputs"]]
+        layer = factory(**request["arguments"])
+        layer.eval()
+        outputs = layer(*feeds)
+    fetch = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+    executor = paddle.static.Executor(paddle.CPUPlace())
+    executor.run(startup)
+    state = paddle.load(request["state_file"])
+    scope = paddle.static.global_scope()
+    params = layer.state_dict()
+    missing = sorted(set(params) - set(state))
+    if missing:
+        raise _ChildError(f"state dict {request['state_file']} lacks {', '.join(missing[:5])}")
+    for key, variable in params.items():
+        value = np.asarray(state[key])
+        tensor = scope.find_var(variable.name).get_tensor()
+        if tuple(value.shape) != tuple(variable.shape):
+            raise _ChildError(f"{key}: state dict shape {value.shape}, model shape {tuple(variable.shape)}")
+        tensor.set(value, paddle.CPUPlace())
+    prefix = str(Path(request["out_dir"]) / Path(MODEL_FILENAME).stem)
+    paddle.static.save_inference_model(prefix, feeds, fetch, executor, program=main)
+    return {"saved": prefix}
+
+
 _CHILD_COMMANDS: Mapping[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
     "quantize": _child_quantize,
     "sensitivity": _child_sensitivity,
     "list": _child_list,
+    "legacy-export": _child_legacy_export,
 }
 
 

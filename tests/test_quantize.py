@@ -481,3 +481,53 @@ def test_skipped_op_stays_fp32_in_the_real_model(rec_int8: tuple[ModelFiles, Any
     assert first not in model.provenance["quantized_ops"]
     assert model.provenance["kept_fp32_ops"] == [first]
     assert len(model.provenance["quantized_ops"]) == len(quantizable_ops(source)) - 1
+
+
+# Transformer route: legacy export of a paddle.nn model, then static PTQ, then oneDNN INT8
+
+
+def test_transformer_exports_to_legacy_program_and_runs_int8(tmp_path: Path) -> None:
+    import paddle
+
+    from portbench.backends.cpu import CpuBackend
+
+    paddle.seed(7)
+    layer = paddle.nn.TransformerEncoderLayer(d_model=32, nhead=4, dim_feedforward=64, dropout=0.0)
+    layer.eval()
+    state_file = tmp_path / "layer.pdparams"
+    paddle.save(layer.state_dict(), str(state_file))
+    rng = np.random.default_rng(0)
+    probe = rng.standard_normal((2, 10, 32)).astype(np.float32)
+    expected = layer(paddle.to_tensor(probe)).numpy()
+
+    legacy = quantize.export_legacy_program(
+        "paddle.nn:TransformerEncoderLayer",
+        {"d_model": 32, "nhead": 4, "dim_feedforward": 64, "dropout": 0.0},
+        state_file,
+        [("src", "float32", [-1, -1, 32])],
+        tmp_path / "legacy",
+    )
+    assert legacy.model_file.name == "inference.pdmodel"
+    assert {op.op_type for op in quantizable_ops(legacy)} == {"matmul_v2"}
+    backend = CpuBackend()
+    fp32 = backend.create_session(legacy, PredictorOptions(cpu_threads=2)).run([probe])[0]
+    np.testing.assert_allclose(fp32, expected, atol=1e-4)  # the export is the same function
+
+    feeds = [{"src": rng.standard_normal((4, 10, 32)).astype(np.float32)} for _ in range(2)]
+    calibration = CalibrationSet(tuple(f"r{i}" for i in range(8)), feeds)
+    model = quantize_model(legacy, calibration, QuantizeSettings(batch_size=4), tmp_path / "cache")
+    assert model.provenance["quantized_op_count"] > 0
+    int8 = backend.create_session(model.files, PredictorOptions(precision=Precision.INT8, cpu_threads=2))
+    output = int8.run([probe])[0]
+    assert output.shape == expected.shape
+    # Layer-normed outputs (unit scale): INT8 moves them a little, not wholesale.
+    assert 0 < float(np.abs(output - expected).mean()) < 0.1
+
+
+def test_legacy_export_refuses_a_bad_factory(tmp_path: Path) -> None:
+    state_file = tmp_path / "s.pdparams"
+    state_file.write_bytes(b"")
+    with pytest.raises(QuantizationError, match="module:callable"):
+        quantize.export_legacy_program("no_colon", {}, state_file, [], tmp_path / "out")
+    with pytest.raises(QuantizationError, match="cannot import factory"):
+        quantize.export_legacy_program("no_such_module_xyz:f", {}, state_file, [], tmp_path / "out")
