@@ -1,25 +1,47 @@
-"""Timing: the timed loop, and turning raw samples into summaries.
+"""Timing: the measurement engine every scenario, the worker and the pytest plugin share.
 
-The timed loop only calls ``Query.run``: inputs are pre-processed before it starts, and nothing is
-written or printed inside it. Percentiles are withheld when there are too few samples to support
-them (a p99 from 20 samples is just the maximum), following MLPerf's insistence on sample counts.
+The timed loop only calls ``Query.run`` (plus the backend's ``synchronize`` when one is given):
+inputs are pre-processed before it starts, and nothing is written or printed inside it. Percentiles
+are withheld when there are too few samples to support them (a p99 from 20 samples is just the
+maximum), following MLPerf's insistence on sample counts.
+
+Scenarios (MLPerf names): ``single_stream`` (one query after another), ``offline`` (throughput over a
+batch-size sweep), ``multi_stream`` (one thread per stream, each on its own cloned predictor).
+``run_trials`` repeats a single-stream loop for a stability verdict; ``measure_stages`` times the
+host-to-device / compute / device-to-host split in a separate loop so the main loop stays lean.
+Every function takes a ``clock`` (nanoseconds) so tests can drive time deterministically.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import platform
 import statistics
+import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from portbench.harness.results import LatencySummary, Throughput
+from portbench.backends.base import InferenceSession, StageTimes
+from portbench.harness.errors import PortbenchError
+from portbench.harness.results import LatencySummary, Throughput, TrialSummary
+from portbench.harness.stats import DEFAULT_CV_THRESHOLD, summarize_trials
 from portbench.suites.base import Query
+
+Clock = Callable[[], int]  # monotonic nanoseconds
+Synchronize = Callable[[], None]
 
 # A tail percentile p is reported only with at least this many samples at or beyond it.
 MIN_TAIL_SAMPLES = 2
+
+
+class MeasureSettingsError(PortbenchError, ValueError):
+    """Measurement settings that cannot work together (counts, durations, tolerances)."""
 
 
 def min_samples_for(percentile: float) -> int:
@@ -47,24 +69,81 @@ def summarize_ms(samples_ms: Sequence[float]) -> LatencySummary:
         p50=float(np.percentile(values, 50)),
         p90=percentile_or_none(values, 90),
         p99=percentile_or_none(values, 99),
+        p999=percentile_or_none(values, 99.9),
     )
 
 
 @dataclass(frozen=True)
 class MeasureSettings:
-    """How long a timed loop runs. It stops at whichever cap comes first once minimums are met."""
+    """How long a timed loop runs, and how warm-up decides it is done.
+
+    The timed loop stops at whichever cap comes first once the minimums are met. A count-based run
+    sets ``min_queries == max_queries`` and ``min_duration_s = 0``; a time-budgeted one leaves the
+    counts wide and sets the durations. ``target_percentile`` raises the minimum count to what that
+    percentile needs (``min_samples_for``), e.g. 99.9 -> 2000 queries.
+
+    Warm-up first runs every distinct query once and at least ``warmup_queries`` in all; then, unless
+    ``warmup_stable_windows`` is 0, windows of ``warmup_window`` queries until the medians of the last
+    ``warmup_stable_windows`` windows agree within ``warmup_tolerance`` (relative), or a cap is hit.
+    """
 
     warmup_queries: int = 10
     min_queries: int = 30
     max_queries: int = 1000
     min_duration_s: float = 1.0
     max_duration_s: float = 20.0
+    warmup_window: int = 10
+    warmup_stable_windows: int = 3
+    warmup_tolerance: float = 0.05
+    warmup_max_queries: int = 1000
+    warmup_max_s: float = 10.0
+    target_percentile: float | None = None
 
     def __post_init__(self) -> None:
         if self.min_queries < 1 or self.max_queries < self.min_queries:
-            raise ValueError("need 1 <= min_queries <= max_queries")
-        if self.max_duration_s < self.min_duration_s:
-            raise ValueError("need min_duration_s <= max_duration_s")
+            raise MeasureSettingsError("need 1 <= min_queries <= max_queries")
+        if self.min_duration_s < 0 or self.max_duration_s < self.min_duration_s:
+            raise MeasureSettingsError("need 0 <= min_duration_s <= max_duration_s")
+        if self.warmup_queries < 0 or self.warmup_window < 1:
+            raise MeasureSettingsError("need warmup_queries >= 0 and warmup_window >= 1")
+        if self.warmup_stable_windows == 1 or self.warmup_stable_windows < 0:
+            raise MeasureSettingsError("warmup_stable_windows must be 0 (off) or at least 2")
+        if self.warmup_tolerance <= 0 or self.warmup_max_queries < 0 or self.warmup_max_s < 0:
+            raise MeasureSettingsError("need warmup_tolerance > 0 and non-negative warm-up caps")
+        if self.target_percentile is not None:
+            if not 0 < self.target_percentile < 100:
+                raise MeasureSettingsError("target_percentile must lie between 0 and 100")
+            needed = min_samples_for(self.target_percentile)
+            if self.max_queries < needed:
+                raise MeasureSettingsError(
+                    f"max_queries {self.max_queries} cannot reach the {needed} samples "
+                    f"p{self.target_percentile:g} needs"
+                )
+
+    @property
+    def required_queries(self) -> int:
+        """The minimum count, raised to what ``target_percentile`` needs."""
+        if self.target_percentile is None:
+            return self.min_queries
+        return max(self.min_queries, min_samples_for(self.target_percentile))
+
+
+@dataclass(frozen=True)
+class WarmupReport:
+    """How warm-up went. ``stable`` is None when only the fixed count ran (stability not judged)."""
+
+    queries: int
+    seconds: float
+    stable: bool | None
+    window_medians_ms: tuple[float, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "queries": self.queries,
+            "seconds": self.seconds,
+            "stable": self.stable,
+            "window_medians_ms": list(self.window_medians_ms),
+        }
 
 
 @dataclass
@@ -74,6 +153,10 @@ class Measurement:
     wall_s: float = 0.0
     warmup_queries: int = 0
     warmup_s: float = 0.0
+    warmup_stable: bool | None = None
+    streams: int = 1
+    # Multi-stream only: each stream's latencies, in stream order (``latencies_ns`` holds them all).
+    stream_latencies_ns: list[list[int]] = field(default_factory=list)
 
     @property
     def latencies_ms(self) -> list[float]:
@@ -87,6 +170,10 @@ class Measurement:
             samples_per_s=self.samples / self.wall_s, queries_per_s=len(self.latencies_ns) / self.wall_s
         )
 
+    def warmup_report(self) -> dict[str, Any]:
+        """What the worker stores in ``CellResult.warmup``."""
+        return {"queries": self.warmup_queries, "seconds": self.warmup_s, "stable": self.warmup_stable}
+
 
 def warm_up(queries: Sequence[Query], settings: MeasureSettings) -> tuple[int, float]:
     """Run every distinct query once (each new input shape costs a first-time compile), then more
@@ -98,20 +185,68 @@ def warm_up(queries: Sequence[Query], settings: MeasureSettings) -> tuple[int, f
     return count, time.perf_counter() - start
 
 
-def single_stream(queries: Sequence[Query], settings: MeasureSettings) -> Measurement:
-    """One query after another, round-robin over ``queries``; latency of each recorded.
+def _windows_agree(medians: Sequence[float], tolerance: float) -> bool:
+    low, high = min(medians), max(medians)
+    return high - low <= tolerance * low
 
-    Runs whole passes over ``queries`` until the minimum count and duration are both met, or until a
-    cap (count or duration) stops it mid-pass.
-    """
+
+def warm_up_until_stable(
+    queries: Sequence[Query],
+    settings: MeasureSettings,
+    *,
+    clock: Clock = time.perf_counter_ns,
+    synchronize: Synchronize | None = None,
+) -> WarmupReport:
+    """Fixed warm-up (see :func:`warm_up`), then windows until their medians agree or a cap is hit."""
     if not queries:
-        raise ValueError("no queries to time")
+        raise ValueError("no queries to warm up")
+    n_queries = len(queries)
+    start = clock()
+    count = max(settings.warmup_queries, n_queries)
+    for i in range(count):
+        queries[i % n_queries].run()
+        if synchronize is not None:
+            synchronize()
+    if settings.warmup_stable_windows == 0:
+        return WarmupReport(count, (clock() - start) / 1e9, None)
+
+    # Whole passes per window, so every window holds the same mix of input shapes.
+    window = math.ceil(max(settings.warmup_window, n_queries) / n_queries) * n_queries
+    max_ns = settings.warmup_max_s * 1e9
+    medians_ns: list[float] = []
+    stable = False
+    while count + window <= settings.warmup_max_queries and clock() - start < max_ns:
+        latencies: list[int] = []
+        for i in range(window):
+            query = queries[i % n_queries]
+            t0 = clock()
+            query.run()
+            if synchronize is not None:
+                synchronize()
+            latencies.append(clock() - t0)
+        count += window
+        medians_ns.append(statistics.median(latencies))
+        recent = medians_ns[-settings.warmup_stable_windows :]
+        enough = len(recent) == settings.warmup_stable_windows
+        if enough and _windows_agree(recent, settings.warmup_tolerance):
+            stable = True
+            break
+    return WarmupReport(count, (clock() - start) / 1e9, stable, tuple(m / 1e6 for m in medians_ns))
+
+
+def _timed_loop(
+    queries: Sequence[Query],
+    settings: MeasureSettings,
+    clock: Clock,
+    synchronize: Synchronize | None,
+) -> Measurement:
+    """The timed loop itself, warm-up not included. Kept minimal: see tests/bench_overhead.py."""
     measurement = Measurement()
-    measurement.warmup_queries, measurement.warmup_s = warm_up(queries, settings)
-    clock = time.perf_counter_ns
     latencies = measurement.latencies_ns
     samples = 0
     n_queries = len(queries)
+    min_queries = settings.required_queries
+    max_queries = settings.max_queries
     min_ns = int(settings.min_duration_s * 1e9)
     max_ns = int(settings.max_duration_s * 1e9)
     loop_start = clock()
@@ -121,16 +256,367 @@ def single_stream(queries: Sequence[Query], settings: MeasureSettings) -> Measur
         query = queries[i % n_queries]
         t0 = clock()
         query.run()
+        if synchronize is not None:
+            synchronize()
         t1 = clock()
         latencies.append(t1 - t0)
         samples += query.samples
         i += 1
         elapsed = t1 - loop_start
-        if i >= settings.max_queries or elapsed >= max_ns:
+        if i >= max_queries or elapsed >= max_ns:
             break
         # Stop on a whole pass so every distinct input (image size, batch width) weighs the same.
-        if i >= settings.min_queries and elapsed >= min_ns and i % n_queries == 0:
+        if i >= min_queries and elapsed >= min_ns and i % n_queries == 0:
             break
     measurement.samples = samples
     measurement.wall_s = elapsed / 1e9
     return measurement
+
+
+def single_stream(
+    queries: Sequence[Query],
+    settings: MeasureSettings,
+    *,
+    clock: Clock = time.perf_counter_ns,
+    synchronize: Synchronize | None = None,
+) -> Measurement:
+    """One query after another, round-robin over ``queries``; latency of each recorded.
+
+    Warms up until stable first (see :class:`MeasureSettings`). Then runs whole passes over
+    ``queries`` until the minimum count and duration are both met, or until a cap (count or duration)
+    stops it mid-pass. ``synchronize`` (the backend's) is called after each query inside the timed
+    region, for devices whose ``run`` returns before the work is done.
+    """
+    if not queries:
+        raise ValueError("no queries to time")
+    warmup = warm_up_until_stable(queries, settings, clock=clock, synchronize=synchronize)
+    measurement = _timed_loop(queries, settings, clock, synchronize)
+    measurement.warmup_queries = warmup.queries
+    measurement.warmup_s = warmup.seconds
+    measurement.warmup_stable = warmup.stable
+    return measurement
+
+
+@dataclass
+class TrialsResult:
+    """Repeated timed trials after one warm-up; every trial's raw samples are kept."""
+
+    trials: list[Measurement]
+    warmup: WarmupReport
+    summary: TrialSummary
+
+    def pooled(self) -> Measurement:
+        """All trials as one measurement: the headline latency summary comes from every sample."""
+        return Measurement(
+            latencies_ns=[ns for trial in self.trials for ns in trial.latencies_ns],
+            samples=sum(t.samples for t in self.trials),
+            wall_s=sum(t.wall_s for t in self.trials),
+            warmup_queries=self.warmup.queries,
+            warmup_s=self.warmup.seconds,
+            warmup_stable=self.warmup.stable,
+        )
+
+    def raw_latencies_ms(self) -> list[list[float]]:
+        return [trial.latencies_ms for trial in self.trials]
+
+
+def run_trials(
+    queries: Sequence[Query],
+    settings: MeasureSettings,
+    trials: int = 3,
+    *,
+    cv_threshold: float = DEFAULT_CV_THRESHOLD,
+    clock: Clock = time.perf_counter_ns,
+    synchronize: Synchronize | None = None,
+) -> TrialsResult:
+    """Warm up once, then ``trials`` timed loops; the per-trial medians decide stability."""
+    if not queries:
+        raise ValueError("no queries to time")
+    if trials < 1:
+        raise MeasureSettingsError("trials must be at least 1")
+    warmup = warm_up_until_stable(queries, settings, clock=clock, synchronize=synchronize)
+    measured = [_timed_loop(queries, settings, clock, synchronize) for _ in range(trials)]
+    summary = summarize_trials(
+        [float(np.percentile(m.latencies_ns, 50)) / 1e6 for m in measured],
+        [m.samples / m.wall_s if m.wall_s > 0 else 0.0 for m in measured],
+        cv_threshold,
+    )
+    return TrialsResult(measured, warmup, summary)
+
+
+def offline(
+    make_queries_for_batch: Callable[[int], Sequence[Query]],
+    batch_sizes: Sequence[int],
+    settings: MeasureSettings,
+    *,
+    clock: Clock = time.perf_counter_ns,
+    synchronize: Synchronize | None = None,
+) -> dict[int, Measurement]:
+    """Throughput across a batch-size sweep: the workload builds the queries for each batch size."""
+    if not batch_sizes:
+        raise MeasureSettingsError("offline needs at least one batch size")
+    bad = [b for b in batch_sizes if not isinstance(b, int) or b < 1]
+    if bad or len(set(batch_sizes)) != len(batch_sizes):
+        raise MeasureSettingsError(f"batch sizes must be distinct positive integers, got {list(batch_sizes)}")
+    results: dict[int, Measurement] = {}
+    for batch in batch_sizes:
+        queries = make_queries_for_batch(batch)
+        if not queries:
+            raise ValueError(f"no queries for batch size {batch}")
+        results[batch] = single_stream(queries, settings, clock=clock, synchronize=synchronize)
+    return results
+
+
+def multi_stream(
+    streams: Sequence[Sequence[Query]],
+    settings: MeasureSettings,
+    *,
+    clock: Clock = time.perf_counter_ns,
+    synchronize: Synchronize | None = None,
+) -> Measurement:
+    """N concurrent streams, one thread each; every stream warms up, then all start together.
+
+    Each stream must run on its own predictor (``InferenceSession.clone()``): Paddle predictors release
+    the GIL while running but are not safe to share. The count and duration rules apply per stream.
+    Latencies of all streams are pooled; throughput is every sample over the wall time from the common
+    start to the last stream's end.
+    """
+    if not streams or any(not stream for stream in streams):
+        raise ValueError("multi-stream needs at least one stream, each with queries")
+    n_streams = len(streams)
+    start_ns: list[int] = []
+    barrier = threading.Barrier(n_streams, action=lambda: start_ns.append(clock()))
+    warmups: list[WarmupReport | None] = [None] * n_streams
+    loops: list[Measurement | None] = [None] * n_streams
+    end_ns = [0] * n_streams
+    errors: list[BaseException] = []
+
+    def run_stream(index: int) -> None:
+        try:
+            warmups[index] = warm_up_until_stable(
+                streams[index], settings, clock=clock, synchronize=synchronize
+            )
+            barrier.wait()
+            loops[index] = _timed_loop(streams[index], settings, clock, synchronize)
+            end_ns[index] = clock()
+        except threading.BrokenBarrierError:
+            return  # another stream failed; its error is the one reported
+        except BaseException as exc:
+            errors.append(exc)
+            barrier.abort()
+
+    threads = [
+        threading.Thread(target=run_stream, args=(i,), name=f"portbench-stream-{i}") for i in range(n_streams)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    finished = [m for m in loops if m is not None]
+    reports = [w for w in warmups if w is not None]
+    return Measurement(
+        latencies_ns=[ns for m in finished for ns in m.latencies_ns],
+        samples=sum(m.samples for m in finished),
+        wall_s=(max(end_ns) - start_ns[0]) / 1e9,
+        warmup_queries=sum(w.queries for w in reports),
+        warmup_s=max(w.seconds for w in reports),
+        warmup_stable=None if any(w.stable is None for w in reports) else all(w.stable for w in reports),
+        streams=n_streams,
+        stream_latencies_ns=[m.latencies_ns for m in finished],
+    )
+
+
+# --- Staged timing: a separate loop, so the main loop carries no per-stage bookkeeping ---------
+
+STAGE_NAMES = ("h2d", "compute", "d2h")
+
+
+@dataclass(frozen=True)
+class StagedQuery:
+    """A query that adds its host-to-device / compute / device-to-host split to a ``StageTimes``."""
+
+    run_staged: Callable[[StageTimes], object]
+    samples: int = 1
+
+
+def staged_query(session: InferenceSession, feed: Sequence[np.ndarray], samples: int = 1) -> StagedQuery:
+    """Time ``session.run_staged(feed)``: the backend synchronises between the stages."""
+    return StagedQuery(run_staged=lambda times: session.run_staged(feed, times), samples=samples)
+
+
+@dataclass
+class StageMeasurement:
+    """Per-query stage times in milliseconds, by stage name (``STAGE_NAMES``)."""
+
+    stages_ms: dict[str, list[float]]
+
+    def summaries(self) -> dict[str, LatencySummary]:
+        return {stage: summarize_ms(values) for stage, values in self.stages_ms.items() if values}
+
+
+def measure_stages(
+    queries: Sequence[StagedQuery],
+    settings: MeasureSettings,
+    *,
+    clock: Clock = time.perf_counter_ns,
+) -> StageMeasurement:
+    """Per-stage times over whole passes of ``queries`` (same count/duration rules as the timed loop).
+
+    The stage clock is ``InferenceSession.run_staged``'s own; ``clock`` only decides when to stop.
+    """
+    if not queries:
+        raise ValueError("no queries to time")
+    n_queries = len(queries)
+    for query in queries:  # first-time compile per shape stays out of the figures
+        query.run_staged(StageTimes())
+    stages: dict[str, list[float]] = {name: [] for name in STAGE_NAMES}
+    min_ns = settings.min_duration_s * 1e9
+    max_ns = settings.max_duration_s * 1e9
+    start = clock()
+    i = 0
+    while True:
+        times = StageTimes()
+        queries[i % n_queries].run_staged(times)
+        stages["h2d"].append(times.h2d * 1e3)
+        stages["compute"].append(times.compute * 1e3)
+        stages["d2h"].append(times.d2h * 1e3)
+        i += 1
+        elapsed = clock() - start
+        if i >= settings.max_queries or elapsed >= max_ns:
+            break
+        if i >= settings.required_queries and elapsed >= min_ns and i % n_queries == 0:
+            break
+    return StageMeasurement(stages)
+
+
+# --- Run manifest: every performance-relevant setting, so comparisons can refuse or warn ---------
+
+# Environment variables that change how fast Paddle runs. Read only: portbench never sets them here.
+MANIFEST_ENV_PREFIXES = (
+    "OMP_",
+    "KMP_",
+    "GOMP_",
+    "MKL_",
+    "OPENBLAS_",
+    "DNNL_",
+    "ONEDNN_",
+    "FLAGS_",
+    "CUDA_",
+    "CUDNN_",
+    "NVIDIA_TF32",
+    "TRT_",
+    "ASCEND_",
+    "NPU_",
+    "MLU_",
+    "CNRT_",
+    "CN_",
+    "XPU_",
+    "BKCL_",
+    "HIP_",
+    "ROCR_",
+    "HSA_",
+    "PADDLE_",
+    "CUSTOM_DEVICE_",
+)
+MANIFEST_ENV_NAMES = ("LD_PRELOAD", "MALLOC_CONF", "GLIBC_TUNABLES")
+CPU_SYSFS = Path("/sys/devices/system/cpu")
+
+
+def performance_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment variables that can change inference speed, sorted by name."""
+    source = os.environ if environ is None else environ
+    return {
+        name: value
+        for name, value in sorted(source.items())
+        if name.startswith(MANIFEST_ENV_PREFIXES) or name in MANIFEST_ENV_NAMES
+    }
+
+
+def cpu_governors(sysfs_root: Path = CPU_SYSFS) -> list[str] | None:
+    """Distinct cpufreq scaling governors of the online CPUs, or None where sysfs does not say."""
+    found = set()
+    for path in sysfs_root.glob("cpu[0-9]*/cpufreq/scaling_governor"):
+        try:
+            found.add(path.read_text(encoding="ascii").strip())
+        except OSError:
+            continue
+    return sorted(found) or None
+
+
+def _usable_cpus() -> int | None:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count()
+
+
+def build_manifest(
+    *,
+    backend: str,
+    precision: str,
+    scenario: str,
+    cpu_threads: int,
+    batch_sizes: Sequence[int],
+    input_shapes: Mapping[str, Any],
+    settings: MeasureSettings,
+    predictor_options: Mapping[str, Any] | None = None,
+    paddle: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    sysfs_root: Path = CPU_SYSFS,
+) -> dict[str, Any]:
+    """Every setting that shapes a cell's speed, JSON-ready. ``paddle`` defaults to the installed build
+    (``describe_paddle``: version, commit, distribution, plugins)."""
+    if paddle is None:
+        from portbench.harness.platform_info import describe_paddle
+
+        paddle = describe_paddle()
+    return {
+        "backend": backend,
+        "precision": precision,
+        "scenario": scenario,
+        "cpu_threads": cpu_threads,
+        "batch_sizes": list(batch_sizes),
+        "input_shapes": dict(input_shapes),
+        "measure_settings": asdict(settings),
+        "predictor_options": dict(predictor_options or {}),
+        "paddle": dict(paddle),
+        "environment": performance_environment(environ),
+        "cpu_governor": cpu_governors(sysfs_root),
+        "usable_cpus": _usable_cpus(),
+        "python": platform.python_version(),
+    }
+
+
+def _flatten(value: Any, prefix: str, into: dict[str, Any]) -> None:
+    if isinstance(value, Mapping) and value:
+        for key, item in value.items():
+            _flatten(item, f"{prefix}.{key}" if prefix else str(key), into)
+    else:
+        into[prefix] = list(value) if isinstance(value, tuple) else value
+
+
+def compare_manifests(
+    first: Mapping[str, Any], second: Mapping[str, Any], ignore: Collection[str] = ()
+) -> list[str]:
+    """Differences between two manifests, one line each (``key: a != b``), sorted by key.
+
+    ``ignore`` holds dotted keys or prefixes expected to differ (e.g. ``backend`` when comparing
+    platforms on purpose). An empty list means the runs were measured the same way.
+    """
+    flat_first: dict[str, Any] = {}
+    flat_second: dict[str, Any] = {}
+    _flatten(first, "", flat_first)
+    _flatten(second, "", flat_second)
+    missing = object()
+    differences = []
+    for key in sorted(set(flat_first) | set(flat_second)):
+        if any(key == skip or key.startswith(f"{skip}.") for skip in ignore):
+            continue
+        a, b = flat_first.get(key, missing), flat_second.get(key, missing)
+        if a != b:
+            shown_a = "(absent)" if a is missing else repr(a)
+            shown_b = "(absent)" if b is missing else repr(b)
+            differences.append(f"{key}: {shown_a} != {shown_b}")
+    return differences

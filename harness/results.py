@@ -35,12 +35,41 @@ class LatencySummary:
     p50: float
     p90: float | None
     p99: float | None
+    # Optional so documents written before p99.9 existed still load; withheld like the others.
+    p999: float | None = None
 
 
 @dataclass(frozen=True)
 class Throughput:
     samples_per_s: float
     queries_per_s: float
+
+
+@dataclass(frozen=True)
+class TrialSummary:
+    """Repeated timed trials of one cell: how far the per-trial median latency (ms) moved.
+
+    The 95% interval is Student's t for the mean of the trial medians (few trials: a bootstrap would
+    be too narrow); ``unstable`` is set when their coefficient of variation exceeds ``cv_threshold``.
+    """
+
+    trials: int
+    p50_ms: tuple[float, ...]  # one per trial, in order
+    samples_per_s: tuple[float, ...]  # one per trial, in order
+    median_p50_ms: float
+    mean_p50_ms: float
+    ci95_low_ms: float | None  # None with a single trial: no spread to estimate
+    ci95_high_ms: float | None
+    cv: float | None
+    cv_threshold: float
+    unstable: bool
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrialSummary:
+        values = dict(data)
+        values["p50_ms"] = tuple(values["p50_ms"])
+        values["samples_per_s"] = tuple(values["samples_per_s"])
+        return cls(**values)
 
 
 @dataclass(frozen=True)
