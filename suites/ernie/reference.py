@@ -144,17 +144,18 @@ def load_reference(directory: Path) -> ReferenceBuild:
         raise ModelError(f"{directory} is not a built {REFERENCE_NAME} model (no {MANIFEST})")
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
+        verify_digests(directory, manifest["sha256"], str(manifest["name"]))
+        scores = manifest["test"]
+        return ReferenceBuild(
+            directory=directory,
+            model_files=find_model_files(directory),
+            accuracy=float(scores["accuracy"]),
+            macro_f1=float(scores["macro_f1"]),
+            build_seconds=float(manifest["build_seconds"]),
+            manifest=manifest,
+        )
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
         raise ModelError(f"{manifest_path} is corrupt; delete {directory} to rebuild") from None
-    verify_digests(directory, manifest["sha256"], REFERENCE_NAME)
-    return ReferenceBuild(
-        directory=directory,
-        model_files=find_model_files(directory),
-        accuracy=float(manifest["test"]["accuracy"]),
-        macro_f1=float(manifest["test"]["macro_f1"]),
-        build_seconds=float(manifest["build_seconds"]),
-        manifest=manifest,
-    )
 
 
 def ensure_reference_model(
