@@ -14,7 +14,7 @@ import pytest
 
 from portbench.harness.errors import PortbenchError
 from portbench.harness.measure import summarize_ms
-from portbench.harness.results import CellResult, RunResults, Throughput
+from portbench.harness.results import CellResult, CellStatus, RunResults, Throughput
 from portbench.reports.pytest_benchmark import machine_id, save_pytest_benchmark, to_pytest_benchmark
 
 pytest_plugins = ["pytester"]
@@ -29,7 +29,7 @@ PLATFORM: dict[str, Any] = {
 }
 
 
-def cell(cell_id: str, latency_ms: list[float], status: str = "passed") -> CellResult:
+def cell(cell_id: str, latency_ms: list[float], status: CellStatus = "passed") -> CellResult:
     return CellResult(
         cell_id=cell_id,
         workload="ocr",
@@ -39,7 +39,7 @@ def cell(cell_id: str, latency_ms: list[float], status: str = "passed") -> CellR
         precision="fp32",
         scenario="single-stream",
         dataset="synth-smoke",
-        status=status,  # type: ignore[arg-type]
+        status=status,
         latency_ms=summarize_ms(latency_ms) if latency_ms else None,
         throughput=Throughput(samples_per_s=100.0, queries_per_s=100.0) if latency_ms else None,
         raw={"latency_ms": latency_ms} if latency_ms else {},
@@ -130,3 +130,63 @@ def test_pytest_benchmark_compare_reads_the_export(tmp_path: Path) -> None:
     assert "ocr/rec/cpu/fp32" in compared.stdout and "ocr/det/cpu/fp32" in compared.stdout
     # the rec cell appears once per run file: both files were read
     assert compared.stdout.count("ocr/rec/cpu/fp32") >= 2
+
+
+PLUGIN_TEST = """
+import json
+import pytest
+from portbench.suites.base import Query
+
+calls = []
+
+@pytest.mark.portbench(warmup_queries=0, min_queries=12, max_queries=12, min_duration_s=0.0,
+                       warmup_stable_windows=0)
+def test_fake_model(portbench_benchmark):
+    queries = [Query(run=lambda: calls.append(0)), Query(run=lambda: calls.append(1))]
+    measurement = portbench_benchmark(queries)
+    with open("measured.json", "w") as handle:
+        json.dump({"latencies_ns": measurement.latencies_ns, "calls": len(calls)}, handle)
+"""
+
+
+def test_plugin_feeds_portbench_samples_into_pytest_benchmark(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_fake=PLUGIN_TEST)
+    outcome = pytester.runpytest_subprocess("--benchmark-json=bench.json", "-p", "no:cacheprovider")
+    outcome.assert_outcomes(passed=1)
+    measured = json.loads((pytester.path / "measured.json").read_text())
+    assert measured["calls"] == 2 + 12  # one warm-up pass over two queries, then the marker's 12
+    document = json.loads((pytester.path / "bench.json").read_text())
+    (bench,) = document["benchmarks"]
+    assert bench["name"] == "test_fake_model"
+    assert bench["stats"]["rounds"] == 12 and bench["stats"]["iterations"] == 1
+    # the very samples portbench's loop measured, converted to seconds: one engine, not two
+    assert bench["stats"]["data"] == pytest.approx([ns / 1e9 for ns in measured["latencies_ns"]])
+    assert bench["extra_info"]["engine"] == "portbench"
+    assert bench["extra_info"]["p999_ms"] is None  # 12 samples cannot support p99.9
+    assert bench["extra_info"]["warmup"]["queries"] == 2
+
+
+def test_plugin_with_benchmarks_disabled_still_runs_the_queries(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_fake=PLUGIN_TEST)
+    outcome = pytester.runpytest_subprocess("--benchmark-disable", "-p", "no:cacheprovider")
+    outcome.assert_outcomes(passed=1)
+    measured = json.loads((pytester.path / "measured.json").read_text())
+    assert measured["calls"] == 2 + 2  # one warm-up pass and one timed pass
+    assert len(measured["latencies_ns"]) == 2
+
+
+def test_plugin_refuses_a_second_use_of_the_fixture(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_twice="""
+from portbench.suites.base import Query
+from portbench.harness.measure import MeasureSettings
+
+def test_twice(portbench_benchmark):
+    settings = MeasureSettings(min_queries=2, max_queries=2, min_duration_s=0.0, warmup_stable_windows=0)
+    portbench_benchmark([Query(run=lambda: None)], settings)
+    portbench_benchmark([Query(run=lambda: None)], settings)
+"""
+    )
+    outcome = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    outcome.assert_outcomes(failed=1)
+    outcome.stdout.fnmatch_lines(["*already used in portbench mode*"])
