@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from portbench.harness.measure import MeasureSettings, Measurement, Synchronize, single_stream
+from portbench.harness.measure import Measurement, MeasureSettings, Synchronize, single_stream
 from portbench.suites.base import Query
 
 
