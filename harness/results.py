@@ -107,6 +107,11 @@ class CellResult:
     warmup: dict[str, Any] = field(default_factory=dict)
     resources: dict[str, Any] = field(default_factory=dict)  # peak RSS, device memory, CPU use
     raw: dict[str, Any] = field(default_factory=dict)  # raw samples: latency_ms, stages_ms
+    # Per-sample outputs (boxes, texts, logits) live beside results.json, not in it: path relative
+    # to the run directory. They are what parity checks compare against a reference.
+    outputs_file: str | None = None
+    quantization: dict[str, Any] | None = None  # provenance of an INT8 model (source, algo, samples)
+    parity: dict[str, Any] | None = None  # verdict against the FP32 reference, with the evidence
     started_at: str | None = None
     duration_s: float | None = None
 
