@@ -181,6 +181,9 @@ class Backend(ABC):
     name: ClassVar[str]
     device_type: ClassVar[str]  # Paddle's device prefix: cpu, gpu, npu, mlu, xpu, dcu
     description: ClassVar[str]
+    # INT8 through oneDNN or TensorRT runs a model that PTQ has already quantized; a backend that
+    # quantizes weights itself at load time (XPU) takes the FP32 model.
+    int8_needs_quantized_model: ClassVar[bool] = True
 
     def __init__(self, device_id: int = 0) -> None:
         self.device_id = device_id

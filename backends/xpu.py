@@ -83,6 +83,8 @@ def parse_xpu_smi(text: str) -> XpuSmiInfo:
 
 
 class KunlunXpuBackend(Backend):
+    # XpuConfig quantizes weights when the predictor is built: INT8 takes the FP32 model.
+    int8_needs_quantized_model = False
     name = "xpu"
     device_type = "xpu"
     description = "Kunlunxin XPU through the paddlepaddle-xpu build"

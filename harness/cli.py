@@ -24,6 +24,7 @@ from portbench.backends.registry import backend_names, create_backend
 from portbench.harness import platform_info
 from portbench.harness.config import DEFAULT_CELL_TIMEOUT_S, Mode, RunOptions, default_cache_dir
 from portbench.harness.errors import PortbenchError, UnknownNameError
+from portbench.harness.quantize import DEFAULT_OP_TYPES
 from portbench.harness.runner import (
     Runner,
     new_results,
@@ -261,6 +262,65 @@ def models(ctx: click.Context, verify: bool) -> None:
     Console().print(table)
     if bad:
         raise PortbenchError(f"{bad} model(s) failed verification")
+
+
+@cli.command("quantize")
+@click.argument("model")
+@click.option("--model-dir", type=click.Path(path_type=Path), default=None,
+              help="Quantize your own export of this model instead of the registered files.")
+@click.option("--algo", type=click.Choice(["avg", "hist", "KL", "mse"]), default="avg", show_default=True)
+@click.option("--samples", "calibration_samples", type=int, default=32, show_default=True,
+              help="Calibration samples (from the calibration split only).")
+@click.option("--batch-size", type=int, default=4, show_default=True)
+@click.option("--op-types", default=",".join(DEFAULT_OP_TYPES), show_default=True,
+              help="Comma-separated op types to quantize.")
+@click.option("--skip-ops", default="", help="Comma-separated op names (see --list-ops) to keep in FP32.")
+@click.option("--list-ops", is_flag=True, help="List the quantizable ops and exit.")
+@click.option("--search", "search_gate", type=float, default=None, metavar="GATE",
+              help="Keep the most sensitive ops in FP32 until INT8 reaches GATE × FP32 (e.g. 0.99).")
+@click.option("--max-skipped", type=int, default=8, show_default=True,
+              help="Most ops the search may keep in FP32.")
+@click.option("--dataset", default="synth-smoke", show_default=True,
+              help="Generated set: its calibration split calibrates, its eval split scores the search.")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None)
+def quantize_cmd(
+    model: str, model_dir: Path | None, algo: str, calibration_samples: int, batch_size: int,
+    op_types: str, skip_ops: str, list_ops: bool, search_gate: float | None, max_skipped: int,
+    dataset: str, cache_dir: Path | None,
+) -> None:
+    """Post-training INT8 quantization of MODEL (e.g. ppocrv4-mobile-rec), cached with provenance."""
+    from portbench.harness import quantize_command as qc
+    from portbench.harness.quantize import QuantizeSettings
+
+    console = Console()
+    cache = cache_dir or default_cache_dir()
+    settings = QuantizeSettings(
+        algo=algo, calibration_samples=calibration_samples, batch_size=batch_size,
+        op_types=tuple(t.strip() for t in op_types.split(",") if t.strip()),
+        skip_ops=tuple(t.strip() for t in skip_ops.split(",") if t.strip()),
+    )
+    target = qc.find_target(model, model_dir, dataset, cache)
+    if list_ops:
+        table = Table(title=f"quantizable ops of {model}")
+        table.add_column("op (first output)")
+        table.add_column("type")
+        for name, op_type in qc.list_ops(target, settings):
+            table.add_row(name, op_type)
+        console.print(table)
+        return
+    if search_gate is not None:
+        reference, found = qc.search(target, settings, cache, search_gate, max_skipped, console.print)
+        status = "[green]passed[/]" if found.passed else "[red]did not pass[/]"
+        console.print(f"search {status}: metric {found.metric:.4f} vs FP32 {reference:.4f} "
+                      f"(gate {search_gate:g}); kept in FP32: {', '.join(found.kept_fp32) or 'none'}")
+        console.print(f"INT8 model: {found.model.files.directory}")
+        if not found.passed:
+            sys.exit(1)
+        return
+    built = qc.quantize(target, settings, cache, console.print)
+    origin = "cache" if built.from_cache else "built"
+    console.print(f"INT8 model ({origin}): {built.files.directory}")
+    console.print(f"provenance: {built.files.directory / 'quantization.json'}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -87,6 +87,7 @@ class CellPlan:
     precision: Precision
     scenario: str
     measure: MeasureSettings
+    trials: int
     mode: Mode
     cpu_threads: int
     cache_dir: Path

@@ -102,10 +102,14 @@ class CellResult:
     metrics_by_subset: dict[str, dict[str, float]] = field(default_factory=dict)
     latency_ms: LatencySummary | None = None
     throughput: Throughput | None = None
+    trials: TrialSummary | None = None  # stability across repeated timed loops
     stages_ms: dict[str, LatencySummary] = field(default_factory=dict)
     cold_start: dict[str, float] = field(default_factory=dict)
     warmup: dict[str, Any] = field(default_factory=dict)
     resources: dict[str, Any] = field(default_factory=dict)  # peak RSS, device memory, CPU use
+    # Every performance-relevant setting (threads, env flags, Paddle build, governor, shapes):
+    # comparisons refuse or warn when two cells' manifests differ.
+    manifest: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)  # raw samples: latency_ms, stages_ms
     # Per-sample outputs (boxes, texts, logits) live beside results.json, not in it: path relative
     # to the run directory. They are what parity checks compare against a reference.
@@ -127,6 +131,8 @@ class CellResult:
             values["latency_ms"] = LatencySummary(**data["latency_ms"])
         if data.get("throughput"):
             values["throughput"] = Throughput(**data["throughput"])
+        if data.get("trials"):
+            values["trials"] = TrialSummary.from_dict(data["trials"])
         values["stages_ms"] = {k: LatencySummary(**v) for k, v in data.get("stages_ms", {}).items()}
         return cls(**values)
 

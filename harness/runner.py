@@ -7,6 +7,7 @@ and ``--resume`` finishes only what is missing.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import signal
 import subprocess
@@ -16,13 +17,14 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import portbench
-from portbench.backends.base import Availability, Precision
+from portbench.backends.base import Availability
 from portbench.backends.registry import create_backend
 from portbench.harness.config import CellPlan, RunOptions
 from portbench.harness.errors import BackendUnavailableError, PortbenchError
-from portbench.harness.results import CellResult, RunResults, load_results, save_results
+from portbench.harness.results import CellResult, RunResults, load_results, save_results, write_atomic
 from portbench.harness.worker import new_cell_result, utc_now, worker_main
 from portbench.suites.base import TaskSpec
 from portbench.suites.definitions import Suite, get_suite
@@ -97,20 +99,33 @@ def plan_cells(suite: Suite, options: RunOptions, run_dir: Path) -> list[Planned
                     precision=precision,
                     scenario=template.scenario,
                     measure=suite.measure,
+                    trials=suite.trials,
                     mode=options.mode,
                     cpu_threads=options.cpu_threads,
                     cache_dir=options.cache_dir,
                     model_dirs=options.model_dirs,
-                    log_path=run_dir / "logs" / (cell_id.replace("/", "__") + ".log"),
+                    log_path=run_dir / "logs" / f"{cell_file_stem(cell_id)}.log",
                 )
                 how = support.get(precision)
                 skip = None
                 if how is None or not how.supported:
                     skip = how.how if how else f"{backend_name} does not declare {precision.value}"
-                elif precision is Precision.INT8:
-                    skip = "INT8 needs a quantized model; portbench quantize is not available yet"
                 planned.append(PlannedCell(plan, skip))
     return planned
+
+
+OUTPUTS_DIR = "outputs"
+
+
+def cell_file_stem(cell_id: str) -> str:
+    return cell_id.replace("/", "__")
+
+
+def save_outputs(run_dir: Path, cell_id: str, outputs: dict[str, Any]) -> str:
+    """Write a cell's per-sample outputs atomically; returns the path relative to ``run_dir``."""
+    relative = f"{OUTPUTS_DIR}/{cell_file_stem(cell_id)}.json"
+    write_atomic(run_dir / relative, json.dumps(outputs, ensure_ascii=False, allow_nan=False))
+    return relative
 
 
 def _log_tail(path: Path | None) -> str:
@@ -135,6 +150,7 @@ def _describe_exit(exitcode: int | None) -> str:
 class CellOutcome:
     result: CellResult
     input_error: bool = False  # the failure was the user's input (bad model, bad data)
+    outputs: dict[str, Any] | None = None  # per-sample outputs, saved beside results.json
 
 
 def run_cell_in_worker(plan: CellPlan, timeout_s: float) -> CellOutcome:
@@ -169,9 +185,11 @@ def run_cell_in_worker(plan: CellPlan, timeout_s: float) -> CellOutcome:
         tail = _log_tail(plan.log_path)
         reason = _describe_exit(process.exitcode) + (f"; last output: {tail}" if tail else "")
         return CellOutcome(new_cell_result(plan, "failed", reason))
-    kind, payload = message
+    kind, payload, outputs = message
     if kind == "ok":
-        return CellOutcome(CellResult.from_dict(payload))
+        return CellOutcome(CellResult.from_dict(payload), outputs=outputs)
+    if kind == "skipped":
+        return CellOutcome(new_cell_result(plan, "skipped", str(payload)))
     return CellOutcome(new_cell_result(plan, "failed", str(payload)), input_error=kind == "input-error")
 
 
@@ -220,6 +238,8 @@ class Runner:
                 result = outcome.result
                 if outcome.input_error and result.reason:
                     self.input_errors.append(result.reason)
+                if outcome.outputs is not None:
+                    result.outputs_file = save_outputs(self.run_dir, result.cell_id, outcome.outputs)
             self.results.upsert(result)
             save_results(self.results, self.run_dir)
             yield result

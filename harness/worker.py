@@ -13,19 +13,20 @@ import time
 import traceback
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 import psutil
 
-from portbench.backends.base import Backend, InferenceSession, PredictorOptions
+from portbench.backends.base import Backend, InferenceSession, ModelFiles, Precision, PredictorOptions
 from portbench.backends.registry import create_backend
 from portbench.harness.config import CellPlan
 from portbench.harness.errors import PortbenchError
-from portbench.harness.measure import single_stream, summarize_ms
+from portbench.harness.measure import build_manifest, run_trials, summarize_ms
 from portbench.harness.models import hash_model_files
 from portbench.harness.results import CellResult, CellStatus, ModelRecord
-from portbench.suites.base import AccuracyResult, Workload
+from portbench.suites.base import AccuracyResult, QuantizationUnsupported, Workload
 from portbench.suites.registry import create_workload
 
 
@@ -50,33 +51,67 @@ def new_cell_result(plan: CellPlan, status: CellStatus, reason: str | None = Non
     )
 
 
-def _open_sessions(
-    backend: Backend, workload: Workload, plan: CellPlan
-) -> tuple[dict[str, InferenceSession], list[ModelRecord], dict[str, float]]:
+@dataclass
+class OpenedModels:
+    sessions: dict[str, InferenceSession]
+    records: list[ModelRecord]
+    cold_start: dict[str, float]
+    quantization: dict[str, Any] | None
+
+
+def _quantized(
+    workload: Workload, plan: CellPlan, role: str, files: ModelFiles
+) -> tuple[ModelFiles, dict[str, Any]]:
+    """The INT8 model for ``role``, built from the workload's calibration split (cached)."""
+    from portbench.harness.quantize import QuantizeSettings, quantize_model
+
+    settings = QuantizeSettings()
+    calibration = workload.calibration_set(
+        plan.spec, role, settings.calibration_samples, settings.batch_size
+    )
+    quantized = quantize_model(
+        files, calibration, settings, plan.cache_dir, model_name=workload.model_name(plan.spec, role),
+        log=lambda note: print(f"portbench: {note}", file=sys.stderr),
+    )
+    provenance = dict(quantized.provenance)
+    provenance.update(from_cache=quantized.from_cache, rebuilt_because=quantized.rebuilt_because)
+    return quantized.files, provenance
+
+
+def _open_sessions(backend: Backend, workload: Workload, plan: CellPlan) -> OpenedModels:
     options = PredictorOptions(
         precision=plan.precision,
         device_id=plan.device_id,
         cpu_threads=plan.cpu_threads,
         cache_dir=plan.cache_dir / "engines",
     )
-    sessions: dict[str, InferenceSession] = {}
-    records: list[ModelRecord] = []
-    cold: dict[str, float] = {}
+    opened = OpenedModels({}, [], {}, None)
     synthetic = workload.synthetic_weights(plan.spec)
-    for role, files in workload.models_for(plan.spec).items():
-        records.append(
+    quantize = plan.precision is Precision.INT8 and backend.int8_needs_quantized_model
+    for role, source_files in workload.models_for(plan.spec).items():
+        name = workload.model_name(plan.spec, role)
+        source = workload.model_source(plan.spec, role)
+        files = source_files
+        if quantize:
+            started = time.perf_counter()
+            files, provenance = _quantized(workload, plan, role, source_files)
+            opened.cold_start[f"{role}_quantize_s"] = time.perf_counter() - started
+            opened.quantization = {**(opened.quantization or {}), role: provenance}
+            name = f"{name}-int8-{provenance.get('settings', {}).get('algo', 'ptq')}"
+            source = f"portbench post-training quantization of {workload.model_name(plan.spec, role)}"
+        opened.records.append(
             ModelRecord(
                 role=role,
-                name=workload.model_name(plan.spec, role),
+                name=name,
                 path=str(files.directory),
                 sha256=hash_model_files(files),
                 synthetic_weights=synthetic,
-                source=workload.model_source(plan.spec, role),
+                source=source,
             )
         )
         start = time.perf_counter()
         try:
-            sessions[role] = backend.create_session(files, options)
+            opened.sessions[role] = backend.create_session(files, options)
         except PortbenchError:
             raise
         except Exception as exc:  # Paddle raises plain RuntimeError/ValueError on corrupt models
@@ -84,8 +119,8 @@ def _open_sessions(
             raise PortbenchError(
                 f"cannot load model {files.directory} on {backend.name}: {first_line}"
             ) from exc
-        cold[f"{role}_load_s"] = time.perf_counter() - start
-    return sessions, records, cold
+        opened.cold_start[f"{role}_load_s"] = time.perf_counter() - start
+    return opened
 
 
 def _stage_summaries(accuracy: AccuracyResult) -> tuple[dict[str, Any], dict[str, list[float]]]:
@@ -98,7 +133,13 @@ def _stage_summaries(accuracy: AccuracyResult) -> tuple[dict[str, Any], dict[str
     return summaries, raw
 
 
-def execute_cell(plan: CellPlan) -> CellResult:
+@dataclass
+class CellRun:
+    result: CellResult
+    outputs: dict[str, Any] | None = None  # per-sample outputs of the accuracy pass
+
+
+def execute_cell(plan: CellPlan) -> CellRun:
     """Run one cell in this process. Raises PortbenchError for problems the user can fix."""
     started = utc_now()
     wall_start = time.perf_counter()
@@ -109,8 +150,11 @@ def execute_cell(plan: CellPlan) -> CellResult:
     result.device = backend.device
     result.device_info = _device_info_dict(backend)
 
-    sessions, result.models, result.cold_start = _open_sessions(backend, workload, plan)
-    prepared = workload.prepare(plan.spec, sessions)
+    opened = _open_sessions(backend, workload, plan)
+    result.models, result.cold_start, result.quantization = (
+        opened.records, opened.cold_start, opened.quantization
+    )
+    prepared = workload.prepare(plan.spec, opened.sessions)
     queries = prepared.queries()
     result.params.update(prepared.query_description())
 
@@ -120,8 +164,10 @@ def execute_cell(plan: CellPlan) -> CellResult:
         backend.synchronize()
         result.cold_start["first_inference_ms"] = (time.perf_counter() - first) * 1e3
 
+    outputs = None
     if plan.mode in ("both", "accuracy") and not workload.synthetic_weights(plan.spec):
         accuracy = prepared.evaluate()
+        outputs = accuracy.outputs
         result.metrics = dict(accuracy.metrics)
         result.metrics_by_subset = {k: dict(v) for k, v in accuracy.metrics_by_subset.items()}
         result.stages_ms, result.raw["stages_ms"] = _stage_summaries(accuracy)
@@ -130,20 +176,32 @@ def execute_cell(plan: CellPlan) -> CellResult:
     if plan.mode in ("both", "performance") and queries:
         process = psutil.Process()
         process.cpu_percent(None)
-        measurement = single_stream(queries, plan.measure)
+        trials = run_trials(queries, plan.measure, trials=plan.trials, synchronize=backend.synchronize)
         result.resources["cpu_percent"] = process.cpu_percent(None)
-        result.latency_ms = measurement.latency_summary()
-        result.throughput = measurement.throughput()
-        result.warmup = {"queries": measurement.warmup_queries, "seconds": measurement.warmup_s}
-        result.raw["latency_ms"] = measurement.latencies_ms
+        pooled = trials.pooled()
+        result.latency_ms = pooled.latency_summary()
+        result.throughput = pooled.throughput()
+        result.trials = trials.summary
+        result.warmup = pooled.warmup_report()
+        result.raw["latency_ms"] = pooled.latencies_ms
+        result.raw["latency_trial_sizes"] = [len(t.latencies_ns) for t in trials.trials]
         result.raw["samples_per_query"] = [q.samples for q in queries]
+        result.manifest = build_manifest(
+            backend=backend.name,
+            precision=plan.precision.value,
+            scenario=plan.scenario,
+            cpu_threads=plan.cpu_threads,
+            batch_sizes=sorted({q.samples for q in queries}),
+            input_shapes=prepared.query_description().get("input_shapes", {}),
+            settings=plan.measure,
+        )
 
     # ru_maxrss is KiB on Linux: the true peak, including model load.
     result.resources["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     device_memory = backend.memory_used_bytes()
     result.resources["device_memory_bytes"] = device_memory
     result.duration_s = time.perf_counter() - wall_start
-    return result
+    return CellRun(result, outputs)
 
 
 def _device_info_dict(backend: Backend) -> dict[str, Any] | None:
@@ -167,12 +225,14 @@ def worker_main(plan: CellPlan, reply: Any, environment: Mapping[str, str]) -> N
         sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
         sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
     try:
-        cell = execute_cell(plan)
-        reply.send(("ok", cell.to_dict()))
+        run = execute_cell(plan)
+        reply.send(("ok", run.result.to_dict(), run.outputs))
+    except QuantizationUnsupported as exc:
+        reply.send(("skipped", str(exc), None))
     except PortbenchError as exc:
-        reply.send(("input-error", str(exc)))
+        reply.send(("input-error", str(exc), None))
     except Exception as exc:
         traceback.print_exc()
-        reply.send(("error", f"{type(exc).__name__}: {exc}"))
+        reply.send(("error", f"{type(exc).__name__}: {exc}", None))
     finally:
         reply.close()

@@ -11,11 +11,19 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from portbench.backends.base import InferenceSession, ModelFiles
+from portbench.harness.errors import PortbenchError
+
+if TYPE_CHECKING:
+    from portbench.harness.quantize import CalibrationSet
 
 JSONValue = Any  # what json.dumps accepts
+
+
+class QuantizationUnsupported(PortbenchError):
+    """This workload/model cannot be quantized: its INT8 cells are skipped with this reason."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +103,11 @@ class Workload(ABC):
     def synthetic_weights(self, spec: TaskSpec) -> bool:
         """True where the model has made-up weights: speed only, never task accuracy."""
         return False
+
+    def calibration_set(self, spec: TaskSpec, role: str, samples: int, batch_size: int) -> CalibrationSet:
+        """Calibration inputs for quantizing the model playing ``role``: from the workload's
+        calibration split only, never from the evaluation data."""
+        raise QuantizationUnsupported(f"the {self.name} workload cannot quantize its {role} model yet")
 
     @abstractmethod
     def prepare(

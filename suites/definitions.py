@@ -39,6 +39,7 @@ class Suite:
     cells: tuple[CellTemplate, ...]
     measure: MeasureSettings
     precisions: tuple[str, ...] = ("fp32",)
+    trials: int = 3  # timed loops per cell; their spread decides whether a cell is stable
 
 
 def _ocr_cells(dataset: str) -> tuple[CellTemplate, ...]:
@@ -55,16 +56,20 @@ SUITES: dict[str, Suite] = {
         description="A few generated images through PP-OCRv4: proves the stack runs (under a minute)",
         cells=_ocr_cells("synth-smoke"),
         measure=MeasureSettings(
-            warmup_queries=2, min_queries=5, max_queries=50, min_duration_s=0.2, max_duration_s=3.0
+            warmup_queries=2, min_queries=5, max_queries=50, min_duration_s=0.2, max_duration_s=3.0,
+            warmup_window=2, warmup_stable_windows=2, warmup_tolerance=0.1, warmup_max_s=3.0,
         ),
+        trials=2,
     ),
     "standard": Suite(
         name="standard",
         description="Generated clean and degraded OCR set through PP-OCRv4 (a few minutes on 2 cores)",
         cells=_ocr_cells("synth-standard"),
         measure=MeasureSettings(
-            warmup_queries=10, min_queries=50, max_queries=1000, min_duration_s=5.0, max_duration_s=20.0
+            warmup_queries=10, min_queries=50, max_queries=1000, min_duration_s=3.0, max_duration_s=15.0,
+            warmup_window=5, warmup_stable_windows=3, warmup_tolerance=0.05, warmup_max_s=15.0,
         ),
+        trials=3,
     ),
 }
 

@@ -21,7 +21,15 @@ import numpy as np
 from portbench.backends.base import InferenceSession, ModelFiles
 from portbench.harness.errors import DatasetError, PortbenchError
 from portbench.harness.models import ModelEntry, resolve
-from portbench.suites.base import AccuracyResult, PreparedTask, Query, TaskSpec, Workload
+from portbench.harness.quantize import CalibrationSet
+from portbench.suites.base import (
+    AccuracyResult,
+    PreparedTask,
+    QuantizationUnsupported,
+    Query,
+    TaskSpec,
+    Workload,
+)
 from portbench.suites.ocr import datagen
 from portbench.suites.ocr.ctc import CTCDecoder
 from portbench.suites.ocr.datasets import DetSample, OcrDataset, load_image, load_user_dataset
@@ -273,6 +281,14 @@ class OcrWorkload(Workload):
 
     def model_source(self, spec: TaskSpec, role: str) -> str | None:
         return "user-supplied directory" if _model_override(spec, role) else ROLE_MODELS[role].source
+
+    def calibration_set(self, spec: TaskSpec, role: str, samples: int, batch_size: int) -> CalibrationSet:
+        from portbench.suites.ocr.calibration import ocr_calibration_set
+
+        if spec.dataset not in DATASETS:
+            raise QuantizationUnsupported(f"no calibration split for OCR dataset {spec.dataset!r}")
+        cache = _param_path(spec, "cache_dir") or Path.home() / ".cache" / "portbench"
+        return ocr_calibration_set(role, DATASETS[spec.dataset], cache, samples, batch_size)
 
     def prepare(self, spec: TaskSpec, sessions: Mapping[str, InferenceSession]) -> PreparedTask:
         roles = self._roles(spec)

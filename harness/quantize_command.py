@@ -1,0 +1,97 @@
+"""``portbench quantize``: INT8 post-training quantization of a registered or user model.
+
+Calibration always comes from the workload's calibration split; the optional search keeps the most
+quantization-sensitive ops in FP32 until the INT8 model's task metric passes its gate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from portbench.backends.base import ModelFiles, Precision, PredictorOptions
+from portbench.backends.cpu import CpuBackend
+from portbench.harness.errors import UnknownNameError
+from portbench.harness.models import ModelEntry, resolve
+from portbench.harness.quantize import (
+    CalibrationSet,
+    QuantizedModel,
+    QuantizeSettings,
+    SearchResult,
+    quantizable_ops,
+    quantize_model,
+    sensitive_ops_search,
+)
+from portbench.suites.base import TaskSpec, Workload
+from portbench.suites.catalog import registered_models
+from portbench.suites.registry import create_workload
+
+# The task metric the search protects, per (workload, task).
+SEARCH_METRICS = {("ocr", "det"): "det_hmean", ("ocr", "rec"): "rec_char_accuracy"}
+
+
+@dataclass(frozen=True)
+class QuantizeTarget:
+    entry: ModelEntry
+    workload: Workload
+    spec: TaskSpec
+    files: ModelFiles
+
+    @property
+    def role(self) -> str:
+        return self.entry.task
+
+    def calibration(self, settings: QuantizeSettings) -> CalibrationSet:
+        return self.workload.calibration_set(
+            self.spec, self.role, settings.calibration_samples, settings.batch_size
+        )
+
+
+def find_target(model: str, model_dir: Path | None, dataset: str, cache_dir: Path) -> QuantizeTarget:
+    entries = {e.name: e for e in registered_models()}
+    if model not in entries:
+        raise UnknownNameError("model", model, list(entries))
+    entry = entries[model]
+    model_dirs = {entry.task: str(model_dir)} if model_dir else {}
+    spec = TaskSpec(
+        entry.workload, entry.task, entry.name, dataset,
+        {"cache_dir": str(cache_dir), "model_dirs": model_dirs, "dataset_dir": None},
+    )
+    files, _ = resolve(entry, model_dir)
+    return QuantizeTarget(entry, create_workload(entry.workload), spec, files)
+
+
+def list_ops(target: QuantizeTarget, settings: QuantizeSettings) -> list[tuple[str, str]]:
+    return [(op.name, op.op_type) for op in quantizable_ops(target.files, settings.op_types)]
+
+
+def quantize(target: QuantizeTarget, settings: QuantizeSettings, cache_dir: Path,
+             log: Callable[[str], None]) -> QuantizedModel:
+    return quantize_model(
+        target.files, target.calibration(settings), settings, cache_dir, model_name=target.entry.name, log=log
+    )
+
+
+def task_metric(target: QuantizeTarget, files: ModelFiles, precision: Precision) -> float:
+    """The protected metric of ``files`` on the evaluation split, run on the CPU at ``precision``."""
+    metric = SEARCH_METRICS.get((target.entry.workload, target.role))
+    if metric is None:
+        raise UnknownNameError("quantization search task", f"{target.entry.workload}/{target.role}",
+                               [f"{w}/{t}" for w, t in SEARCH_METRICS])
+    session = CpuBackend().create_session(files, PredictorOptions(precision=precision))
+    prepared = target.workload.prepare(target.spec, {target.role: session})
+    return prepared.evaluate().metrics[metric]
+
+
+def search(target: QuantizeTarget, settings: QuantizeSettings, cache_dir: Path, gate: float,
+           max_skipped: int, log: Callable[[str], None]) -> tuple[float, SearchResult]:
+    reference = task_metric(target, target.files, Precision.FP32)
+    log(f"FP32 reference {SEARCH_METRICS[(target.entry.workload, target.role)]} = {reference:.4f}")
+    result = sensitive_ops_search(
+        target.files, target.calibration(settings), settings,
+        evaluate=lambda files: task_metric(target, files, Precision.INT8),
+        reference_metric=reference, gate=gate, max_skipped=max_skipped, cache_root=cache_dir,
+        model_name=target.entry.name, log=log,
+    )
+    return reference, result
