@@ -19,9 +19,9 @@ Verdicts: ``pass`` (every gate met), ``fail`` (a gate missed; the reason says by
 reason says which). The FP32 CPU cell that serves as the in-run reference gets ``pass`` with
 ``"role": "reference"``; with an external reference it is compared like any other cell.
 
-Outputs files (:func:`write_outputs` / :func:`read_outputs`) are JSON documents
-``{"cell_id", "workload", "task", "outputs": {sample_id: output}}`` stored beside ``results.json``.
-Everything here is pure Python on dicts: no Paddle.
+Outputs files are JSON objects ``{sample_id: output}`` beside ``results.json`` (the runner's
+``save_outputs``; ``CellResult.outputs_file`` holds the relative path). Everything here is pure
+Python on dicts: no Paddle.
 """
 
 from __future__ import annotations
@@ -38,12 +38,11 @@ import numpy as np
 from shapely.geometry.base import BaseGeometry
 
 from portbench.harness.errors import PortbenchError
-from portbench.harness.results import CellResult, RunResults, load_results, write_atomic
+from portbench.harness.results import CellResult, RunResults, load_results
 from portbench.suites.ocr.metrics import char_accuracy, match_one_to_one, polygon_iou, to_polygon
 
 REFERENCE_BACKEND = "cpu"
 REFERENCE_PRECISION = "fp32"
-OUTPUTS_DIRNAME = "outputs"
 BOX_IOU_THRESHOLD = 0.5
 # Absolute slack on gate comparisons so a metric at exactly 99% of the reference is not failed by
 # floating-point rounding of the product.
@@ -217,31 +216,17 @@ def has_synthetic_weights(cell: CellResult) -> bool:
 # --- outputs files --------------------------------------------------------------------------------
 
 
-def outputs_path_for(cell_id: str) -> str:
-    """Where a cell's outputs go, relative to the run directory."""
-    return f"{OUTPUTS_DIRNAME}/{cell_id.replace('/', '__')}.json"
-
-
-def write_outputs(run_dir: Path, cell: CellResult, outputs: Mapping[str, Any]) -> str:
-    """Store ``outputs`` (sample id -> output) beside results.json; returns the path for ``outputs_file``."""
-    relative = outputs_path_for(cell.cell_id)
-    document = {"cell_id": cell.cell_id, "workload": cell.workload, "task": cell.task, "outputs": outputs}
-    write_atomic(run_dir / relative, json.dumps(document, ensure_ascii=False, allow_nan=False))
-    return relative
-
-
 def read_outputs(path: Path) -> dict[str, Any]:
-    """The sample id -> output mapping of an outputs file written by :func:`write_outputs`."""
+    """The sample id -> output mapping of an outputs file (``harness.runner.save_outputs`` writes them)."""
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ParityError(f"outputs file {path} is missing") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ParityError(f"cannot read outputs file {path}: {exc}") from None
-    outputs = document.get("outputs") if isinstance(document, dict) else None
-    if not isinstance(outputs, dict):
-        raise ParityError(f"outputs file {path} has no 'outputs' object")
-    return outputs
+    if not isinstance(document, dict):
+        raise ParityError(f"outputs file {path} does not hold a sample id -> output object")
+    return document
 
 
 # --- output-level comparison ----------------------------------------------------------------------

@@ -8,6 +8,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from portbench.harness.results import RunResults
+from portbench.reports.parity import (
+    VERDICT_SYMBOLS,
+    column_label,
+    parity_matrix,
+    parity_notes,
+    reference_description,
+)
 from portbench.reports.tables import (
     SYNTHETIC_LABEL,
     WITHHELD,
@@ -138,6 +145,34 @@ def models_section(results: RunResults) -> list[str]:
     return ["## Models", "", *markdown_table(header, body, align_right_from=len(header))]
 
 
+def parity_section(results: RunResults) -> list[str]:
+    """The parity matrix, then why cells failed (with their worst samples) or were not compared."""
+    matrix = parity_matrix(results)
+    if matrix is None:
+        return []
+    legend = ", ".join(f"{symbol} {verdict}" for verdict, symbol in VERDICT_SYMBOLS.items())
+    header = ("Workload / model", "Metric", *(column_label(column) for column in matrix.columns))
+    body = [
+        [row.label, row.metric, *(row.entries[c].text if c in row.entries else "" for c in matrix.columns)]
+        for row in matrix.rows
+    ]
+    lines = [
+        "## Accuracy parity",
+        "",
+        f"Reference: {reference_description(matrix, results.run_id)}. Each entry: verdict ({legend}), "
+        "change of the metric against the reference, speed-up over FP32 on the same backend (p50).",
+        "",
+        *markdown_table(header, body, align_right_from=2),
+    ]
+    notes = parity_notes(results)
+    if notes:
+        lines.append("")
+    for note in notes:
+        lines.append(f"- **{note.verdict}** `{note.cell_id}`: {escape_inline(note.reason)}")
+        lines += [f"  - `{escape_inline(sample)}`" for sample in note.worst_samples]
+    return lines
+
+
 def unfinished_section(results: RunResults) -> list[str]:
     rows = unfinished_cells(results)
     if not rows:
@@ -166,7 +201,7 @@ def render_markdown(results: RunResults) -> str:
     ]
     for workload, rows in rows_by_workload(results).items():
         lines += ["", *workload_section(workload, rows, results)]
-    for section in (models_section(results), unfinished_section(results)):
+    for section in (parity_section(results), models_section(results), unfinished_section(results)):
         if section:
             lines += ["", *section]
     return "\n".join(lines) + "\n"

@@ -67,6 +67,19 @@ def format_rate(value: float) -> str:
     return f"{value:.1f}" if value >= 100 else f"{value:.2f}"
 
 
+def format_delta(value: float) -> str:
+    """A signed metric change with 4 decimals and a true minus sign: "+0.0012", "−0.0031"."""
+    text = f"{value:+.4f}"
+    return "±0.0000" if text in ("+0.0000", "-0.0000") else text.replace("-", "−")
+
+
+def format_speedup(value: float | None) -> str:
+    """How many times faster than FP32: "1.83×" (two decimals tell 0.97× from 1.03×)."""
+    if value is None:
+        return ""
+    return f"{value:.2f}×" if value < 10 else f"{value:.1f}×"
+
+
 def format_bytes(value: int | None) -> str:
     if value is None:
         return ""

@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from portbench.harness.results import RunResults
+from portbench.reports.parity import ParityMatrix, column_label, parity_matrix, parity_notes
 from portbench.reports.tables import (
     SYNTHETIC_LABEL,
     WITHHELD,
@@ -26,6 +27,7 @@ from portbench.reports.tables import (
 )
 
 STATUS_STYLES = {"passed": "green", "failed": "bold red", "skipped": "yellow"}
+VERDICT_STYLES = {"pass": "green", "fail": "bold red", "skipped": "yellow"}
 
 
 def status_text(status: str) -> Text:
@@ -78,6 +80,34 @@ def render_summary_table(results: RunResults) -> Table:
     return table
 
 
+def render_parity_table(matrix: ParityMatrix, title: str) -> Table:
+    """Workload/model down, backend × precision across: verdict, metric change, speed-up."""
+    table = Table(title=Text(title), title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0))
+    table.add_column("Workload / model", overflow="fold", min_width=18)
+    for column in matrix.columns:
+        table.add_column(column_label(column), justify="right", overflow="fold")
+    for row in matrix.rows:
+        cells = [Text(f"{row.label}\n{row.metric}" if row.metric else row.label)]
+        for column in matrix.columns:
+            entry = row.entries.get(column)
+            cells.append(Text(entry.text, style=VERDICT_STYLES.get(entry.verdict, "")) if entry else Text(""))
+        table.add_row(*cells)
+    return table
+
+
+def print_parity(results: RunResults, console: Console) -> None:
+    """The parity matrix and the reasons of failed or skipped verdicts; nothing without verdicts."""
+    matrix = parity_matrix(results)
+    if matrix is None:
+        return
+    console.print(render_parity_table(matrix, "Accuracy parity vs FP32 CPU (Δ metric, speed-up vs FP32)"))
+    for note in parity_notes(results):
+        verdict = (note.verdict, VERDICT_STYLES.get(note.verdict, ""))
+        console.print(Text.assemble(verdict, f" {note.cell_id}: {note.reason}"))
+        for sample in note.worst_samples:
+            console.print(Text(f"  {sample}"))
+
+
 def print_summary(results: RunResults, console: Console) -> None:
     """Platform line, the summary table, notes (withheld percentiles, reasons) and the status counts."""
     platform = dict(platform_lines(results.platform))
@@ -91,6 +121,7 @@ def print_summary(results: RunResults, console: Console) -> None:
         console.print(
             Text.assemble(status_text(row.status), f" {row.cell_id}: {row.reason or 'no reason recorded'}")
         )
+    print_parity(results, console)
     counts = status_counts(results)
     console.print(
         Text.assemble(

@@ -1,0 +1,161 @@
+"""The parity matrix as display rows: workload/model down, backend × precision across.
+
+Each entry shows the cell's parity verdict (✓ pass, ✗ fail, – skipped), the change of its headline
+metric against the FP32 reference and its speed-up over FP32 on the same backend. Values are chosen
+and formatted here (numbers through :mod:`portbench.reports.tables`); ``markdown`` and ``terminal``
+only lay them out. Nothing is shown for a run whose cells carry no ``parity`` entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from portbench.harness.parity import model_label
+from portbench.harness.results import CellResult, RunResults
+from portbench.reports.tables import format_delta, format_speedup, one_line
+
+VERDICT_SYMBOLS: Mapping[str, str] = {"pass": "✓", "fail": "✗", "skipped": "–"}
+REFERENCE_MARK = "ref"
+WORST_SAMPLES_SHOWN = 3
+DEFAULT_SCENARIO = "single-stream"
+
+Column = tuple[str, str]  # (backend, precision)
+
+
+@dataclass(frozen=True)
+class ParityEntry:
+    verdict: str
+    delta: str  # formatted change of the headline metric; "" when there is none
+    speedup: str  # formatted; "" when unknown
+    is_reference: bool = False
+
+    @property
+    def symbol(self) -> str:
+        return VERDICT_SYMBOLS.get(self.verdict, "?")
+
+    @property
+    def text(self) -> str:
+        middle = REFERENCE_MARK if self.is_reference else self.delta
+        return " ".join(part for part in (self.symbol, middle, self.speedup) if part)
+
+
+@dataclass(frozen=True)
+class ParityRow:
+    label: str  # workload/task/model[@label] [(scenario)]
+    metric: str  # the headline metric the deltas refer to
+    entries: Mapping[Column, ParityEntry]
+
+
+@dataclass(frozen=True)
+class ParityMatrix:
+    columns: tuple[Column, ...]
+    rows: tuple[ParityRow, ...]
+    reference_runs: tuple[str, ...]  # run ids the references came from, in first-use order
+
+
+@dataclass(frozen=True)
+class ParityNote:
+    """A failed (or skipped) verdict with its reason and, for failures, the worst samples."""
+
+    cell_id: str
+    verdict: str
+    reason: str
+    worst_samples: tuple[str, ...]  # "sample_id: what differed"
+
+
+def column_label(column: Column) -> str:
+    return f"{column[0]} {column[1]}"
+
+
+def _row_label(cell: CellResult) -> str:
+    label = f"{cell.workload}/{cell.task}/{model_label(cell)}"
+    return label if cell.scenario == DEFAULT_SCENARIO else f"{label} ({cell.scenario})"
+
+
+def headline_metric(parity: Mapping[str, Any]) -> str | None:
+    """The first gated metric of a parity entry (gated metrics come first), else its first metric."""
+    task = parity.get("task")
+    if not isinstance(task, Mapping) or not task:
+        return None
+    gated = [name for name, numbers in task.items() if isinstance(numbers, Mapping) and numbers.get("gate")]
+    return gated[0] if gated else next(iter(task))
+
+
+def parity_entry(parity: Mapping[str, Any]) -> tuple[ParityEntry, str | None]:
+    """The entry of one cell and the metric its delta refers to."""
+    metric = headline_metric(parity)
+    delta = ""
+    if metric is not None:
+        numbers = parity["task"][metric]
+        if isinstance(numbers.get("delta"), (int, float)):
+            delta = format_delta(float(numbers["delta"]))
+    speed = parity.get("speedup_vs_fp32")
+    entry = ParityEntry(
+        verdict=str(parity.get("verdict", "")),
+        delta=delta,
+        speedup=format_speedup(float(speed)) if isinstance(speed, (int, float)) else "",
+        is_reference=parity.get("role") == "reference",
+    )
+    return entry, metric
+
+
+def parity_matrix(results: RunResults) -> ParityMatrix | None:
+    """Rows and columns in the order the run produced the cells; None when no cell has a verdict."""
+    columns: dict[Column, None] = {}
+    rows: dict[str, dict[Column, ParityEntry]] = {}
+    metrics: dict[str, str] = {}
+    runs: dict[str, None] = {}
+    for cell in results.cells:
+        if not cell.parity:
+            continue
+        column = (cell.backend, cell.precision)
+        columns.setdefault(column, None)
+        label = _row_label(cell)
+        entry, metric = parity_entry(cell.parity)
+        rows.setdefault(label, {})[column] = entry
+        if metric and label not in metrics:
+            metrics[label] = metric
+        reference = cell.parity.get("reference")
+        if isinstance(reference, Mapping) and reference.get("run_id"):
+            runs.setdefault(str(reference["run_id"]), None)
+    if not rows:
+        return None
+    return ParityMatrix(
+        columns=tuple(columns),
+        rows=tuple(ParityRow(label, metrics.get(label, ""), entries) for label, entries in rows.items()),
+        reference_runs=tuple(runs),
+    )
+
+
+def _worst_sample_lines(parity: Mapping[str, Any], limit: int) -> tuple[str, ...]:
+    samples = parity.get("worst_samples") or []
+    lines = []
+    for sample in samples[:limit]:
+        if isinstance(sample, Mapping):
+            lines.append(f"{sample.get('sample_id', '?')}: {one_line(str(sample.get('difference', '')))}")
+    return tuple(lines)
+
+
+def parity_notes(results: RunResults, limit: int = WORST_SAMPLES_SHOWN) -> list[ParityNote]:
+    """Failed verdicts (with worst samples), then skipped verdicts of cells that did run."""
+    failed, skipped = [], []
+    for cell in results.cells:
+        parity = cell.parity
+        if not parity:
+            continue
+        verdict = parity.get("verdict")
+        reason = one_line(str(parity.get("reason") or "no reason recorded"))
+        if verdict == "fail":
+            failed.append(ParityNote(cell.cell_id, "fail", reason, _worst_sample_lines(parity, limit)))
+        elif verdict == "skipped" and cell.status == "passed":
+            skipped.append(ParityNote(cell.cell_id, "skipped", reason, ()))
+    return failed + skipped
+
+
+def reference_description(matrix: ParityMatrix, run_id: str) -> str:
+    external = [run for run in matrix.reference_runs if run != run_id]
+    if not external:
+        return "FP32 on CPU in this run"
+    return f"FP32 on CPU from run {', '.join(external)}"
