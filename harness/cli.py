@@ -25,6 +25,7 @@ from portbench.harness import platform_info
 from portbench.harness.config import DEFAULT_CELL_TIMEOUT_S, Mode, RunOptions, default_cache_dir
 from portbench.harness.errors import PortbenchError, UnknownNameError
 from portbench.harness.quantize import DEFAULT_OP_TYPES
+from portbench.harness.results import load_results
 from portbench.harness.runner import (
     Runner,
     new_results,
@@ -83,6 +84,8 @@ def cli() -> None:
               help="Your own dataset (PaddleOCR label files) instead of the generated one.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
               help="Where generated data and built models are kept.")
+@click.option("--reference", "reference_dir", type=click.Path(path_type=Path), default=None,
+              help="An earlier run directory whose FP32 CPU cells are the parity reference.")
 @click.option("--only", "only", multiple=True, metavar="TEXT",
               help="Run only cells whose id contains TEXT (repeatable), e.g. --only ocr/rec.")
 @click.option("--timeout", "cell_timeout_s", type=float, default=DEFAULT_CELL_TIMEOUT_S, show_default=True,
@@ -99,6 +102,7 @@ def run(
     model_dirs: tuple[str, ...],
     dataset_dir: Path | None,
     cache_dir: Path | None,
+    reference_dir: Path | None,
     only: tuple[str, ...],
     cell_timeout_s: float,
 ) -> None:
@@ -114,6 +118,8 @@ def run(
                 raise UnknownNameError("backend", name, backend_names())
         if dataset_dir is not None and not dataset_dir.exists():
             raise PortbenchError(f"dataset {dataset_dir} does not exist")
+        if reference_dir is not None:
+            load_results(reference_dir)  # fail now, not after an hour of measuring
         parsed_model_dirs = parse_model_dirs(model_dirs)
         for role, path in parsed_model_dirs.items():
             if not path.is_dir():
@@ -132,6 +138,7 @@ def run(
             model_dirs=parsed_model_dirs,
             dataset_dir=dataset_dir,
             only=only,
+            reference_dir=reference_dir,
         )
         selected = select_backends(options, explicit=bool(backends))
         if not selected:
@@ -190,8 +197,6 @@ def _write_reports(results: object, run_dir: Path) -> None:
 @click.argument("run_dir", type=click.Path(path_type=Path))
 def report(run_dir: Path) -> None:
     """Validate a run's results.json and render its summary again."""
-    from portbench.harness.results import load_results
-
     _write_reports(load_results(run_dir), run_dir if run_dir.is_dir() else run_dir.parent)
 
 

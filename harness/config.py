@@ -40,6 +40,7 @@ class RunOptions:
     model_dirs: Mapping[str, Path] = field(default_factory=dict)
     dataset_dir: Path | None = None  # a user dataset replacing the suite's generated one
     only: tuple[str, ...] = ()  # keep only cells whose id contains one of these
+    reference_dir: Path | None = None  # an earlier run whose FP32 CPU cells are the parity reference
 
     def selects(self, cell_id: str) -> bool:
         return not self.only or any(text in cell_id for text in self.only)
@@ -57,6 +58,7 @@ class RunOptions:
             "model_dirs": {k: str(v) for k, v in self.model_dirs.items()},
             "dataset_dir": str(self.dataset_dir) if self.dataset_dir else None,
             "only": list(self.only),
+            "reference_dir": str(self.reference_dir) if self.reference_dir else None,
         }
 
     @classmethod
@@ -73,6 +75,7 @@ class RunOptions:
             model_dirs={k: Path(v) for k, v in (data.get("model_dirs") or {}).items()},
             dataset_dir=Path(data["dataset_dir"]) if data.get("dataset_dir") else None,
             only=tuple(data.get("only") or ()),
+            reference_dir=Path(data["reference_dir"]) if data.get("reference_dir") else None,
         )
 
 

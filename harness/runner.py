@@ -24,6 +24,7 @@ from portbench.backends.base import Availability
 from portbench.backends.registry import create_backend
 from portbench.harness.config import CellPlan, RunOptions
 from portbench.harness.errors import BackendUnavailableError, PortbenchError
+from portbench.harness.parity import apply_parity, load_reference
 from portbench.harness.results import CellResult, RunResults, load_results, save_results, write_atomic
 from portbench.harness.worker import new_cell_result, utc_now, worker_main
 from portbench.suites.base import TaskSpec
@@ -243,6 +244,9 @@ class Runner:
             self.results.upsert(result)
             save_results(self.results, self.run_dir)
             yield result
+        # Parity needs every cell (the FP32 CPU reference may run last), so it is judged at the end.
+        reference = load_reference(self.options.reference_dir) if self.options.reference_dir else None
+        apply_parity(self.results, self.run_dir, reference, suite_for(self.options).gates)
         self.results.finished_at = utc_now()
         save_results(self.results, self.run_dir)
 

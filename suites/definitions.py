@@ -9,6 +9,7 @@ from typing import Any
 
 from portbench.harness.errors import UnknownNameError
 from portbench.harness.measure import MeasureSettings
+from portbench.harness.parity import ParityGates
 
 
 def frozen(mapping: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
@@ -40,6 +41,8 @@ class Suite:
     measure: MeasureSettings
     precisions: tuple[str, ...] = ("fp32",)
     trials: int = 3  # timed loops per cell; their spread decides whether a cell is stable
+    # Parity marks against the FP32 reference: INT8 >= 99 %, FP16/BF16 >= 99.9 % of FP32 by default.
+    gates: ParityGates = field(default_factory=ParityGates)
 
 
 def _ocr_cells(dataset: str) -> tuple[CellTemplate, ...]:
