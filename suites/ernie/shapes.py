@@ -121,6 +121,8 @@ def ensure_synthetic_model(models_root: Path, shape: str, seed: int = SYNTHETIC_
 
 def publish(staging: Path, directory: Path) -> None:
     """Move a finished build into place; a concurrent builder that got there first wins."""
+    # mkdtemp creates the staging directory private (0700); a published model is ordinary data.
+    staging.chmod(0o755)
     try:
         os.rename(staging, directory)
     except OSError:
