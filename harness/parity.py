@@ -274,8 +274,17 @@ def _malformed(sample_id: str, what: str) -> ParityError:
     return ParityError(f"output of sample {sample_id!r} is not {what}")
 
 
+def _visible(char: str) -> str:
+    # A trailing ideographic space (U+3000) is a real change a reader could not otherwise see.
+    if char.isprintable() and (char == " " or not char.isspace()):
+        return char
+    return f"\\u{ord(char):04x}"
+
+
 def _quote(text: str, limit: int = 40) -> str:
-    return json.dumps(text if len(text) <= limit else text[: limit - 1] + "…", ensure_ascii=False)
+    """``text`` in double quotes, shortened, with invisible characters written as ``\\uXXXX``."""
+    short = text if len(text) <= limit else text[: limit - 1] + "…"
+    return "".join(_visible(char) for char in json.dumps(short, ensure_ascii=False))
 
 
 def _polygons(sample_id: str, boxes: Any) -> list[BaseGeometry]:

@@ -160,6 +160,12 @@ def test_rec_counts_a_changed_space_as_a_difference() -> None:
     assert agreement.metrics["char_agreement"] == pytest.approx(1 - 1 / 3)  # one edit over 3 characters
 
 
+def test_invisible_characters_are_shown_escaped_in_the_difference() -> None:
+    agreement = compare_outputs("ocr", "rec", {"s": {"text": "书。"}}, {"s": {"text": "书。\u3000"}})
+    assert agreement.worst_samples[0]["difference"] == 'text "书。" → "书。\\u3000"'
+    assert agreement.worst_samples[0]["value"] == "书。\u3000"  # the stored value stays exact
+
+
 def test_det_boxes_with_known_ious() -> None:
     reference = {
         "img1": {"boxes": [square(0, 0, 10, 10), square(20, 0, 30, 10)]},
