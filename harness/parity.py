@@ -99,13 +99,21 @@ class ParityError(PortbenchError):
     """Parity gates or stored outputs that cannot be used (bad configuration, corrupt file)."""
 
 
-def _frozen_ratios(values: Mapping[str, float], where: str) -> Mapping[str, float]:
+def _frozen_ratios(values: Any, where: str) -> Mapping[str, float]:
+    if not isinstance(values, Mapping):
+        raise ParityError(f"parity gates {where.rstrip('/ ') or 'setting'} must map names to ratios")
     checked: dict[str, float] = {}
     for name, ratio in values.items():
         if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio <= 1:
             raise ParityError(f"parity gate {where}{name} must be a ratio in (0, 1], got {ratio!r}")
         checked[name] = float(ratio)
     return MappingProxyType(checked)
+
+
+def _frozen_mapping(values: Any, name: str) -> Mapping[str, Any]:
+    if not isinstance(values, Mapping):
+        raise ParityError(f"parity setting {name} must be a mapping, got {values!r}")
+    return values
 
 
 @dataclass(frozen=True)
@@ -134,7 +142,10 @@ class ParityGates:
             self,
             "per_metric",
             MappingProxyType(
-                {metric: _frozen_ratios(ratios, f"{metric}/") for metric, ratios in self.per_metric.items()}
+                {
+                    metric: _frozen_ratios(ratios, f"{metric}/")
+                    for metric, ratios in _frozen_mapping(self.per_metric, "per_metric").items()
+                }
             ),
         )
         unknown = sorted(set(self.min_output) - OUTPUT_GATEABLE)
@@ -158,7 +169,7 @@ class ParityGates:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ParityError(f"unknown parity setting {unknown[0]!r}; known: {', '.join(sorted(known))}")
-        task_ratio = {**DEFAULT_TASK_RATIO, **data.get("task_ratio", {})}
+        task_ratio = {**DEFAULT_TASK_RATIO, **_frozen_ratios(data.get("task_ratio", {}), "for ")}
         return cls(
             task_ratio=task_ratio,
             per_metric=data.get("per_metric", {}),
@@ -671,6 +682,12 @@ def evaluate_parity(
 
 def reference_parity(cell: CellResult, run_id: str | None = None) -> dict[str, Any]:
     """The entry of the in-run FP32 CPU cell that serves as everybody's reference."""
+    if not cell.metrics and not cell.outputs_file:
+        return _skipped(
+            "reference cell has neither accuracy metrics nor stored outputs (performance-only run?)",
+            1.0 if cell.latency_ms else None,
+            role="reference",
+        )
     return {
         "verdict": "pass",
         "reason": "reference: FP32 on CPU",

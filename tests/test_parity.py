@@ -309,6 +309,9 @@ def test_output_floor_fails_a_cell_only_when_configured() -> None:
         ({"task_ratio": {"int8": 1.5}}, "int8 must be a ratio"),
         ({"min_output": {"top5": 0.9}}, "unknown output-level parity gate 'top5'"),
         ({"gates": {}}, "unknown parity setting 'gates'"),
+        ({"task_ratio": 0.99}, "must map names to ratios"),
+        ({"per_metric": {"det_hmean": 0.99}}, "det_hmean must map names to ratios"),
+        ({"per_metric": [1]}, "per_metric must be a mapping"),
     ],
 )
 def test_bad_gate_settings_are_one_line_errors(settings: dict[str, Any], message: str) -> None:
@@ -396,6 +399,16 @@ def test_apply_parity_within_one_run(tmp_path: Path) -> None:
     assert int8.parity["speedup_vs_fp32"] == pytest.approx(20.0 / 8.0)
     assert failed.parity["verdict"] == "skipped"
     validate_document(json.loads(json.dumps(results.to_dict(), allow_nan=False)))
+
+
+def test_performance_only_reference_is_not_a_pass(tmp_path: Path) -> None:
+    fp32 = make_cell(p50=10.0)
+    int8 = make_cell("cpu", "int8", p50=4.0)
+    apply_parity(make_run([fp32, int8]), tmp_path)
+    assert fp32.parity is not None and int8.parity is not None
+    assert (fp32.parity["verdict"], fp32.parity["role"]) == ("skipped", "reference")
+    assert int8.parity["verdict"] == "skipped"
+    assert int8.parity["speedup_vs_fp32"] == pytest.approx(2.5)
 
 
 def test_missing_outputs_file_keeps_task_level(tmp_path: Path) -> None:
