@@ -229,6 +229,11 @@ class Backend(ABC):
         config = paddle_infer.Config(str(model.model_file), str(model.params_file))
         # The IR pass log is hundreds of lines per predictor on stderr.
         config.disable_glog_info()
+        if model.is_pir:
+            # Paddle 3.2.2 fails to build a predictor for a PIR (inference.json) program with
+            # memory optimisation on ("Not find predictor_id 0 and pass_name memory_optimize_pass")
+            # unless the new executor runs it.
+            config.enable_new_executor(True)
         return config
 
     def create_session(self, model: ModelFiles, options: PredictorOptions) -> InferenceSession:

@@ -58,6 +58,28 @@ def parse_model_dirs(values: Sequence[str]) -> dict[str, Path]:
     return parsed
 
 
+def parse_datasets(values: Sequence[str], workloads: Sequence[str]) -> dict[str, Path]:
+    """``--dataset [WORKLOAD=]PATH`` values; a bare PATH needs exactly one workload in the run."""
+    from portbench.suites.registry import WORKLOADS
+
+    parsed: dict[str, Path] = {}
+    for value in values:
+        workload, sep, path = value.partition("=")
+        if not sep:
+            if len(workloads) != 1:
+                raise PortbenchError(
+                    f"--dataset {value}: this run has {' and '.join(workloads)} cells; "
+                    "say which one it is for, e.g. --dataset ocr=DIR"
+                )
+            workload, path = workloads[0], value
+        if workload not in WORKLOADS:
+            raise UnknownNameError("workload", workload, list(WORKLOADS))
+        parsed[workload] = Path(path).expanduser()
+        if not parsed[workload].exists():
+            raise PortbenchError(f"dataset {path} does not exist")
+    return parsed
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="portbench")
 def cli() -> None:
@@ -80,8 +102,9 @@ def cli() -> None:
 @click.option("--device-id", type=int, default=0, show_default=True, help="Accelerator index.")
 @click.option("--model-dir", "model_dirs", multiple=True, metavar="ROLE=PATH",
               help="Use your own exported model for a role (det, rec, model).")
-@click.option("--dataset", "dataset_dir", type=click.Path(path_type=Path), default=None,
-              help="Your own dataset (PaddleOCR label files) instead of the generated one.")
+@click.option("--dataset", "datasets", multiple=True, metavar="[WORKLOAD=]PATH",
+              help="Your own data for a workload: ocr=DIR (PaddleOCR label files), ernie=FILE.tsv. "
+                   "A bare PATH is allowed when the selected cells use one workload.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
               help="Where generated data and built models are kept.")
 @click.option("--reference", "reference_dir", type=click.Path(path_type=Path), default=None,
@@ -100,7 +123,7 @@ def run(
     threads: int,
     device_id: int,
     model_dirs: tuple[str, ...],
-    dataset_dir: Path | None,
+    datasets: tuple[str, ...],
     cache_dir: Path | None,
     reference_dir: Path | None,
     only: tuple[str, ...],
@@ -116,8 +139,6 @@ def run(
         for name in backends:
             if name not in backend_names():
                 raise UnknownNameError("backend", name, backend_names())
-        if dataset_dir is not None and not dataset_dir.exists():
-            raise PortbenchError(f"dataset {dataset_dir} does not exist")
         if reference_dir is not None:
             load_results(reference_dir)  # fail now, not after an hour of measuring
         parsed_model_dirs = parse_model_dirs(model_dirs)
@@ -136,7 +157,6 @@ def run(
             cache_dir=cache_dir or default_cache_dir(),
             cell_timeout_s=cell_timeout_s,
             model_dirs=parsed_model_dirs,
-            dataset_dir=dataset_dir,
             only=only,
             reference_dir=reference_dir,
         )
@@ -144,6 +164,9 @@ def run(
         if not selected:
             raise PortbenchError("no backend is available on this machine (see: portbench backends)")
         options = dataclasses.replace(options, backends=selected)
+        if datasets:
+            workloads = sorted({p.plan.spec.workload for p in plan_cells(suite, options, Path("."))})
+            options = dataclasses.replace(options, dataset_dirs=parse_datasets(datasets, workloads))
         results = new_results(options, platform_info.describe_platform())
         run_dir = out_dir if out_dir is not None else DEFAULT_OUT / results.run_id
     suite = suite_for(options)
@@ -326,6 +349,20 @@ def quantize_cmd(
     origin = "cache" if built.from_cache else "built"
     console.print(f"INT8 model ({origin}): {built.files.directory}")
     console.print(f"provenance: {built.files.directory / 'quantization.json'}")
+
+
+BUILDABLE_MODELS = ("ernie-sentiment", "ernie-sentiment-smoke")
+
+
+@models.command("build")
+@click.argument("name", type=click.Choice(BUILDABLE_MODELS))
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None)
+def build_model(name: str, cache_dir: Path | None) -> None:
+    """Train and export a model portbench builds itself (the ERNIE sentiment reference)."""
+    from portbench.suites.ernie.reference import RECIPES, build_with_report
+
+    recipe = RECIPES["smoke" if name.endswith("-smoke") else "default"]
+    build_with_report((cache_dir or default_cache_dir()) / "models", recipe, Console().print)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -38,7 +38,8 @@ class RunOptions:
     cell_timeout_s: float = DEFAULT_CELL_TIMEOUT_S
     # role -> user model directory, e.g. {"det": Path(...)}; replaces the registered model
     model_dirs: Mapping[str, Path] = field(default_factory=dict)
-    dataset_dir: Path | None = None  # a user dataset replacing the suite's generated one
+    # workload -> a user dataset replacing the suite's own data for that workload's cells
+    dataset_dirs: Mapping[str, Path] = field(default_factory=dict)
     only: tuple[str, ...] = ()  # keep only cells whose id contains one of these
     reference_dir: Path | None = None  # an earlier run whose FP32 CPU cells are the parity reference
 
@@ -56,7 +57,7 @@ class RunOptions:
             "cache_dir": str(self.cache_dir),
             "cell_timeout_s": self.cell_timeout_s,
             "model_dirs": {k: str(v) for k, v in self.model_dirs.items()},
-            "dataset_dir": str(self.dataset_dir) if self.dataset_dir else None,
+            "dataset_dirs": {k: str(v) for k, v in self.dataset_dirs.items()},
             "only": list(self.only),
             "reference_dir": str(self.reference_dir) if self.reference_dir else None,
         }
@@ -73,7 +74,7 @@ class RunOptions:
             cache_dir=Path(data["cache_dir"]) if data.get("cache_dir") else default_cache_dir(),
             cell_timeout_s=float(data.get("cell_timeout_s", DEFAULT_CELL_TIMEOUT_S)),
             model_dirs={k: Path(v) for k, v in (data.get("model_dirs") or {}).items()},
-            dataset_dir=Path(data["dataset_dir"]) if data.get("dataset_dir") else None,
+            dataset_dirs={k: Path(v) for k, v in (data.get("dataset_dirs") or {}).items()},
             only=tuple(data.get("only") or ()),
             reference_dir=Path(data["reference_dir"]) if data.get("reference_dir") else None,
         )

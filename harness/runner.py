@@ -89,7 +89,10 @@ def plan_cells(suite: Suite, options: RunOptions, run_dir: Path) -> list[Planned
                 params = dict(template.params)
                 params.update(
                     cache_dir=str(options.cache_dir),
-                    dataset_dir=str(options.dataset_dir) if options.dataset_dir else None,
+                    dataset_dir=(
+                        str(options.dataset_dirs[template.workload])
+                        if template.workload in options.dataset_dirs else None
+                    ),
                     model_dirs={k: str(v) for k, v in options.model_dirs.items()},
                 )
                 plan = CellPlan(

@@ -53,28 +53,51 @@ def _ocr_cells(dataset: str) -> tuple[CellTemplate, ...]:
     )
 
 
-SUITES: dict[str, Suite] = {
-    "smoke": Suite(
-        name="smoke",
-        description="A few generated images through PP-OCRv4: proves the stack runs (under a minute)",
-        cells=_ocr_cells("synth-smoke"),
-        measure=MeasureSettings(
-            warmup_queries=2, min_queries=5, max_queries=50, min_duration_s=0.2, max_duration_s=3.0,
-            warmup_window=2, warmup_stable_windows=2, warmup_tolerance=0.1, warmup_max_s=3.0,
+SMOKE_MEASURE = MeasureSettings(
+    warmup_queries=2, min_queries=5, max_queries=50, min_duration_s=0.2, max_duration_s=3.0,
+    warmup_window=2, warmup_stable_windows=2, warmup_tolerance=0.1, warmup_max_s=3.0,
+)
+STANDARD_MEASURE = MeasureSettings(
+    warmup_queries=10, min_queries=50, max_queries=1000, min_duration_s=3.0, max_duration_s=15.0,
+    warmup_window=5, warmup_stable_windows=3, warmup_tolerance=0.05, warmup_max_s=15.0,
+)
+
+
+def _suites() -> dict[str, Suite]:
+    from portbench.suites.ernie import cells as ernie
+
+    return {
+        "smoke": Suite(
+            name="smoke",
+            description="Proves the stack runs: 4 OCR pages, 16 lines, a seconds-built ERNIE classifier",
+            cells=_ocr_cells("synth-smoke") + ernie.smoke_cells(),
+            measure=SMOKE_MEASURE,
+            trials=2,
         ),
-        trials=2,
-    ),
-    "standard": Suite(
-        name="standard",
-        description="Generated clean and degraded OCR set through PP-OCRv4 (a few minutes on 2 cores)",
-        cells=_ocr_cells("synth-standard"),
-        measure=MeasureSettings(
-            warmup_queries=10, min_queries=50, max_queries=1000, min_duration_s=3.0, max_duration_s=15.0,
-            warmup_window=5, warmup_stable_windows=3, warmup_tolerance=0.05, warmup_max_s=15.0,
+        "standard": Suite(
+            name="standard",
+            description=(
+                "Clean and degraded OCR set through PP-OCRv4; the ERNIE sentiment reference model; "
+                "every ERNIE 3.0 size at 128 tokens"
+            ),
+            cells=_ocr_cells("synth-standard") + ernie.standard_cells(),
+            measure=STANDARD_MEASURE,
+            trials=3,
         ),
-        trials=3,
-    ),
-}
+        "ernie-shapes": Suite(
+            name="ernie-shapes",
+            description=(
+                "Procurement sweep: ERNIE 3.0 nano…base × 32/64/128 tokens × batch 1/8, and the "
+                "reference classifier at 32/64 tokens × batch 1/8/32"
+            ),
+            cells=ernie.sweep_cells(),
+            measure=STANDARD_MEASURE,
+            trials=3,
+        ),
+    }
+
+
+SUITES: dict[str, Suite] = _suites()
 
 DEFAULT_SUITE = "standard"
 

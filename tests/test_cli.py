@@ -40,7 +40,9 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: 
         (["run", "--precisions", "fp64"], ["unknown precision 'fp64'"]),
         (["run", "--model-dir", "det=/no/such/dir"], ["model directory for 'det' does not exist"]),
         (["run", "--model-dir", "nonsense"], ["--model-dir expects ROLE=PATH"]),
-        (["run", "--dataset", "/no/such/data"], ["dataset /no/such/data does not exist"]),
+        (["run", "--dataset", "ocr=/no/such/data"], ["dataset /no/such/data does not exist"]),
+        (["run", "--suite", "smoke", "--dataset", "/some/data"], ["say which one", "ocr=DIR"]),
+        (["run", "--dataset", "speech=/some/data"], ["unknown workload 'speech'"]),
         (["run", "--suite", "smoke", "--only", "no-such-cell"], ["matches no cell"]),
         (["run", "--resume", "/no/such/run"], ["no results at /no/such/run"]),
         (["report", "/no/such/run"], ["no results at"]),
@@ -132,7 +134,7 @@ def test_smoke_suite_end_to_end(tmp_path: Path, cache_dir: Path) -> None:
     saved = json.loads((out / "results.json").read_text())
     validate_document(saved)
     cells = {c["task"]: c for c in saved["cells"]}
-    assert set(cells) == {"det", "rec", "system"}
+    assert set(cells) == {"det", "rec", "system", "cls", "perf"}
     for cell in cells.values():
         assert cell["status"] == "passed", cell["reason"]
         assert cell["latency_ms"]["n"] == len(cell["raw"]["latency_ms"]) > 0
@@ -141,6 +143,13 @@ def test_smoke_suite_end_to_end(tmp_path: Path, cache_dir: Path) -> None:
     # The smoke pages are crisp printed text: a working pipeline finds and reads nearly all of it.
     assert cells["det"]["metrics"]["det_hmean"] >= 0.8
     assert cells["rec"]["metrics"]["rec_char_accuracy"] >= 0.8
+    # The seconds-built smoke classifier is weak but has learned something; the synthetic-weight
+    # shape reports speed only, never accuracy.
+    assert 0.6 <= cells["cls"]["metrics"]["accuracy"] <= 1.0
+    assert cells["perf"]["metrics"] == {}
+    assert all(m["synthetic_weights"] for m in cells["perf"]["models"])
+    # Parity: the FP32 CPU cells are the reference of this run.
+    assert all(c["parity"]["verdict"] == "pass" for c in cells.values() if c["task"] != "perf")
     assert set(cells["system"]["metrics_by_subset"]["e2e_hmean"]) == {"clean", "degraded"}
     assert saved["platform"]["paddle"]["version"] == "3.2.2"
     summary = (out / "summary.md").read_text()

@@ -55,6 +55,17 @@ def smoke_cells() -> tuple[CellTemplate, ...]:
 
 
 def standard_cells() -> tuple[CellTemplate, ...]:
+    """The default suite: the reference classifier as deployed (64 tokens, batch 1 and 8) and every
+    ERNIE 3.0 size at 128 tokens, batch 1 — minutes, not the full sweep."""
+    return (
+        _cls("ernie-sentiment", 64, 1),
+        _cls("ernie-sentiment", 64, 8),
+        *(_perf(shape, 128, 1) for shape in STANDARD_SHAPES),
+    )
+
+
+def sweep_cells() -> tuple[CellTemplate, ...]:
+    """Every reference shape × sequence length × batch size: the procurement sweep."""
     cls_cells = tuple(
         _cls("ernie-sentiment", seq_len, batch)
         for seq_len in REFERENCE_SEQ_LENS
