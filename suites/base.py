@@ -104,6 +104,11 @@ class Workload(ABC):
         """True where the model has made-up weights: speed only, never task accuracy."""
         return False
 
+    def quantization_source(self, spec: TaskSpec, role: str, files: ModelFiles) -> ModelFiles:
+        """The FP32 model that post-training quantization starts from. Static PTQ reads only the
+        legacy program format: a workload whose models are PIR exports re-exports them here."""
+        return files
+
     def calibration_set(self, spec: TaskSpec, role: str, samples: int, batch_size: int) -> CalibrationSet:
         """Calibration inputs for quantizing the model playing ``role``: from the workload's
         calibration split only, never from the evaluation data."""
