@@ -70,7 +70,11 @@ def _quantized(
         plan.spec, role, settings.calibration_samples, settings.batch_size
     )
     quantized = quantize_model(
-        workload.quantization_source(plan.spec, role, files), calibration, settings, plan.cache_dir, model_name=workload.model_name(plan.spec, role),
+        workload.quantization_source(plan.spec, role, files),
+        calibration,
+        settings,
+        plan.cache_dir,
+        model_name=workload.model_name(plan.spec, role),
         log=lambda note: print(f"portbench: {note}", file=sys.stderr),
     )
     provenance = dict(quantized.provenance)
