@@ -14,13 +14,11 @@ from dataclasses import dataclass
 from portbench.backends import _tools
 from portbench.backends.base import (
     Availability,
-    Backend,
-    ConfigLike,
     DeviceInfo,
     Precision,
     PrecisionSupport,
-    PredictorOptions,
 )
+from portbench.backends.custom_device import CustomDeviceBackend
 
 PLUGIN = "paddle-custom-mlu"
 CNMON = ("cnmon",)
@@ -82,7 +80,9 @@ def parse_cnmon(text: str) -> CnmonInfo:
     return CnmonInfo(cnmon_version, driver_version, tuple(cards))
 
 
-class CambriconMluBackend(Backend):
+class CambriconMluBackend(CustomDeviceBackend):
+    plugin = PLUGIN
+    environment = MLU_ENVIRONMENT
     name = "mlu"
     device_type = "mlu"
     description = "Cambricon MLU through the paddle-custom-mlu plugin"
@@ -142,19 +142,3 @@ class CambriconMluBackend(Backend):
             ),
             Precision.INT8: PrecisionSupport.unsupported("paddle-custom-mlu has no INT8 inference kernels"),
         }
-
-    def configure(self, config: ConfigLike, options: PredictorOptions) -> None:
-        config.enable_custom_device(
-            "mlu", options.device_id, _tools.precision_type(options.precision.value)
-        )
-        config.switch_ir_optim(options.ir_optim)
-        config.enable_memory_optim()
-
-    def worker_environment(self) -> Mapping[str, str]:
-        return {"FLAGS_selected_mlus": str(self.device_id), **MLU_ENVIRONMENT}
-
-    def synchronize(self) -> None:
-        _tools.paddle_synchronize(self.device)
-
-    def memory_used_bytes(self) -> int | None:
-        return _tools.paddle_memory_reserved(self.device)

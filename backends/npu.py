@@ -14,13 +14,11 @@ from dataclasses import dataclass
 from portbench.backends import _tools
 from portbench.backends.base import (
     Availability,
-    Backend,
-    ConfigLike,
     DeviceInfo,
     Precision,
     PrecisionSupport,
-    PredictorOptions,
 )
+from portbench.backends.custom_device import CustomDeviceBackend
 
 PLUGIN = "paddle-custom-npu"
 NPU_SMI_INFO = ("npu-smi", "info")
@@ -86,7 +84,9 @@ def _display_name(chip_name: str) -> str:
     return chip_name if chip_name.lower().startswith("ascend") else f"Ascend {chip_name}"
 
 
-class AscendNpuBackend(Backend):
+class AscendNpuBackend(CustomDeviceBackend):
+    plugin = PLUGIN
+    environment = NPU_ENVIRONMENT
     name = "npu"
     device_type = "npu"
     description = "Huawei Ascend NPU through the paddle-custom-npu plugin"
@@ -147,19 +147,3 @@ class AscendNpuBackend(Backend):
             ),
             Precision.INT8: PrecisionSupport.unsupported("paddle-custom-npu has no INT8 inference kernels"),
         }
-
-    def configure(self, config: ConfigLike, options: PredictorOptions) -> None:
-        config.enable_custom_device(
-            "npu", options.device_id, _tools.precision_type(options.precision.value)
-        )
-        config.switch_ir_optim(options.ir_optim)
-        config.enable_memory_optim()
-
-    def worker_environment(self) -> Mapping[str, str]:
-        return {"FLAGS_selected_npus": str(self.device_id), **NPU_ENVIRONMENT}
-
-    def synchronize(self) -> None:
-        _tools.paddle_synchronize(self.device)
-
-    def memory_used_bytes(self) -> int | None:
-        return _tools.paddle_memory_reserved(self.device)
