@@ -53,8 +53,11 @@ STATIC_FACTORY = "portbench.suites.ernie.quantization:static_classifier"
 LEGACY_INPUTS: tuple[tuple[str, str, list[int]], ...] = tuple(
     (name, "int64", [-1, -1]) for name in INPUT_NAMES
 )
+# Measured on ernie-sentiment (2,000 held-out reviews, FP32 accuracy 0.8805): avg 0.660 (64 samples)
+# and 0.6525 (1,000), hist 0.6365, mse 0.651; KL 0.8375 (64), 0.854 (256), 0.851 (1,000). Only KL keeps
+# the classifier usable; past 256 samples it gains nothing and its build stays about 50 s.
 DEFAULT_ALGO = "KL"
-CALIBRATION_SAMPLES = 64
+CALIBRATION_SAMPLES = 256
 CALIBRATION_BATCH_SIZE = 8
 
 
