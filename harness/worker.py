@@ -63,9 +63,9 @@ def _quantized(
     workload: Workload, plan: CellPlan, role: str, files: ModelFiles
 ) -> tuple[ModelFiles, dict[str, Any]]:
     """The INT8 model for ``role``, built from the workload's calibration split (cached)."""
-    from portbench.harness.quantize import QuantizeSettings, quantize_model
+    from portbench.harness.quantize import quantize_model
 
-    settings = QuantizeSettings()
+    settings = workload.quantize_settings(plan.spec)
     calibration = workload.calibration_set(
         plan.spec, role, settings.calibration_samples, settings.batch_size
     )

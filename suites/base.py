@@ -17,7 +17,7 @@ from portbench.backends.base import InferenceSession, ModelFiles
 from portbench.harness.errors import PortbenchError
 
 if TYPE_CHECKING:
-    from portbench.harness.quantize import CalibrationSet
+    from portbench.harness.quantize import CalibrationSet, QuantizeSettings
 
 JSONValue = Any  # what json.dumps accepts
 
@@ -108,6 +108,12 @@ class Workload(ABC):
         """The FP32 model that post-training quantization starts from. Static PTQ reads only the
         legacy program format: a workload whose models are PIR exports re-exports them here."""
         return files
+
+    def quantize_settings(self, spec: TaskSpec) -> QuantizeSettings:
+        """How INT8 cells of this workload are quantized when built on the fly."""
+        from portbench.harness.quantize import QuantizeSettings
+
+        return QuantizeSettings()
 
     def calibration_set(self, spec: TaskSpec, role: str, samples: int, batch_size: int) -> CalibrationSet:
         """Calibration inputs for quantizing the model playing ``role``: from the workload's
