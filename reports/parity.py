@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from portbench.harness.parity import model_label
+from portbench.harness.parity import has_synthetic_weights, model_label
 from portbench.harness.results import CellResult, RunResults
 from portbench.reports.tables import format_delta, format_speedup, one_line
 
@@ -149,7 +149,8 @@ def parity_notes(results: RunResults, limit: int = WORST_SAMPLES_SHOWN) -> list[
         reason = one_line(str(parity.get("reason") or "no reason recorded"))
         if verdict == "fail":
             failed.append(ParityNote(cell.cell_id, "fail", reason, _worst_sample_lines(parity, limit)))
-        elif verdict == "skipped" and cell.status == "passed":
+        elif verdict == "skipped" and cell.status == "passed" and not has_synthetic_weights(cell):
+            # Synthetic-weight cells are speed-only by design: nothing to explain.
             skipped.append(ParityNote(cell.cell_id, "skipped", reason, ()))
     return failed + skipped
 
