@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 # Marker kind -> portbench backend whose probe decides whether the test can run here.
-HARDWARE_BACKENDS = {"gpu": "cuda", "tensorrt": "tensorrt", "npu": "npu", "mlu": "mlu", "xpu": "xpu", "dcu": "dcu"}
+HARDWARE_BACKENDS = {
+    "gpu": "cuda", "tensorrt": "tensorrt", "npu": "npu", "mlu": "mlu", "xpu": "xpu", "dcu": "dcu",
+}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

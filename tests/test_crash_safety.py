@@ -92,7 +92,7 @@ def test_resume_finishes_only_the_missing_cells(tmp_path: Path, cache_dir: Path)
     assert resumed.returncode == 0, resumed.stderr
     final = json.loads((out / "results.json").read_text())
     validate_document(final)
-    assert [c["cell_id"] for c in final["cells"]][0] == first["cell_id"]
+    assert final["cells"][0]["cell_id"] == first["cell_id"]
     assert final["cells"][0]["started_at"] == first["started_at"]  # not re-run
     assert sorted(c["task"] for c in final["cells"]) == ["det", "rec"]
     assert all(c["status"] == "passed" for c in final["cells"])
