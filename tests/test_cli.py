@@ -157,3 +157,73 @@ def test_smoke_suite_end_to_end(tmp_path: Path, cache_dir: Path) -> None:
     # Reports only read results: rendering again from the file works and validates it.
     again = portbench("report", str(out))
     assert again.returncode == 0, again.stderr
+
+
+@pytest.fixture(scope="module")
+def smoke_classifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``portbench models build`` of the seconds-long ERNIE recipe: a PaddleNLP-style checkpoint."""
+    cache = tmp_path_factory.mktemp("ernie-build")
+    result = portbench("models", "build", "ernie-sentiment-smoke", "--cache-dir", str(cache))
+    assert result.returncode == 0, result.stderr
+    assert "held-out accuracy" in result.stdout and "built in" in result.stdout
+    (built,) = [p for p in (cache / "models").iterdir() if p.name.startswith("ernie-sentiment-smoke")]
+    return built
+
+
+def user_checkpoint(source: Path, target: Path) -> Path:
+    target.mkdir()
+    for name in ("model_config.json", "model_state.pdparams", "vocab.txt", "labels.txt"):
+        shutil.copy(source / name, target / name)
+    return target
+
+
+def run_ernie_cls(tmp_path: Path, cache_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return portbench("run", "--suite", "smoke", "--backend", "cpu", "--only", "ernie/cls",
+                     "--out", str(tmp_path / "run"), "--cache-dir", str(cache_dir), *extra)
+
+
+def test_user_checkpoint_runs_as_an_ernie_model(
+    smoke_classifier: Path, tmp_path: Path, cache_dir: Path
+) -> None:
+    model = user_checkpoint(smoke_classifier, tmp_path / "ckpt")
+    data = tmp_path / "eval.tsv"
+    labels = (model / "labels.txt").read_text(encoding="utf-8").split()
+    data.write_text(f"质量很好，非常满意\t{labels[-1]}\n太差了，再也不买\t{labels[0]}\n", encoding="utf-8")
+    result = run_ernie_cls(tmp_path, cache_dir, "--model-dir", f"model={model}", "--dataset", f"ernie={data}")
+    assert result.returncode == 0, result.stderr
+    (cell,) = json.loads((tmp_path / "run" / "results.json").read_text())["cells"]
+    assert cell["status"] == "passed" and cell["raw"]["accuracy_samples"] == 2
+    assert cell["metrics"]["accuracy"] in (0.0, 0.5, 1.0)  # two samples: only these are possible
+
+
+@pytest.mark.parametrize(
+    ("tsv", "fragment"),
+    [("质量很好\n", "eval.tsv:1"), ("质量很好\tmaybe\n", "maybe")],
+    ids=["missing-label-column", "label-outside-the-list"],
+)
+def test_bad_ernie_tsv(
+    tsv: str, fragment: str, smoke_classifier: Path, tmp_path: Path, cache_dir: Path
+) -> None:
+    model = user_checkpoint(smoke_classifier, tmp_path / "ckpt")
+    data = tmp_path / "eval.tsv"
+    data.write_text(tsv, encoding="utf-8")
+    result = run_ernie_cls(tmp_path, cache_dir, "--model-dir", f"model={model}", "--dataset", f"ernie={data}")
+    assert_one_line_error(result, fragment)
+
+
+def test_unreadable_vocab_file(smoke_classifier: Path, tmp_path: Path, cache_dir: Path) -> None:
+    model = user_checkpoint(smoke_classifier, tmp_path / "ckpt")
+    (model / "vocab.txt").write_bytes(b"\xff\xfe not a vocabulary \x00\n")
+    result = run_ernie_cls(tmp_path, cache_dir, "--model-dir", f"model={model}")
+    assert_one_line_error(result, "vocab.txt")
+
+
+def test_checkpoint_shapes_that_contradict_the_config(
+    smoke_classifier: Path, tmp_path: Path, cache_dir: Path
+) -> None:
+    model = user_checkpoint(smoke_classifier, tmp_path / "ckpt")
+    config = json.loads((model / "model_config.json").read_text())
+    config["hidden_size"] = config["hidden_size"] * 2
+    (model / "model_config.json").write_text(json.dumps(config))
+    result = run_ernie_cls(tmp_path, cache_dir, "--model-dir", f"model={model}")
+    assert_one_line_error(result, "model_state.pdparams")
