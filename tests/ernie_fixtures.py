@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from portbench.backends.base import ModelFiles
-from portbench.backends.cpu import CpuBackend
 from portbench.suites.ernie.reference import ReferenceRecipe
 from portbench.suites.ernie.training import TrainConfig
 
@@ -23,18 +19,3 @@ TINY_RECIPE = ReferenceRecipe(
     train=TrainConfig(epochs=1, batch_size=16, learning_rate=2e-3, max_steps=12),
     max_train_examples=1000,
 )
-
-
-class PirCpuBackend(CpuBackend):
-    """CpuBackend plus ``enable_new_executor`` for PIR models.
-
-    Paddle 3.2.2 refuses a PIR (``inference.json``) model under ``enable_memory_optim`` unless the new
-    executor is on ("Not find predictor_id 0 and pass_name memory_optimize_pass"); the fix belongs in
-    ``Backend.new_config`` and is harmless here once it lands there.
-    """
-
-    def new_config(self, model: ModelFiles) -> Any:
-        config = super().new_config(model)
-        if model.is_pir:
-            config.enable_new_executor(True)
-        return config

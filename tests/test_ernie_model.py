@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import paddle
 import pytest
-from ernie_fixtures import PirCpuBackend
 
 from portbench.backends.base import PredictorOptions
+from portbench.backends.cpu import CpuBackend
 from portbench.harness.errors import PortbenchError
 from portbench.suites.ernie.checkpoint import load_checkpoint, save_checkpoint
 from portbench.suites.ernie.errors import CheckpointError
@@ -237,7 +237,7 @@ def test_export_runs_in_paddle_inference_with_dynamic_shapes(
     model = load_checkpoint(directory)
     files = export_inference(model, tmp_path / "export")
     assert files.is_pir and files.params_file.is_file()
-    session = PirCpuBackend().create_session(files, PredictorOptions(cpu_threads=1))
+    session = CpuBackend().create_session(files, PredictorOptions(cpu_threads=1))
     assert sorted(session.input_names) == ["input_ids", "token_type_ids"]
     for batch, length in ((1, 5), (3, 16), (8, 9)):
         ids, types = sample_inputs(batch, length, seed=batch * 100 + length)

@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import paddle
 import pytest
-from ernie_fixtures import TINY_RECIPE, PirCpuBackend
+from ernie_fixtures import TINY_RECIPE
 
 from portbench.backends.base import InferenceSession, PredictorOptions
+from portbench.backends.cpu import CpuBackend
 from portbench.harness.errors import DatasetError, ModelError, PortbenchError
 from portbench.suites.base import TaskSpec
 from portbench.suites.ernie.cells import smoke_cells, standard_cells, sweep_cells
@@ -38,7 +39,7 @@ def tiny_build(cache_dir: Path):  # type: ignore[no-untyped-def]
 
 
 def session_for(files) -> InferenceSession:  # type: ignore[no-untyped-def]
-    return PirCpuBackend().create_session(files, PredictorOptions(cpu_threads=1))
+    return CpuBackend().create_session(files, PredictorOptions(cpu_threads=1))
 
 
 def test_build_layout_manifest_and_hashes(tiny_build) -> None:  # type: ignore[no-untyped-def]
