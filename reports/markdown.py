@@ -17,6 +17,8 @@ from portbench.reports.parity import (
 )
 from portbench.reports.tables import (
     SYNTHETIC_LABEL,
+    UNSTABLE,
+    UNSTABLE_NOTE,
     WITHHELD,
     WITHHELD_NOTE,
     CellRow,
@@ -98,6 +100,8 @@ def workload_section(workload: str, rows: Sequence[CellRow], results: RunResults
         lines += ["", *cells_table(table_rows)]
     if any(row.percentiles_withheld for row in rows):
         lines += ["", f"{WITHHELD} in a latency column: {WITHHELD_NOTE}."]
+    if any(row.unstable for row in rows):
+        lines += ["", f"{UNSTABLE} after p50: {UNSTABLE_NOTE}."]
 
     cells = [cell for cell in results.cells if cell.workload == workload]
     subsets = subset_rows(cells)

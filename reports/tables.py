@@ -15,6 +15,8 @@ from portbench.harness.results import CellResult, CellStatus, LatencySummary, Ru
 
 WITHHELD = "—"
 WITHHELD_NOTE = "too few samples to support this percentile"
+UNSTABLE = "⚠"
+UNSTABLE_NOTE = "unstable: the median latency varied across trials by more than the CV threshold"
 SYNTHETIC_LABEL = "(synthetic weights: speed only)"
 SHA256_PREFIX_LENGTH = 12
 
@@ -121,6 +123,7 @@ class CellRow:
     p99_ms: str
     samples_per_s: str
     percentiles_withheld: bool
+    unstable: bool = False
 
     @property
     def model_label(self) -> str:
@@ -179,11 +182,12 @@ def cell_row(cell: CellResult) -> CellRow:
         metrics={
             name: format_metric(cell.metrics[name]) for name in ordered(cell.metrics, PREFERRED_METRIC_ORDER)
         },
-        p50_ms=p50,
+        p50_ms=f"{p50} {UNSTABLE}" if cell.trials and cell.trials.unstable else p50,
         p90_ms=p90,
         p99_ms=p99,
         samples_per_s=format_rate(cell.throughput.samples_per_s) if cell.throughput else "",
         percentiles_withheld=withheld,
+        unstable=bool(cell.trials and cell.trials.unstable),
     )
 
 

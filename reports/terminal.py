@@ -16,6 +16,8 @@ from portbench.harness.results import RunResults
 from portbench.reports.parity import ParityMatrix, column_label, parity_matrix, parity_notes
 from portbench.reports.tables import (
     SYNTHETIC_LABEL,
+    UNSTABLE,
+    UNSTABLE_NOTE,
     WITHHELD,
     WITHHELD_NOTE,
     CellRow,
@@ -115,8 +117,11 @@ def print_summary(results: RunResults, console: Console) -> None:
     if described:
         console.print(Text(" · ".join(described)))
     console.print(render_summary_table(results))
-    if any(row.percentiles_withheld for rows in rows_by_workload(results).values() for row in rows):
+    rows = [row for grouped in rows_by_workload(results).values() for row in grouped]
+    if any(row.percentiles_withheld for row in rows):
         console.print(Text(f"{WITHHELD} {WITHHELD_NOTE}"))
+    if any(row.unstable for row in rows):
+        console.print(Text(f"{UNSTABLE} {UNSTABLE_NOTE}"))
     for row in unfinished_cells(results):
         console.print(
             Text.assemble(status_text(row.status), f" {row.cell_id}: {row.reason or 'no reason recorded'}")

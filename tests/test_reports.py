@@ -492,3 +492,19 @@ def test_print_summary_adds_platform_footnote_and_counts(results: RunResults) ->
     assert "Kylin Linux Advanced Server V10 (Lance)" in first_line
     assert "— too few samples to support this percentile" in text
     assert text.rstrip().endswith("3 passed, 1 failed, 1 skipped")
+
+
+def test_unstable_cells_are_flagged(results: RunResults) -> None:
+    from portbench.harness.results import TrialSummary
+
+    cell = results.cells[0]
+    cell.trials = TrialSummary(
+        trials=3, p50_ms=(10.0, 11.0, 12.0), samples_per_s=(100.0, 91.0, 83.0), median_p50_ms=11.0,
+        mean_p50_ms=11.0, ci95_low_ms=8.5, ci95_high_ms=13.5, cv=1 / 11, cv_threshold=0.05, unstable=True,
+    )
+    text = render_markdown(results)
+    assert "12.35 ⚠" in text  # the cell's p50, flagged
+    assert "⚠ after p50: unstable" in text
+    console = Console(record=True, width=200)
+    print_summary(results, console)
+    assert "⚠ unstable" in console.export_text()
