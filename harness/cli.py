@@ -218,9 +218,51 @@ def _write_reports(results: object, run_dir: Path) -> None:
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
-def report(run_dir: Path) -> None:
+@click.option("--pytest-benchmark", "benchmark_storage", type=click.Path(path_type=Path), default=None,
+              metavar="STORAGE", help="Also export the run for `pytest-benchmark compare --storage STORAGE`.")
+def report(run_dir: Path, benchmark_storage: Path | None) -> None:
     """Validate a run's results.json and render its summary again."""
-    _write_reports(load_results(run_dir), run_dir if run_dir.is_dir() else run_dir.parent)
+    results = load_results(run_dir)
+    _write_reports(results, run_dir if run_dir.is_dir() else run_dir.parent)
+    if benchmark_storage is not None:
+        from portbench.reports.pytest_benchmark import save_pytest_benchmark
+
+        path = save_pytest_benchmark(results, benchmark_storage)
+        Console(stderr=True).print(f"pytest-benchmark: {path}")
+
+
+@cli.command()
+@click.argument("baseline_dir", type=click.Path(path_type=Path))
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--max-slowdown", type=float, default=0.10, show_default=True,
+              help="Largest tolerated p50 slowdown (a fraction), beyond the runs' own noise.")
+@click.option("--max-metric-drop", type=float, default=0.005, show_default=True,
+              help="Largest tolerated absolute drop of any accuracy metric.")
+@click.option("--strict-manifest", is_flag=True,
+              help="Treat cells measured with different settings (manifest) as regressions.")
+def compare(
+    baseline_dir: Path, run_dir: Path, max_slowdown: float, max_metric_drop: float, strict_manifest: bool
+) -> None:
+    """Compare RUN_DIR with BASELINE_DIR; exit 1 on any regression (nightly CI gate)."""
+    from portbench.reports.compare import compare_runs
+
+    comparison = compare_runs(
+        load_results(baseline_dir), load_results(run_dir), max_slowdown, max_metric_drop, strict_manifest
+    )
+    console = Console()
+    for cell in comparison.cells:
+        for difference in cell.manifest_differences:
+            console.print(f"[bold yellow]manifest differs[/] {cell.cell_id}: {difference}", markup=True)
+        if cell.regressed:
+            for problem in cell.problems:
+                console.print(f"[bold red]REGRESSION[/] {cell.cell_id}: {problem}")
+    for cell_id in comparison.missing:
+        console.print(f"[bold red]REGRESSION[/] {cell_id}: in the baseline, missing from this run")
+    quiet = len(comparison.cells) - len(comparison.regressions)
+    console.print(f"{len(comparison.regressions) + len(comparison.missing)} regression(s); "
+                  f"{quiet} cell(s) within limits; {len(comparison.new)} new")
+    if comparison.failed:
+        sys.exit(1)
 
 
 @cli.command("backends")
