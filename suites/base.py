@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import numpy as np
+
 from portbench.backends.base import InferenceSession, ModelFiles
 from portbench.harness.errors import PortbenchError
 
@@ -24,6 +26,10 @@ JSONValue = Any  # what json.dumps accepts
 
 class QuantizationUnsupported(PortbenchError):
     """This workload/model cannot be quantized: its INT8 cells are skipped with this reason."""
+
+
+class ScenarioUnsupported(PortbenchError):
+    """A task cannot run a scenario (e.g. offline batching of pages whose sizes differ)."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,26 @@ class PreparedTask(ABC):
     def query_description(self) -> Mapping[str, JSONValue]:
         """Shapes and batch sizes of the queries, recorded in the run manifest."""
         return {}
+
+    # Optional scenario hooks: a task that does not override one cannot run that scenario.
+    task_label: ClassVar[str] = ""
+
+    def unsupported(self, scenario: str) -> ScenarioUnsupported:
+        name = self.task_label or type(self).__name__
+        return ScenarioUnsupported(f"{name} does not support the {scenario} scenario")
+
+    def queries_for_batch(self, batch_size: int) -> Sequence[Query]:
+        """Offline sweep: timed queries of exactly ``batch_size`` samples each, pre-processed."""
+        raise self.unsupported("offline")
+
+    def stream_queries(self, session_clones: Mapping[str, InferenceSession]) -> Sequence[Query]:
+        """Multi-stream: one stream's timed queries, bound to that stream's cloned sessions (by role)."""
+        raise self.unsupported("multi-stream")
+
+    def staged_feeds(self) -> Sequence[tuple[InferenceSession, Sequence[np.ndarray], int]]:
+        """(session, pre-processed feed, samples) for a few inputs: what ``measure_stages`` times
+        for the host-to-device / compute / device-to-host split."""
+        raise self.unsupported("staged-timing")
 
 
 SessionFactory = Callable[[ModelFiles], InferenceSession]

@@ -67,6 +67,8 @@ DEFAULT_BATCH_SIZE = 1
 DEFAULT_MAX_SAMPLES = 2000
 # Distinct pre-tokenized batches the timed loop cycles through.
 MAX_TIMED_BATCHES = 16
+# Inputs the separate stage-split loop (host-to-device / compute / device-to-host) cycles through.
+STAGED_INPUTS = 4
 # First id after the special tokens of ERNIE's vocabulary ([PAD] [CLS] [SEP] [MASK] [UNK]).
 FIRST_ORDINARY_TOKEN = 5
 # Synthetic shapes calibrate on their own random ids, not the timed feeds (SYNTHETIC_SEED).
@@ -126,7 +128,13 @@ def _feed(session: InferenceSession, input_ids: np.ndarray, token_type_ids: np.n
     return [arrays[name] for name in session.input_names]
 
 
+def _bound_queries(session: InferenceSession, feeds: Sequence[tuple[list[np.ndarray], int]]) -> list[Query]:
+    return [Query(run=functools.partial(session.run, feed), samples=samples) for feed, samples in feeds]
+
+
 class ClassificationTask(PreparedTask):
+    task_label = "ERNIE cls"
+
     def __init__(
         self,
         session: InferenceSession,
@@ -140,6 +148,7 @@ class ClassificationTask(PreparedTask):
         self.examples = list(examples)
         self.labels = tuple(labels)
         self.batch_size = batch_size
+        self._feed_cache: dict[tuple[int, bool], list[tuple[list[np.ndarray], int]]] = {}
 
     def _batches(self) -> list[list[Example]]:
         return [self.examples[i : i + self.batch_size] for i in range(0, len(self.examples), self.batch_size)]
@@ -173,11 +182,34 @@ class ClassificationTask(PreparedTask):
         return AccuracyResult(metrics, {}, outputs, stages, samples=len(self.examples))
 
     def queries(self) -> Sequence[Query]:
-        queries = []
-        for batch in self._batches()[:MAX_TIMED_BATCHES]:
-            feed = _feed(self.session, *self.tokenizer.encode_batch([e.text for e in batch]))
-            queries.append(Query(run=functools.partial(self.session.run, feed), samples=len(batch)))
-        return queries
+        return _bound_queries(self.session, self._timed_feeds(self.batch_size, full_only=False))
+
+    def _timed_feeds(self, batch_size: int, *, full_only: bool) -> list[tuple[list[np.ndarray], int]]:
+        """Tokenized batches the timed loops cycle through: (feed, texts in it)."""
+        key = (batch_size, full_only)
+        if key not in self._feed_cache:
+            count = len(self.examples) - len(self.examples) % batch_size if full_only else len(self.examples)
+            if count == 0:
+                raise PortbenchError(
+                    f"batch size {batch_size} exceeds the {len(self.examples)} evaluation texts"
+                )
+            batches = [self.examples[i : i + batch_size] for i in range(0, count, batch_size)]
+            self._feed_cache[key] = [
+                (_feed(self.session, *self.tokenizer.encode_batch([e.text for e in batch])), len(batch))
+                for batch in batches[:MAX_TIMED_BATCHES]
+            ]
+        return self._feed_cache[key]
+
+    def queries_for_batch(self, batch_size: int) -> Sequence[Query]:
+        # Full batches only, so every offline query holds exactly ``batch_size`` texts.
+        return _bound_queries(self.session, self._timed_feeds(batch_size, full_only=True))
+
+    def stream_queries(self, session_clones: Mapping[str, InferenceSession]) -> Sequence[Query]:
+        return _bound_queries(session_clones["model"], self._timed_feeds(self.batch_size, full_only=False))
+
+    def staged_feeds(self) -> Sequence[tuple[InferenceSession, Sequence[np.ndarray], int]]:
+        feeds = self._timed_feeds(self.batch_size, full_only=False)[:STAGED_INPUTS]
+        return [(self.session, feed, samples) for feed, samples in feeds]
 
     def query_description(self) -> Mapping[str, Any]:
         return {
@@ -193,18 +225,25 @@ class ClassificationTask(PreparedTask):
 class ShapeTask(PreparedTask):
     """Speed of one architecture on seeded random token ids; there is nothing to score."""
 
+    task_label = "ERNIE perf"
+
     def __init__(self, session: InferenceSession, shape: str, seq_len: int, batch_size: int) -> None:
         self.session = session
         self.shape = shape
         self.seq_len = seq_len
         self.batch_size = batch_size
-        vocab_size = get_shape(shape).config.vocab_size
+        self.feeds = self._random_feeds(batch_size)
+
+    def _random_feeds(self, batch_size: int) -> list[list[np.ndarray]]:
+        """Seeded random token ids: the same seed for every batch size, so sweeps stay reproducible."""
+        vocab_size = get_shape(self.shape).config.vocab_size
         rng = np.random.default_rng(SYNTHETIC_SEED)
-        self.feeds = [
+        shape = (batch_size, self.seq_len)
+        return [
             _feed(
-                session,
-                rng.integers(FIRST_ORDINARY_TOKEN, vocab_size, (batch_size, seq_len), dtype=np.int64),
-                np.zeros((batch_size, seq_len), dtype=np.int64),
+                self.session,
+                rng.integers(FIRST_ORDINARY_TOKEN, vocab_size, shape, dtype=np.int64),
+                np.zeros(shape, dtype=np.int64),
             )
             for _ in range(4)
         ]
@@ -216,10 +255,16 @@ class ShapeTask(PreparedTask):
         return AccuracyResult(metrics={}, outputs=outputs, samples=0)
 
     def queries(self) -> Sequence[Query]:
-        return [
-            Query(run=functools.partial(self.session.run, feed), samples=self.batch_size)
-            for feed in self.feeds
-        ]
+        return _bound_queries(self.session, [(feed, self.batch_size) for feed in self.feeds])
+
+    def queries_for_batch(self, batch_size: int) -> Sequence[Query]:
+        return _bound_queries(self.session, [(feed, batch_size) for feed in self._random_feeds(batch_size)])
+
+    def stream_queries(self, session_clones: Mapping[str, InferenceSession]) -> Sequence[Query]:
+        return _bound_queries(session_clones["model"], [(feed, self.batch_size) for feed in self.feeds])
+
+    def staged_feeds(self) -> Sequence[tuple[InferenceSession, Sequence[np.ndarray], int]]:
+        return [(self.session, feed, self.batch_size) for feed in self.feeds[:STAGED_INPUTS]]
 
     def query_description(self) -> Mapping[str, Any]:
         config = get_shape(self.shape).config

@@ -44,7 +44,7 @@ from portbench.suites.ocr.metrics import (
 )
 from portbench.suites.ocr.models import PPOCRV4_DET, PPOCRV4_REC, ppocr_keys_path
 from portbench.suites.ocr.pipeline import OcrPipeline
-from portbench.suites.ocr.preprocess import REC_BATCH_SIZE, RecBatch
+from portbench.suites.ocr.preprocess import REC_BATCH_SIZE, RecBatch, rec_batches
 
 DATASETS: Mapping[str, datagen.SynthSpec] = {
     "synth-smoke": datagen.SYNTH_SMOKE,
@@ -56,6 +56,8 @@ TASK_ROLES: Mapping[str, tuple[str, ...]] = {"det": ("det",), "rec": ("rec",), "
 # degraded pages, narrow and wide line batches). Every distinct input shape stays inside oneDNN's
 # primitive cache (backends/cpu.py), so steady state is measured rather than re-compilation.
 MAX_TIMED_INPUTS = 16
+# Inputs the separate stage-split loop (host-to-device / compute / device-to-host) cycles through.
+STAGED_INPUTS = 4
 
 PRE, INFER, POST = "preprocess", "inference", "postprocess"
 T = TypeVar("T")
@@ -128,6 +130,8 @@ def _load_images(samples: Sequence[Any], what: str, dataset: OcrDataset) -> _Ima
 
 
 class DetTask(PreparedTask):
+    task_label = "OCR det"
+
     def __init__(self, pipeline: OcrPipeline, dataset: OcrDataset) -> None:
         self.pipeline = pipeline
         self.samples = dataset.det
@@ -162,6 +166,15 @@ class DetTask(PreparedTask):
         return [Query(run=functools.partial(self.pipeline.det.run, [t]), samples=1)
                 for t in self._timed_tensors()]
 
+    # Offline stays unsupported: page tensors differ in size, so pages cannot share a batch.
+
+    def stream_queries(self, session_clones: Mapping[str, InferenceSession]) -> Sequence[Query]:
+        return [Query(run=functools.partial(session_clones["det"].run, [t]), samples=1)
+                for t in self._timed_tensors()]
+
+    def staged_feeds(self) -> Sequence[tuple[InferenceSession, Sequence[np.ndarray], int]]:
+        return [(self.pipeline.det, [t], 1) for t in self._timed_tensors()[:STAGED_INPUTS]]
+
     def query_description(self) -> Mapping[str, Any]:
         tensors = self._timed_tensors()
         return {"batch_size": 1, "timed_inputs": len(tensors),
@@ -169,6 +182,8 @@ class DetTask(PreparedTask):
 
 
 class RecTask(PreparedTask):
+    task_label = "OCR rec"
+
     def __init__(self, pipeline: OcrPipeline, dataset: OcrDataset) -> None:
         self.pipeline = pipeline
         self.samples = dataset.rec
@@ -201,13 +216,35 @@ class RecTask(PreparedTask):
                    for s, (t, c) in zip(self.samples, texts, strict=True)}
         return AccuracyResult(metrics, by_subset, outputs, stages, samples=len(self.samples))
 
-    def _timed_batches(self) -> list[RecBatch]:
-        return evenly_spaced(self.pipeline.rec_inputs(self.data.images), MAX_TIMED_INPUTS)
+    def _timed_batches(self, batch_size: int | None = None, *, full_only: bool = False) -> list[RecBatch]:
+        size = batch_size or self.pipeline.rec_batch_size
+        batches = rec_batches(self.data.images, size)
+        if full_only:
+            batches = [b for b in batches if len(b.indices) == size]
+            if not batches:
+                raise PortbenchError(
+                    f"batch size {size} exceeds the {len(self.data.images)} line images of the dataset"
+                )
+        return evenly_spaced(batches, MAX_TIMED_INPUTS)
+
+    @staticmethod
+    def _bound(session: InferenceSession, batches: Sequence[RecBatch]) -> list[Query]:
+        return [Query(run=functools.partial(session.run, [b.tensor]), samples=len(b.indices))
+                for b in batches]
 
     def queries(self) -> Sequence[Query]:
-        batches = self._timed_batches()
-        return [Query(run=functools.partial(self.pipeline.rec.run, [b.tensor]), samples=len(b.indices))
-                for b in batches]
+        return self._bound(self.pipeline.rec, self._timed_batches())
+
+    def queries_for_batch(self, batch_size: int) -> Sequence[Query]:
+        # Full batches only, so every offline query holds exactly ``batch_size`` lines.
+        return self._bound(self.pipeline.rec, self._timed_batches(batch_size, full_only=True))
+
+    def stream_queries(self, session_clones: Mapping[str, InferenceSession]) -> Sequence[Query]:
+        return self._bound(session_clones["rec"], self._timed_batches())
+
+    def staged_feeds(self) -> Sequence[tuple[InferenceSession, Sequence[np.ndarray], int]]:
+        batches = self._timed_batches()[:STAGED_INPUTS]
+        return [(self.pipeline.rec, [b.tensor], len(b.indices)) for b in batches]
 
     def query_description(self) -> Mapping[str, Any]:
         batches = self._timed_batches()
@@ -218,6 +255,8 @@ class RecTask(PreparedTask):
 
 
 class SystemTask(PreparedTask):
+    task_label = "OCR system"
+
     def __init__(self, pipeline: OcrPipeline, dataset: OcrDataset) -> None:
         self.pipeline = pipeline
         self.samples = dataset.det
