@@ -87,7 +87,7 @@ class SweepTask(PreparedTask):
         return self._queries(session, 1)
 
     def staged_feeds(self) -> Sequence[tuple[InferenceSession, Sequence[np.ndarray], int]]:
-        session: InferenceSession = self.session  # type: ignore[assignment]
+        session: InferenceSession = self.session
         return [(session, [np.zeros((2, 4), dtype=np.float32)], 2)]
 
 
@@ -122,9 +122,9 @@ def plan_for(scenario: str, tmp_path: Path, **params: object) -> CellPlan:
 
 def measure(plan: CellPlan, task: PreparedTask, session: FakeSession) -> tuple[CellResult, list[int]]:
     result = new_cell_result(plan, "passed")
-    sessions: Mapping[str, InferenceSession] = {"model": session}  # type: ignore[dict-item]
+    sessions: Mapping[str, InferenceSession] = {"model": session}
     batch_sizes = _measure_scenario(
-        plan, FakeBackend(), task, sessions, task.queries(), result  # type: ignore[arg-type]
+        plan, FakeBackend(), task, sessions, task.queries(), result
     )
     return result, batch_sizes
 
