@@ -60,6 +60,18 @@ def run_tool(argv: Sequence[str], timeout_s: float = TOOL_TIMEOUT_S) -> ToolOutp
     return ToolOutput(completed.stdout)
 
 
+def run_first_tool(names: Sequence[str]) -> ToolOutput:
+    """The output of the first of ``names`` that runs (vendors renamed their tools across driver
+    releases); otherwise every tool's problem, joined."""
+    problems = []
+    for name in names:
+        output = run_tool((name,))
+        if output.text is not None:
+            return output
+        problems.append(output.problem)
+    return ToolOutput(None, "; ".join(problems))
+
+
 def table_cells(line: str) -> list[str]:
     """Cells of one ``| a | b |`` row of a box-drawn table (vendor ``*-smi`` tools)."""
     stripped = line.strip()

@@ -64,13 +64,10 @@ class HygonDcuBackend(Backend):
         return f"gpu:{self.device_id}"
 
     def _read_smi(self) -> tuple[DcuSmiInfo | None, str]:
-        problems = []
-        for tool in DCU_TOOLS:
-            output = _tools.run_tool((tool,))
-            if output.text is not None:
-                return parse_dcu_smi(output.text), ""
-            problems.append(output.problem)
-        return None, "; ".join(problems)
+        output = _tools.run_first_tool(DCU_TOOLS)
+        if output.text is None:
+            return None, output.problem
+        return parse_dcu_smi(output.text), ""
 
     def probe(self) -> Availability:
         paddle, problem = _tools.import_paddle()

@@ -90,13 +90,10 @@ class KunlunXpuBackend(Backend):
     description = "Kunlunxin XPU through the paddlepaddle-xpu build"
 
     def _read_xpu_smi(self) -> tuple[XpuSmiInfo | None, str]:
-        problems = []
-        for tool in XPU_TOOLS:
-            output = _tools.run_tool((tool,))
-            if output.text is not None:
-                return parse_xpu_smi(output.text), ""
-            problems.append(output.problem)
-        return None, "; ".join(problems)
+        output = _tools.run_first_tool(XPU_TOOLS)
+        if output.text is None:
+            return None, output.problem
+        return parse_xpu_smi(output.text), ""
 
     def probe(self) -> Availability:
         paddle, problem = _tools.import_paddle()
