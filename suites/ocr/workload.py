@@ -129,13 +129,17 @@ def _load_images(samples: Sequence[Any], what: str, dataset: OcrDataset) -> _Ima
     )
 
 
-class DetTask(PreparedTask):
-    task_label = "OCR det"
+class _PageTask(PreparedTask):
+    """A task over the dataset's page images (detection ground truth)."""
 
     def __init__(self, pipeline: OcrPipeline, dataset: OcrDataset) -> None:
         self.pipeline = pipeline
         self.samples = dataset.det
         self.data = _load_images(self.samples, "detection", dataset)
+
+
+class DetTask(_PageTask):
+    task_label = "OCR det"
 
     def evaluate(self) -> AccuracyResult:
         clock = time.perf_counter
@@ -254,13 +258,8 @@ class RecTask(PreparedTask):
                 "stage_unit": "batch"}
 
 
-class SystemTask(PreparedTask):
+class SystemTask(_PageTask):
     task_label = "OCR system"
-
-    def __init__(self, pipeline: OcrPipeline, dataset: OcrDataset) -> None:
-        self.pipeline = pipeline
-        self.samples = dataset.det
-        self.data = _load_images(self.samples, "detection", dataset)
 
     def evaluate(self) -> AccuracyResult:
         clock = time.perf_counter
