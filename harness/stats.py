@@ -107,7 +107,8 @@ def summarize_trials(
         samples_per_s=tuple(float(v) for v in samples_per_s),
         median_p50_ms=float(statistics.median(p50_ms)),
         mean_p50_ms=statistics.fmean(p50_ms),
-        ci95_low_ms=interval[0] if interval else None,
+        # A latency cannot be negative: with two or three noisy trials the t-interval can reach below 0.
+        ci95_low_ms=max(0.0, interval[0]) if interval else None,
         ci95_high_ms=interval[1] if interval else None,
         cv=cv,
         cv_threshold=cv_threshold,
