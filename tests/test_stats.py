@@ -123,12 +123,12 @@ def test_trial_summary_matches_its_schema_definition() -> None:
 
 
 def test_latency_interval_never_reaches_below_zero() -> None:
-    # Two trials 10 ms apart: t(1) = 12.706 gives mean 105 ± 12.706 * 7.07 ≈ ±89.8 -> low ≈ 15.2 > 0;
-    # 1 and 200 ms give 100.5 ± 12.706 * 140.7 / sqrt(2) ≈ ±1264 -> clamped to 0.
+    # Two trials 10 ms apart: mean 105 ± t(1) * s / sqrt(2) = 12.706 * 7.071 / 1.414 = ±63.53 -> 41.47;
+    # 1 and 200 ms: 100.5 ± 12.706 * 140.7 / 1.414 = ±1264 -> clamped to 0.
     from portbench.harness.stats import summarize_trials
 
     wide = summarize_trials([1.0, 200.0], [1.0, 1.0])
     assert wide.ci95_low_ms == 0.0
     assert wide.ci95_high_ms is not None and wide.ci95_high_ms > 1000
     narrow = summarize_trials([100.0, 110.0], [1.0, 1.0])
-    assert narrow.ci95_low_ms is not None and 15.0 < narrow.ci95_low_ms < 15.5
+    assert narrow.ci95_low_ms is not None and 41.4 < narrow.ci95_low_ms < 41.6
