@@ -25,7 +25,7 @@ from portbench.harness import platform_info
 from portbench.harness.config import DEFAULT_CELL_TIMEOUT_S, Mode, RunOptions, default_cache_dir
 from portbench.harness.errors import PortbenchError, UnknownNameError
 from portbench.harness.quantize import DEFAULT_OP_TYPES
-from portbench.harness.results import load_results
+from portbench.harness.results import RunResults, load_results, write_atomic
 from portbench.harness.runner import (
     Runner,
     new_results,
@@ -205,12 +205,10 @@ def run(
         sys.exit(1)
 
 
-def _write_reports(results: object, run_dir: Path) -> None:
-    from portbench.harness.results import RunResults, write_atomic
+def _write_reports(results: RunResults, run_dir: Path) -> None:
     from portbench.reports.markdown import render_markdown
     from portbench.reports.terminal import print_summary
 
-    assert isinstance(results, RunResults)
     write_atomic(run_dir / "summary.md", render_markdown(results))
     print_summary(results, Console())
     Console(stderr=True).print(f"results: {run_dir / 'results.json'}\nsummary: {run_dir / 'summary.md'}")

@@ -175,14 +175,17 @@ class Measurement:
         return {"queries": self.warmup_queries, "seconds": self.warmup_s, "stable": self.warmup_stable}
 
 
-def warm_up(queries: Sequence[Query], settings: MeasureSettings) -> tuple[int, float]:
+def _fixed_warm_up(
+    queries: Sequence[Query], settings: MeasureSettings, synchronize: Synchronize | None
+) -> int:
     """Run every distinct query once (each new input shape costs a first-time compile), then more
-    up to ``warmup_queries``. Returns (queries run, seconds)."""
+    up to ``warmup_queries``. Returns the number of queries run."""
     count = max(settings.warmup_queries, len(queries))
-    start = time.perf_counter()
     for i in range(count):
         queries[i % len(queries)].run()
-    return count, time.perf_counter() - start
+        if synchronize is not None:
+            synchronize()
+    return count
 
 
 def _windows_agree(medians: Sequence[float], tolerance: float) -> bool:
@@ -197,16 +200,13 @@ def warm_up_until_stable(
     clock: Clock = time.perf_counter_ns,
     synchronize: Synchronize | None = None,
 ) -> WarmupReport:
-    """Fixed warm-up (see :func:`warm_up`), then windows until their medians agree or a cap is hit."""
+    """Fixed warm-up (see :func:`_fixed_warm_up`), then windows until their medians agree or a cap
+    is hit."""
     if not queries:
         raise ValueError("no queries to warm up")
     n_queries = len(queries)
     start = clock()
-    count = max(settings.warmup_queries, n_queries)
-    for i in range(count):
-        queries[i % n_queries].run()
-        if synchronize is not None:
-            synchronize()
+    count = _fixed_warm_up(queries, settings, synchronize)
     if settings.warmup_stable_windows == 0:
         return WarmupReport(count, (clock() - start) / 1e9, None)
 

@@ -57,7 +57,9 @@ def git_sha() -> str | None:
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() or None
 
 
 def probe_backends(names: Sequence[str], device_id: int = 0) -> dict[str, Availability]:
