@@ -26,7 +26,7 @@ class Precision(str, enum.Enum):
 
     @classmethod
     def parse(cls, text: str) -> Precision:
-        from portbench.harness.errors import UnknownNameError
+        from portbench.errors import UnknownNameError
 
         try:
             return cls(text.strip().lower())
@@ -241,7 +241,7 @@ class Backend(ABC):
 
         support = self.precisions().get(options.precision)
         if support is None or not support.supported:
-            from portbench.harness.errors import PortbenchError
+            from portbench.errors import PortbenchError
 
             reason = support.how if support else "not declared"
             raise PortbenchError(f"{self.name} cannot run {options.precision.value}: {reason}")

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 import psutil
 
+from portbench.backends import cpuinfo
 from portbench.backends.base import (
     Availability,
     Backend,
@@ -19,7 +20,6 @@ from portbench.backends.base import (
     PrecisionSupport,
     PredictorOptions,
 )
-from portbench.harness import platform_info
 
 X86_ARCHITECTURES = frozenset({"x86_64", "amd64", "i686"})
 # oneDNN keeps one primitive per input shape; detection sees a new shape per image, so bound it.
@@ -38,8 +38,8 @@ class CpuBackend(Backend):
 
     def __init__(self, device_id: int = 0, flags: frozenset[str] | None = None, arch: str | None = None):
         super().__init__(device_id)
-        self._flags = platform_info.cpu_flags() if flags is None else flags
-        self._arch = platform_info.machine_architecture() if arch is None else arch
+        self._flags = cpuinfo.cpu_flags() if flags is None else flags
+        self._arch = cpuinfo.machine_architecture() if arch is None else arch
 
     @property
     def uses_onednn(self) -> bool:
@@ -50,7 +50,7 @@ class CpuBackend(Backend):
         return Availability.yes(f"{self._arch}, {default_threads()} threads by default, {engine}")
 
     def device_info(self) -> DeviceInfo:
-        cpu = platform_info.describe_cpu()
+        cpu = cpuinfo.describe_cpu()
         return DeviceInfo(
             backend=self.name,
             device=self.device,

@@ -26,7 +26,7 @@ from portbench.backends.base import (
     PrecisionSupport,
     PredictorOptions,
 )
-from portbench.harness.errors import PortbenchError
+from portbench.errors import PortbenchError
 
 NVIDIA_SMI_QUERY = (
     "nvidia-smi",

@@ -9,7 +9,7 @@ import importlib
 from importlib.metadata import entry_points
 
 from portbench.backends.base import Backend
-from portbench.harness.errors import UnknownNameError
+from portbench.errors import UnknownNameError
 
 BUILTIN_BACKENDS: dict[str, str] = {
     "cpu": "portbench.backends.cpu:CpuBackend",

@@ -21,9 +21,9 @@ from rich.table import Table
 from portbench import __version__
 from portbench.backends.base import Precision
 from portbench.backends.registry import backend_names, create_backend
+from portbench.errors import PortbenchError, UnknownNameError
 from portbench.harness import platform_info
 from portbench.harness.config import DEFAULT_CELL_TIMEOUT_S, Mode, RunOptions, default_cache_dir
-from portbench.harness.errors import PortbenchError, UnknownNameError
 from portbench.harness.quantize import DEFAULT_OP_TYPES
 from portbench.harness.results import RunResults, load_results, write_atomic
 from portbench.harness.runner import (

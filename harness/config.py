@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from portbench.backends.base import Precision
 from portbench.harness.measure import MeasureSettings
-from portbench.suites.base import TaskSpec
+from portbench.harness.workload import TaskSpec
 
 Mode = Literal["both", "accuracy", "performance"]
 DEFAULT_CELL_TIMEOUT_S = 1800.0

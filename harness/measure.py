@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 
 from portbench.backends.base import InferenceSession, StageTimes
-from portbench.harness.errors import PortbenchError
+from portbench.errors import PortbenchError
 from portbench.harness.results import LatencySummary, Throughput, TrialSummary
 from portbench.harness.stats import DEFAULT_CV_THRESHOLD, summarize_trials
-from portbench.suites.base import Query
+from portbench.harness.workload import Query
 
 Clock = Callable[[], int]  # monotonic nanoseconds
 Synchronize = Callable[[], None]

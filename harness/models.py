@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from portbench.backends.base import ModelFiles
-from portbench.harness.errors import ModelError
+from portbench.errors import ModelError
 
 HASH_CHUNK = 1 << 20
 MODEL_FORMATS = (("inference.pdmodel", "inference.pdiparams"), ("inference.json", "inference.pdiparams"))

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 from shapely.geometry.base import BaseGeometry
 
-from portbench.harness.errors import PortbenchError
+from portbench.errors import PortbenchError
 from portbench.harness.results import CellResult, RunResults, load_results
 from portbench.suites.ocr.metrics import char_accuracy, match_one_to_one, polygon_iou, to_polygon
 

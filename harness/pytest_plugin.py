@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from portbench.harness.measure import Measurement, MeasureSettings, Synchronize, single_stream
-from portbench.suites.base import Query
+from portbench.harness.workload import Query
 
 
 def smoke_settings(n_queries: int) -> MeasureSettings:

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from portbench.backends.base import ModelFiles
-from portbench.harness.errors import PortbenchError, UnknownNameError
+from portbench.errors import PortbenchError, UnknownNameError
 from portbench.harness.models import hash_model_files, sha256_file
 from portbench.harness.platform_info import describe_paddle
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from portbench.backends.base import ModelFiles, Precision, PredictorOptions
 from portbench.backends.cpu import CpuBackend
-from portbench.harness.errors import UnknownNameError
+from portbench.errors import UnknownNameError
 from portbench.harness.models import ModelEntry, resolve
 from portbench.harness.quantize import (
     CalibrationSet,
@@ -23,7 +23,7 @@ from portbench.harness.quantize import (
     quantize_model,
     sensitive_ops_search,
 )
-from portbench.suites.base import TaskSpec, Workload
+from portbench.harness.workload import TaskSpec, Workload
 from portbench.suites.catalog import registered_models
 from portbench.suites.registry import create_workload
 

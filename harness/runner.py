@@ -22,12 +22,12 @@ from typing import Any
 import portbench
 from portbench.backends.base import Availability
 from portbench.backends.registry import create_backend
+from portbench.errors import BackendUnavailableError, PortbenchError
 from portbench.harness.config import CellPlan, RunOptions
-from portbench.harness.errors import BackendUnavailableError, PortbenchError
 from portbench.harness.parity import apply_parity, load_reference
 from portbench.harness.results import CellResult, RunResults, load_results, save_results, write_atomic
 from portbench.harness.worker import new_cell_result, utc_now, worker_main
-from portbench.suites.base import TaskSpec
+from portbench.harness.workload import TaskSpec
 from portbench.suites.definitions import Suite, get_suite
 
 LOG_TAIL_LINES = 8

@@ -21,8 +21,8 @@ import psutil
 
 from portbench.backends.base import Backend, InferenceSession, ModelFiles, Precision, PredictorOptions
 from portbench.backends.registry import create_backend
+from portbench.errors import PortbenchError
 from portbench.harness.config import CellPlan
-from portbench.harness.errors import PortbenchError
 from portbench.harness.measure import (
     Measurement,
     MeasureSettings,
@@ -36,7 +36,7 @@ from portbench.harness.measure import (
 )
 from portbench.harness.models import hash_model_files
 from portbench.harness.results import CellResult, CellStatus, ModelRecord
-from portbench.suites.base import (
+from portbench.harness.workload import (
     AccuracyResult,
     PreparedTask,
     QuantizationUnsupported,

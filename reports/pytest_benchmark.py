@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from portbench.harness.errors import PortbenchError
+from portbench.errors import PortbenchError
 from portbench.harness.results import CellResult, RunResults, write_atomic
 
 _64_BIT_ARCHITECTURES = ("x86_64", "amd64", "aarch64", "arm64", "loongarch64", "ppc64le", "s390x", "riscv64")

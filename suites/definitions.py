@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from portbench.harness.errors import UnknownNameError
+from portbench.errors import UnknownNameError
 from portbench.harness.measure import MeasureSettings
 from portbench.harness.parity import ParityGates
 

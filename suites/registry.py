@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import importlib
 
-from portbench.harness.errors import UnknownNameError
-from portbench.suites.base import Workload
+from portbench.errors import UnknownNameError
+from portbench.harness.workload import Workload
 
 WORKLOADS: dict[str, str] = {
     "ocr": "portbench.suites.ocr.workload:OcrWorkload",

@@ -27,7 +27,7 @@ from portbench.backends.base import PredictorOptions
 from portbench.backends.cpu import CpuBackend
 from portbench.harness.measure import MeasureSettings, single_stream
 from portbench.harness.models import resolve
-from portbench.suites.base import Query
+from portbench.harness.workload import Query
 from portbench.suites.ocr.models import PPOCRV4_REC
 
 # Many short rounds: on a shared machine the load changes within seconds, and a paired per-round

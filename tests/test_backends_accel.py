@@ -24,7 +24,7 @@ from portbench.backends.dcu import HygonDcuBackend, parse_dcu_smi
 from portbench.backends.mlu import CambriconMluBackend, parse_cnmon
 from portbench.backends.npu import AscendNpuBackend, parse_npu_smi_info
 from portbench.backends.xpu import KunlunXpuBackend, parse_xpu_smi
-from portbench.harness.errors import PortbenchError
+from portbench.errors import PortbenchError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "devices"
 MIB = 1 << 20

@@ -13,10 +13,10 @@ import pytest
 from ernie_fixtures import TINY_RECIPE
 
 from portbench.backends.base import ModelFiles
-from portbench.harness.errors import PortbenchError
+from portbench.errors import PortbenchError
 from portbench.harness.models import find_model_files
 from portbench.harness.quantize import QuantizeSettings, quantize_model
-from portbench.suites.base import QuantizationUnsupported, TaskSpec
+from portbench.harness.workload import QuantizationUnsupported, TaskSpec
 from portbench.suites.ernie.quantization import (
     MANIFEST,
     checkpoint_legacy_export,

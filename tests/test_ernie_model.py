@@ -13,7 +13,7 @@ import pytest
 
 from portbench.backends.base import PredictorOptions
 from portbench.backends.cpu import CpuBackend
-from portbench.harness.errors import PortbenchError
+from portbench.errors import PortbenchError
 from portbench.suites.ernie.checkpoint import load_checkpoint, save_checkpoint
 from portbench.suites.ernie.errors import CheckpointError
 from portbench.suites.ernie.export import export_inference

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from portbench.harness.errors import DatasetError, ModelError
+from portbench.errors import DatasetError, ModelError
 from portbench.suites.ernie.data import (
     Example,
     build_char_vocab,

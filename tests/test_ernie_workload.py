@@ -13,8 +13,8 @@ from ernie_fixtures import TINY_RECIPE
 
 from portbench.backends.base import InferenceSession, PredictorOptions
 from portbench.backends.cpu import CpuBackend
-from portbench.harness.errors import DatasetError, ModelError, PortbenchError
-from portbench.suites.base import TaskSpec
+from portbench.errors import DatasetError, ModelError, PortbenchError
+from portbench.harness.workload import TaskSpec
 from portbench.suites.ernie.cells import smoke_cells, standard_cells, sweep_cells
 from portbench.suites.ernie.reference import (
     DEFAULT_RECIPE,

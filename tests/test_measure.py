@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from portbench.backends.base import InferenceSession, ModelFiles, StageTimes
-from portbench.harness.errors import PortbenchError
+from portbench.errors import PortbenchError
 from portbench.harness.measure import (
     STAGE_NAMES,
     MeasureSettings,
@@ -32,7 +32,7 @@ from portbench.harness.measure import (
     summarize_ms,
     warm_up_until_stable,
 )
-from portbench.suites.base import Query
+from portbench.harness.workload import Query
 
 
 def test_min_samples_for_tail_percentiles() -> None:

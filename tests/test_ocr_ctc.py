@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from portbench.harness.errors import ModelError, PortbenchError
+from portbench.errors import ModelError, PortbenchError
 from portbench.suites.ocr.ctc import CTCDecoder
 
 # Class layout for a dictionary "a", "b", "c": blank, a, b, c, space.

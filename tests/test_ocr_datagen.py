@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from portbench.harness.errors import DatasetError, UnknownNameError
+from portbench.errors import DatasetError, UnknownNameError
 from portbench.suites.ocr import datagen
 from portbench.suites.ocr.datagen import (
     DEGRADATIONS,

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from portbench.harness.errors import DatasetError
+from portbench.errors import DatasetError
 from portbench.suites.ocr.datasets import (
     DetSample,
     OcrDataset,

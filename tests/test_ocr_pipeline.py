@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from portbench.harness.errors import DatasetError, PortbenchError
+from portbench.errors import DatasetError, PortbenchError
 from portbench.suites.ocr import pipeline as ocr_pipeline
 from portbench.suites.ocr.ctc import CTCDecoder
 from portbench.suites.ocr.metrics import (

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from portbench.backends.cpuinfo import parse_cpuinfo
 from portbench.harness import platform_info
 from portbench.harness.platform_info import (
-    parse_cpuinfo,
     parse_kylin_service_pack,
     parse_os_release,
     parse_paddle_commit,

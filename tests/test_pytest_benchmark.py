@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from portbench.harness.errors import PortbenchError
+from portbench.errors import PortbenchError
 from portbench.harness.measure import summarize_ms
 from portbench.harness.results import CellResult, CellStatus, RunResults, Throughput
 from portbench.reports.pytest_benchmark import machine_id, save_pytest_benchmark, to_pytest_benchmark
@@ -135,7 +135,7 @@ def test_pytest_benchmark_compare_reads_the_export(tmp_path: Path) -> None:
 PLUGIN_TEST = """
 import json
 import pytest
-from portbench.suites.base import Query
+from portbench.harness.workload import Query
 
 calls = []
 
@@ -178,7 +178,7 @@ def test_plugin_with_benchmarks_disabled_still_runs_the_queries(pytester: pytest
 def test_plugin_refuses_a_second_use_of_the_fixture(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_twice="""
-from portbench.suites.base import Query
+from portbench.harness.workload import Query
 from portbench.harness.measure import MeasureSettings
 
 def test_twice(portbench_benchmark):

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from portbench.backends.base import ModelFiles, Precision, PredictorOptions
+from portbench.errors import PortbenchError, UnknownNameError
 from portbench.harness import quantize
-from portbench.harness.errors import PortbenchError, UnknownNameError
 from portbench.harness.models import resolve, sha256_file
 from portbench.harness.quantize import (
     CalibrationError,

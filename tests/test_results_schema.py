@@ -9,7 +9,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from portbench.harness.errors import PortbenchError
+from portbench.errors import PortbenchError
 from portbench.harness.results import (
     SCHEMA_VERSION,
     CellResult,

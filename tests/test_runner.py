@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from portbench.backends.base import Precision
+from portbench.errors import PortbenchError
 from portbench.harness.config import CellPlan, RunOptions
-from portbench.harness.errors import PortbenchError
 from portbench.harness.results import RunResults, load_results, validate_document
 from portbench.harness.runner import CellOutcome, PlannedCell, Runner, plan_cells, resume_results
 from portbench.harness.worker import new_cell_result

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 
 from portbench.backends.base import InferenceSession, Precision, StageTimes
+from portbench.errors import PortbenchError
 from portbench.harness.config import CellPlan
-from portbench.harness.errors import PortbenchError
 from portbench.harness.measure import MeasureSettings
 from portbench.harness.results import CellResult, validate_document
 from portbench.harness.worker import _measure_inference_stages, _measure_scenario, new_cell_result
-from portbench.suites.base import AccuracyResult, PreparedTask, Query, ScenarioUnsupported, TaskSpec
+from portbench.harness.workload import AccuracyResult, PreparedTask, Query, ScenarioUnsupported, TaskSpec
 from portbench.suites.definitions import get_suite
 
 QUICK = MeasureSettings(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from portbench.harness.errors import DatasetError, ModelError
+from portbench.errors import DatasetError, ModelError
 
 
 class VocabError(ModelError):

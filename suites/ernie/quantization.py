@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from portbench.backends.base import ModelFiles
-from portbench.harness.errors import ModelError
+from portbench.errors import ModelError
 from portbench.harness.models import find_model_files, sha256_file, verify_digests
 from portbench.harness.quantize import (
     MODEL_FILENAME,

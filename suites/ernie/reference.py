@@ -25,7 +25,7 @@ from typing import Any
 import paddle
 
 from portbench.backends.base import ModelFiles
-from portbench.harness.errors import ModelError
+from portbench.errors import ModelError
 from portbench.harness.models import find_model_files, sha256_file, verify_digests
 from portbench.suites.ernie.checkpoint import save_checkpoint
 from portbench.suites.ernie.data import (

@@ -19,7 +19,7 @@ from pathlib import Path
 import paddle
 
 from portbench.backends.base import ModelFiles
-from portbench.harness.errors import UnknownNameError
+from portbench.errors import UnknownNameError
 from portbench.harness.models import find_model_files, hash_model_files, verify_digests
 from portbench.suites.ernie.export import export_inference
 from portbench.suites.ernie.modeling import ErnieConfig, ErnieForSequenceClassification

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from portbench.backends.base import ModelFiles
-from portbench.harness.errors import ModelError
+from portbench.errors import ModelError
 from portbench.harness.models import MODEL_FORMATS, check_params_readable, find_model_files, sha256_file
 from portbench.suites.ernie.checkpoint import (
     CONFIG_FILE_ALIASES,

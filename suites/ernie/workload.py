@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from portbench.backends.base import InferenceSession, ModelFiles
-from portbench.harness.errors import DatasetError, ModelError, PortbenchError, UnknownNameError
+from portbench.errors import DatasetError, ModelError, PortbenchError, UnknownNameError
 from portbench.harness.models import sha256_file
-from portbench.suites.base import (
+from portbench.harness.workload import (
     AccuracyResult,
     PreparedTask,
     QuantizationUnsupported,

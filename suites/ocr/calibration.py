@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from portbench.harness.errors import DatasetError, UnknownNameError
+from portbench.errors import DatasetError, UnknownNameError
 from portbench.harness.quantize import CalibrationSet
 from portbench.suites.ocr import datagen
 from portbench.suites.ocr.datasets import load_image

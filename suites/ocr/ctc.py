@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from portbench.harness.errors import ModelError, PortbenchError
+from portbench.errors import ModelError, PortbenchError
 
 BLANK = "blank"
 BLANK_INDEX = 0

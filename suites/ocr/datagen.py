@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from PIL import __version__ as pillow_version
 
-from portbench.harness.errors import DatasetError, UnknownNameError
+from portbench.errors import DatasetError, UnknownNameError
 from portbench.suites.ocr.datasets import (
     DET_LABEL_FILE,
     MANIFEST_FILE,

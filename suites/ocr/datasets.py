@@ -27,7 +27,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from portbench.harness.errors import DatasetError
+from portbench.errors import DatasetError
 
 DET_LABEL_FILE = "det_gt.txt"
 REC_LABEL_FILE = "rec_gt.txt"

@@ -16,7 +16,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from portbench.harness.errors import DatasetError
+from portbench.errors import DatasetError
 
 DET_STRIDE = 32
 # PaddleOCR applies the ImageNet RGB statistics to BGR channels as they come; the models were

@@ -19,10 +19,10 @@ from typing import Any, TypeVar
 import numpy as np
 
 from portbench.backends.base import InferenceSession, ModelFiles
-from portbench.harness.errors import DatasetError, PortbenchError
+from portbench.errors import DatasetError, PortbenchError
 from portbench.harness.models import ModelEntry, resolve
 from portbench.harness.quantize import CalibrationSet
-from portbench.suites.base import (
+from portbench.harness.workload import (
     AccuracyResult,
     PreparedTask,
     QuantizationUnsupported,

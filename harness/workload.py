@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from portbench.backends.base import InferenceSession, ModelFiles
-from portbench.harness.errors import PortbenchError
+from portbench.errors import PortbenchError
 
 if TYPE_CHECKING:
     from portbench.harness.quantize import CalibrationSet, QuantizeSettings
