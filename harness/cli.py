@@ -60,7 +60,7 @@ def parse_model_dirs(values: Sequence[str]) -> dict[str, Path]:
 
 def parse_datasets(values: Sequence[str], workloads: Sequence[str]) -> dict[str, Path]:
     """``--dataset [WORKLOAD=]PATH`` values; a bare PATH needs exactly one workload in the run."""
-    from portbench.suites.registry import WORKLOADS
+    from portbench.harness.workload import workload_names
 
     parsed: dict[str, Path] = {}
     for value in values:
@@ -72,8 +72,8 @@ def parse_datasets(values: Sequence[str], workloads: Sequence[str]) -> dict[str,
                     "say which one it is for, e.g. --dataset ocr=DIR"
                 )
             workload, path = workloads[0], value
-        if workload not in WORKLOADS:
-            raise UnknownNameError("workload", workload, list(WORKLOADS))
+        if workload not in workload_names():
+            raise UnknownNameError("workload", workload, workload_names())
         parsed[workload] = Path(path).expanduser()
         if not parsed[workload].exists():
             raise PortbenchError(f"dataset {path} does not exist")
@@ -309,13 +309,13 @@ def models(ctx: click.Context, verify: bool) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from portbench.harness.models import resolve
-    from portbench.suites.catalog import registered_models
+    from portbench.harness.workload import registered_models
 
     table = Table(title="portbench models")
     for column in ("model", "task", "source", "status"):
         table.add_column(column)
     bad = 0
-    for entry in registered_models():
+    for entry, _ in registered_models().values():
         if entry.package is None:
             status = "[dim]built on first use[/]"
         elif verify:
@@ -391,18 +391,17 @@ def quantize_cmd(
     console.print(f"provenance: {built.files.directory / 'quantization.json'}")
 
 
-BUILDABLE_MODELS = ("ernie-sentiment", "ernie-sentiment-smoke")
-
-
 @models.command("build")
-@click.argument("name", type=click.Choice(BUILDABLE_MODELS))
+@click.argument("name")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None)
 def build_model(name: str, cache_dir: Path | None) -> None:
-    """Train and export a model portbench builds itself (the ERNIE sentiment reference)."""
-    from portbench.suites.ernie.reference import RECIPES, build_with_report
+    """Train or export a model portbench builds itself (e.g. the ERNIE sentiment reference)."""
+    from portbench.harness.workload import buildable_models
 
-    recipe = RECIPES["smoke" if name.endswith("-smoke") else "default"]
-    build_with_report((cache_dir or default_cache_dir()) / "models", recipe, Console().print)
+    buildable = buildable_models()
+    if name not in buildable:
+        raise UnknownNameError("buildable model", name, list(buildable))
+    buildable[name].build_model(name, cache_dir or default_cache_dir(), Console().print)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

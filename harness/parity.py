@@ -9,9 +9,10 @@ Two levels, in the spirit of MLPerf's accuracy targets:
 
 - task level (gated): the cell's headline metric divided by the reference's must reach the gate for
   its precision (default INT8 >= 99%, FP16 / BF16 / FP32 >= 99.9%), overridable per metric;
-- output level: per-sample agreement with the reference outputs (OCR boxes and texts, ERNIE logits)
-  and the worst samples. These numbers are informational by default, because a quantized model
-  legitimately changes some outputs while keeping its task accuracy; a minimum can be set per number
+- output level: per-sample agreement with the reference outputs, compared the way the cell's workload
+  declares (``TaskInfo.compare_outputs``: OCR boxes and texts, ERNIE logits), and the worst samples.
+  These numbers are informational by default, because a quantized model legitimately changes some
+  outputs while keeping its task accuracy; a minimum can be set per number
   (``ParityGates.min_output``), and then a miss fails the cell too.
 
 Verdicts: ``pass`` (every gate met), ``fail`` (a gate missed; the reason says by how much) or
@@ -19,45 +20,35 @@ Verdicts: ``pass`` (every gate met), ``fail`` (a gate missed; the reason says by
 reason says which). The FP32 CPU cell that serves as the in-run reference gets ``pass`` with
 ``"role": "reference"``; with an external reference it is compared like any other cell.
 
-Outputs files are JSON objects ``{sample_id: output}`` beside ``results.json`` (the runner's
-``save_outputs``; ``CellResult.outputs_file`` holds the relative path). Everything here is pure
-Python on dicts: no Paddle.
+Which metrics are gated, which direction is better and how outputs compare all come from the
+workload (``harness.workload.TaskInfo``): nothing here names a workload. The verdict is a
+:class:`~portbench.harness.verdict.ParityVerdict`. Outputs files are JSON objects ``{sample_id: output}``
+beside ``results.json`` (the runner's ``save_outputs``; ``CellResult.outputs_file`` holds the relative
+path), so ``portbench parity RUN_DIR`` can judge a finished run again, with other gates or another
+reference, without its models. No Paddle is loaded.
 """
 
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import numpy as np
-from shapely.geometry.base import BaseGeometry
+import tomllib
 
-from portbench.errors import PortbenchError
+from portbench.errors import PortbenchError, UnknownNameError
 from portbench.harness.results import CellResult, RunResults, load_results
-from portbench.suites.ocr.metrics import char_accuracy, match_one_to_one, polygon_iou, to_polygon
+from portbench.harness.verdict import REFERENCE_ROLE, MetricCheck, ParityVerdict, ReferenceInfo
+from portbench.harness.workload import OutputsMalformed, TaskInfo, Workload, create_workload
 
 REFERENCE_BACKEND = "cpu"
 REFERENCE_PRECISION = "fp32"
-BOX_IOU_THRESHOLD = 0.5
 # Absolute slack on gate comparisons so a metric at exactly 99% of the reference is not failed by
 # floating-point rounding of the product.
 GATE_TOLERANCE = 1e-12
-
-# The metrics that decide a verdict, per (workload, task); every other shared metric is reported
-# without a gate. ERNIE's "perf" task has synthetic weights and so no task metrics at all.
-HEADLINE_METRICS: Mapping[tuple[str, str], tuple[str, ...]] = MappingProxyType(
-    {
-        ("ocr", "det"): ("det_hmean",),
-        ("ocr", "rec"): ("rec_char_accuracy",),
-        ("ocr", "system"): ("e2e_hmean",),
-        ("ernie", "cls"): ("accuracy", "macro_f1"),
-    }
-)
 
 DEFAULT_TASK_RATIO: Mapping[str, float] = MappingProxyType(
     {"int8": 0.99, "fp16": 0.999, "bf16": 0.999, "fp32": 0.999}
@@ -65,34 +56,9 @@ DEFAULT_TASK_RATIO: Mapping[str, float] = MappingProxyType(
 # A precision missing from ``task_ratio`` gets the strictest usual gate.
 FALLBACK_TASK_RATIO = 0.999
 
-# Parameters that say where files are or how timing was arranged, not what was computed: two cells
-# that differ only in these share a reference (the dataset directory differs between machines).
-NON_IDENTIFYING_PARAMS = frozenset(
-    {
-        "cache_dir",
-        "dataset_dir",
-        "model_dirs",
-        "timed_inputs",
-        "distinct_input_shapes",
-        "query_unit",
-        "stage_unit",
-    }
-)
-
-# Output-level numbers that ``ParityGates.min_output`` may put a floor under (higher is better).
-OUTPUT_GATEABLE = frozenset(
-    {
-        "box_agreement",
-        "mean_iou",
-        "text_exact_match",
-        "char_agreement",
-        "line_agreement",
-        "text_agreement",
-        "top1_agreement",
-        "mean_cosine",
-        "min_cosine",
-    }
-)
+# Where files were, not what was computed: older results kept these in ``params``; two cells that
+# differ only in these share a reference (the dataset directory differs between machines).
+LOCATION_PARAMS = frozenset({"cache_dir", "dataset_dir", "model_dirs"})
 
 
 class ParityError(PortbenchError):
@@ -120,10 +86,12 @@ def _frozen_mapping(values: Any, name: str) -> Mapping[str, Any]:
 class ParityGates:
     """Pass marks for parity.
 
-    ``task_ratio``: precision -> minimum (cell metric / reference metric) for the headline metrics.
-    ``per_metric``: metric -> precision -> ratio, overriding ``task_ratio``; naming a metric here also
-    gates it when it is not a headline metric. ``min_output``: output-level number (see
-    ``OUTPUT_GATEABLE``) -> minimum value; empty by default (output agreement is informational).
+    ``task_ratio``: precision -> minimum (cell metric / reference metric) for the headline metrics; for
+    a lower-is-better metric the reference / cell ratio must reach it. ``per_metric``: metric ->
+    precision -> ratio, overriding ``task_ratio``; naming a metric here also gates it when it is not a
+    headline metric. ``min_output``: a higher-is-better output-level number the workload declares
+    (``TaskInfo.output_metrics``) -> minimum value; empty by default (output agreement is
+    informational); :meth:`check_names` refuses names no workload of a run declares.
     ``worst_samples``: how many of the most different samples to keep.
 
     Example::
@@ -148,12 +116,6 @@ class ParityGates:
                 }
             ),
         )
-        unknown = sorted(set(self.min_output) - OUTPUT_GATEABLE)
-        if unknown:
-            raise ParityError(
-                f"unknown output-level parity gate {unknown[0]!r}; "
-                f"known: {', '.join(sorted(OUTPUT_GATEABLE))}"
-            )
         object.__setattr__(self, "min_output", _frozen_ratios(self.min_output, "min_output/"))
         if (
             isinstance(self.worst_samples, bool)
@@ -184,9 +146,42 @@ class ParityGates:
             return override[precision]
         return self.task_ratio.get(precision, FALLBACK_TASK_RATIO)
 
-    def gated_metrics(self, workload: str, task: str) -> tuple[str, ...]:
-        headline = HEADLINE_METRICS.get((workload, task), ())
+    def gated_metrics(self, task: TaskInfo | None) -> tuple[str, ...]:
+        headline = task.headline if task else ()
         return headline + tuple(sorted(m for m in self.per_metric if m not in headline))
+
+    def check_names(self, workloads: Iterable[Workload]) -> None:
+        """Refuse an output-level gate that no task of ``workloads`` can meet (a typo would otherwise
+        pass every cell silently)."""
+        known = {
+            metric.name
+            for workload in workloads
+            for task in workload.tasks().values()
+            for metric in task.output_metrics
+            if metric.higher_is_better
+        }
+        unknown = sorted(set(self.min_output) - known)
+        if unknown:
+            raise ParityError(
+                f"unknown output-level parity gate {unknown[0]!r}; "
+                f"known: {', '.join(sorted(known)) or 'none'}"
+            )
+
+    @classmethod
+    def from_file(cls, path: Path) -> ParityGates:
+        """Gates from a TOML file: the keys of :meth:`from_mapping`, at the top level or under
+        ``[gates]`` (so a suite file serves as well)."""
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ParityError(f"gates file {path} does not exist") from None
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ParityError(f"cannot read gates file {path}: {exc}") from None
+        gates = data.get("gates", data)
+        try:
+            return cls.from_mapping(gates)
+        except ParityError as exc:
+            raise ParityError(f"{path}: {exc}") from None
 
 
 # --- identity of a cell across backends and precisions -------------------------------------------
@@ -203,9 +198,37 @@ def model_label(cell: CellResult) -> str:
 ReferenceKey = tuple[str, str, str, str, str, str]
 
 
-def reference_key(cell: CellResult) -> ReferenceKey:
-    """Same workload, task, model (with label), dataset, scenario and parameters; any backend/precision."""
-    params = {k: v for k, v in cell.params.items() if k not in NON_IDENTIFYING_PARAMS}
+class TaskCatalog:
+    """The workloads' :class:`TaskInfo` by (workload, task), each workload created once; a workload
+    that is not installed here has no entry (its cells can still be listed, not judged)."""
+
+    def __init__(self) -> None:
+        self._workloads: dict[str, Workload | None] = {}
+
+    def workload(self, name: str) -> Workload | None:
+        if name not in self._workloads:
+            try:
+                self._workloads[name] = create_workload(name)
+            except UnknownNameError:
+                self._workloads[name] = None
+        return self._workloads[name]
+
+    def task(self, workload: str, task: str) -> TaskInfo | None:
+        found = self.workload(workload)
+        return found.tasks().get(task) if found else None
+
+    def descriptive_params(self, workload: str) -> frozenset[str]:
+        found = self.workload(workload)
+        return found.descriptive_params if found else frozenset()
+
+
+def reference_key(cell: CellResult, catalog: TaskCatalog | None = None) -> ReferenceKey:
+    """Same workload, task, model (with label), dataset, scenario and parameters; any backend/precision.
+
+    Parameters the workload calls descriptive (how timed inputs were arranged) and file locations
+    do not identify a cell."""
+    ignored = LOCATION_PARAMS | (catalog or TaskCatalog()).descriptive_params(cell.workload)
+    params = {k: v for k, v in cell.params.items() if k not in ignored}
     return (
         cell.workload,
         cell.task,
@@ -247,9 +270,9 @@ def read_outputs(path: Path) -> dict[str, Any]:
 class OutputAgreement:
     """How closely a cell's per-sample outputs agree with the reference's.
 
-    ``metrics``: agreement numbers (names in ``OUTPUT_GATEABLE`` are higher-is-better, in [0, 1];
-    ``max_abs_diff`` and the ``unmatched_*`` counts are lower-is-better). ``worst_samples``: the most
-    different samples first, each a dict with ``sample_id``, a one-line ``difference`` and the numbers.
+    ``metrics``: agreement numbers, as the workload's ``TaskInfo.output_metrics`` declare them.
+    ``worst_samples``: the most different samples first, each a dict with ``sample_id``, a one-line
+    ``difference`` and the numbers.
     """
 
     compared: int
@@ -275,281 +298,46 @@ class OutputAgreement:
         return data
 
 
-@dataclass(frozen=True)
-class _SampleDiff:
-    score: float  # 0 when identical; larger is more different
-    detail: Mapping[str, Any]
-
-
-def _malformed(sample_id: str, what: str) -> ParityError:
-    return ParityError(f"output of sample {sample_id!r} is not {what}")
-
-
-def _visible(char: str) -> str:
-    # A trailing ideographic space (U+3000) is a real change a reader could not otherwise see.
-    if char.isprintable() and (char == " " or not char.isspace()):
-        return char
-    return f"\\u{ord(char):04x}"
-
-
-def _quote(text: str, limit: int = 40) -> str:
-    """``text`` in double quotes, shortened, with invisible characters written as ``\\uXXXX``."""
-    short = text if len(text) <= limit else text[: limit - 1] + "…"
-    return "".join(_visible(char) for char in json.dumps(short, ensure_ascii=False))
-
-
-def _polygons(sample_id: str, boxes: Any) -> list[BaseGeometry]:
-    if not isinstance(boxes, list):
-        raise _malformed(sample_id, "a list of boxes")
-    try:
-        return [to_polygon(box) for box in boxes]
-    except (ValueError, TypeError):
-        raise _malformed(sample_id, "a list of polygons of at least 3 [x, y] points") from None
-
-
-@dataclass(frozen=True)
-class _BoxMatch:
-    pairs: list[tuple[int, int]]  # (cell index, reference index)
-    ious: list[float]
-    reference_count: int
-    cell_count: int
-
-    @property
-    def agreement(self) -> float:
-        """Dice of the two box sets: 1.0 when every box has a partner (and when both are empty)."""
-        total = self.reference_count + self.cell_count
-        return 2 * len(self.pairs) / total if total else 1.0
-
-
-def _match_boxes(cell: Sequence[BaseGeometry], reference: Sequence[BaseGeometry]) -> _BoxMatch:
-    pairs = match_one_to_one(cell, reference, BOX_IOU_THRESHOLD)
-    ious = [polygon_iou(cell[c], reference[r]) for c, r in pairs]
-    return _BoxMatch(pairs, ious, len(reference), len(cell))
-
-
-def _det_diff(sample_id: str, reference: Any, value: Any) -> tuple[_SampleDiff, _BoxMatch]:
-    if not isinstance(reference, dict) or not isinstance(value, dict):
-        raise _malformed(sample_id, "a detection output {'boxes': [...]}")
-    match = _match_boxes(
-        _polygons(sample_id, value.get("boxes")), _polygons(sample_id, reference.get("boxes"))
-    )
-    mean_iou = (
-        sum(match.ious) / len(match.ious) if match.ious else (1.0 if not match.reference_count else 0.0)
-    )
-    detail = {
-        "reference_boxes": match.reference_count,
-        "boxes": match.cell_count,
-        "matched": len(match.pairs),
-        "mean_iou": round(mean_iou, 4),
-        "difference": (
-            f"{len(match.pairs)} of {match.reference_count} reference boxes matched "
-            f"({match.cell_count} found), mean IoU {mean_iou:.3f}"
-        ),
-    }
-    return _SampleDiff(1.0 - match.agreement * mean_iou, detail), match
-
-
-def _compare_det(pairs: Sequence[tuple[str, Any, Any]]) -> tuple[dict[str, float], list[_SampleDiff]]:
-    diffs, matches = [], []
-    for sample_id, reference, value in pairs:
-        diff, match = _det_diff(sample_id, reference, value)
-        diffs.append(diff)
-        matches.append(match)
-    return _box_totals(matches), diffs
-
-
-def _box_totals(matches: Sequence[_BoxMatch]) -> dict[str, float]:
-    matched = sum(len(m.pairs) for m in matches)
-    reference_boxes = sum(m.reference_count for m in matches)
-    cell_boxes = sum(m.cell_count for m in matches)
-    ious = [iou for m in matches for iou in m.ious]
-    total = reference_boxes + cell_boxes
-    return {
-        "box_agreement": 2 * matched / total if total else 1.0,
-        "mean_iou": sum(ious) / len(ious) if ious else (1.0 if not total else 0.0),
-        "unmatched_reference_boxes": float(reference_boxes - matched),
-        "unmatched_cell_boxes": float(cell_boxes - matched),
-    }
-
-
-def _text_of(sample_id: str, output: Any) -> str:
-    if not isinstance(output, dict) or not isinstance(output.get("text"), str):
-        raise _malformed(sample_id, "a recognition output {'text': str}")
-    return str(output["text"])
-
-
-def _compare_rec(pairs: Sequence[tuple[str, Any, Any]]) -> tuple[dict[str, float], list[_SampleDiff]]:
-    diffs = []
-    exact = 0
-    agreement = 0.0
-    for sample_id, reference, value in pairs:
-        expected, got = _text_of(sample_id, reference), _text_of(sample_id, value)
-        # Raw strings, spaces included: any change in what the model emits is a difference here.
-        similarity = char_accuracy(got, expected, ignore_space=False)
-        exact += got == expected
-        agreement += similarity
-        detail = {
-            "reference": expected,
-            "value": got,
-            "char_agreement": round(similarity, 4),
-            "difference": f"text {_quote(expected)} → {_quote(got)}",
-        }
-        diffs.append(_SampleDiff(0.0 if got == expected else 1.0 - similarity + 1e-9, detail))
-    count = len(pairs)
-    return {"text_exact_match": exact / count, "char_agreement": agreement / count}, diffs
-
-
-def _lines_of(sample_id: str, output: Any) -> tuple[list[BaseGeometry], list[str]]:
-    if not isinstance(output, list) or not all(isinstance(line, dict) for line in output):
-        raise _malformed(sample_id, "a list of OCR lines [{'box', 'text'}]")
-    texts = []
-    for line in output:
-        if not isinstance(line.get("text"), str):
-            raise _malformed(sample_id, "a list of OCR lines with texts")
-        texts.append(str(line["text"]))
-    return _polygons(sample_id, [line.get("box") for line in output]), texts
-
-
-def _compare_system(pairs: Sequence[tuple[str, Any, Any]]) -> tuple[dict[str, float], list[_SampleDiff]]:
-    diffs, matches = [], []
-    same_text = 0
-    for sample_id, reference, value in pairs:
-        ref_boxes, ref_texts = _lines_of(sample_id, reference)
-        cell_boxes, cell_texts = _lines_of(sample_id, value)
-        match = _match_boxes(cell_boxes, ref_boxes)
-        matches.append(match)
-        changed = [(ref_texts[r], cell_texts[c]) for c, r in match.pairs if ref_texts[r] != cell_texts[c]]
-        agreeing = len(match.pairs) - len(changed)
-        same_text += agreeing
-        total = match.reference_count + match.cell_count
-        text_agreement = 2 * agreeing / total if total else 1.0
-        parts = [f"{_quote(a)} → {_quote(b)}" for a, b in changed[:3]]
-        if len(changed) > 3:
-            parts.append(f"{len(changed) - 3} more texts changed")
-        if match.reference_count - len(match.pairs):
-            parts.append(f"{match.reference_count - len(match.pairs)} reference lines not found")
-        if match.cell_count - len(match.pairs):
-            parts.append(f"{match.cell_count - len(match.pairs)} extra lines")
-        detail = {
-            "reference_lines": match.reference_count,
-            "lines": match.cell_count,
-            "matched": len(match.pairs),
-            "text_changed": [{"reference": a, "value": b} for a, b in changed],
-            "difference": "; ".join(parts) or "same lines and texts",
-        }
-        iou_shift = 1.0 - (sum(match.ious) / len(match.ious) if match.ious else 1.0)
-        # Text and line differences rank first; box drift only orders otherwise identical images.
-        diffs.append(_SampleDiff((1.0 - text_agreement) + iou_shift * 1e-3, detail))
-    totals = _box_totals(matches)
-    matched = sum(len(m.pairs) for m in matches)
-    lines = sum(m.reference_count + m.cell_count for m in matches)
-    metrics = {
-        "line_agreement": totals["box_agreement"],
-        "text_agreement": 2 * same_text / lines if lines else 1.0,
-        "text_exact_match": same_text / matched if matched else (1.0 if not lines else 0.0),
-        "mean_iou": totals["mean_iou"],
-        "unmatched_reference_lines": totals["unmatched_reference_boxes"],
-        "unmatched_cell_lines": totals["unmatched_cell_boxes"],
-    }
-    return metrics, diffs
-
-
-def _logits_of(sample_id: str, output: Any) -> np.ndarray:
-    try:
-        array = np.asarray(output, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise _malformed(sample_id, "a list of logits") from None
-    if array.ndim != 1 or array.size == 0 or not np.all(np.isfinite(array)):
-        raise _malformed(sample_id, "a non-empty list of finite logits")
-    return array
-
-
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
-    norms = float(np.linalg.norm(a) * np.linalg.norm(b))
-    if norms == 0:
-        return 1.0 if not a.any() and not b.any() else 0.0
-    return float(np.dot(a, b) / norms)
-
-
-def _compare_logits(pairs: Sequence[tuple[str, Any, Any]]) -> tuple[dict[str, float], list[_SampleDiff]]:
-    diffs = []
-    agree = 0
-    cosines = []
-    max_abs = 0.0
-    for sample_id, reference, value in pairs:
-        expected, got = _logits_of(sample_id, reference), _logits_of(sample_id, value)
-        if expected.shape != got.shape:
-            raise ParityError(
-                f"sample {sample_id!r} has {got.size} logits against {expected.size} in the reference"
-            )
-        abs_diff = float(np.max(np.abs(got - expected)))
-        cosine = _cosine(got, expected)
-        reference_top1, top1 = int(np.argmax(expected)), int(np.argmax(got))
-        flipped = reference_top1 != top1
-        agree += not flipped
-        cosines.append(cosine)
-        max_abs = max(max_abs, abs_diff)
-        difference = f"max |Δlogit| {abs_diff:.4g}, cosine {cosine:.6f}"
-        if flipped:
-            difference = f"top-1 {reference_top1} → {top1}, " + difference
-        detail = {
-            "reference_top1": reference_top1,
-            "top1": top1,
-            "max_abs_diff": abs_diff,
-            "cosine": cosine,
-            "difference": difference,
-        }
-        # A flipped prediction outranks any logit drift that kept the prediction.
-        diffs.append(_SampleDiff(abs_diff + (math.inf if flipped else 0.0), detail))
-    count = len(pairs)
-    metrics = {
-        "top1_agreement": agree / count,
-        "max_abs_diff": max_abs,
-        "mean_cosine": sum(cosines) / count,
-        "min_cosine": min(cosines),
-    }
-    return metrics, diffs
-
-
-Comparer = Callable[[Sequence[tuple[str, Any, Any]]], tuple[dict[str, float], list[_SampleDiff]]]
-
-
-def _comparer(workload: str, task: str) -> Comparer | None:
-    if workload == "ocr":
-        return {"det": _compare_det, "rec": _compare_rec, "system": _compare_system}.get(task)
-    if workload == "ernie":
-        return _compare_logits  # every ERNIE task stores logits per sample
-    return None
-
-
 def compare_outputs(
-    workload: str,
-    task: str,
+    workload: str | TaskInfo | None,
+    task: str | None,
     reference_outputs: Mapping[str, Any],
     outputs: Mapping[str, Any],
     worst: int = 5,
 ) -> OutputAgreement:
-    """Per-sample agreement of ``outputs`` with ``reference_outputs`` (both sample id -> output).
+    """Per-sample agreement of ``outputs`` with ``reference_outputs`` (both sample id -> output), by
+    the comparer the task declares (``workload`` may be a workload name with ``task``, or the
+    :class:`TaskInfo` itself).
 
     Samples present on one side only are counted and listed, not compared. Raises ParityError when an
-    output does not have the shape this workload and task store.
+    output does not have the shape the task stores.
     """
+    if isinstance(workload, TaskInfo):
+        info: TaskInfo | None = workload
+        label = workload.name
+    else:
+        info = TaskCatalog().task(workload, task) if workload and task else None
+        label = f"{workload}/{task}"
     only_reference = tuple(sorted(set(reference_outputs) - set(outputs)))
     only_cell = tuple(sorted(set(outputs) - set(reference_outputs)))
     shared = [sid for sid in reference_outputs if sid in outputs]
-    comparer = _comparer(workload, task)
-    if comparer is None:
+    if info is None or info.compare_outputs is None:
         return OutputAgreement(
-            0, {}, (), only_reference, only_cell, note=f"no output comparison for {workload}/{task}"
+            0, {}, (), only_reference, only_cell, note=f"no output comparison for {label}"
         )
     if not shared:
         return OutputAgreement(
             0, {}, (), only_reference, only_cell, note="no sample in common with the reference"
         )
-    metrics, diffs = comparer([(sid, reference_outputs[sid], outputs[sid]) for sid in shared])
-    ranked = sorted((d for d in zip(shared, diffs, strict=True) if d[1].score > 0), key=lambda d: -d[1].score)
+    try:
+        compared = info.compare_outputs([(sid, reference_outputs[sid], outputs[sid]) for sid in shared])
+    except OutputsMalformed as exc:
+        raise ParityError(str(exc)) from None
+    ranked = sorted(
+        (d for d in zip(shared, compared.diffs, strict=True) if d[1].score > 0), key=lambda d: -d[1].score
+    )
     worst_samples = tuple({"sample_id": sid, **diff.detail} for sid, diff in ranked[:worst])
-    return OutputAgreement(len(shared), metrics, worst_samples, only_reference, only_cell)
+    return OutputAgreement(len(shared), dict(compared.metrics), worst_samples, only_reference, only_cell)
 
 
 # --- verdicts -------------------------------------------------------------------------------------
@@ -560,34 +348,37 @@ def _percent(ratio: float) -> str:
 
 
 def _task_checks(
-    cell: CellResult, reference: CellResult, gates: ParityGates
-) -> tuple[dict[str, dict[str, Any]], list[str], list[str]]:
+    cell: CellResult, reference: CellResult, gates: ParityGates, task: TaskInfo | None
+) -> tuple[dict[str, MetricCheck], list[str], list[str]]:
     """(per-metric numbers, failure messages, gated metrics missing from either cell)."""
-    gated = gates.gated_metrics(cell.workload, cell.task)
-    checks: dict[str, dict[str, Any]] = {}
+    gated = gates.gated_metrics(task)
+    checks: dict[str, MetricCheck] = {}
     failures: list[str] = []
     missing = [m for m in gated if m not in cell.metrics or m not in reference.metrics]
     shared = [m for m in reference.metrics if m in cell.metrics]
     for metric in [*[m for m in gated if m in shared], *sorted(m for m in shared if m not in gated)]:
         expected, value = float(reference.metrics[metric]), float(cell.metrics[metric])
-        entry: dict[str, Any] = {
-            "reference": expected,
-            "value": value,
-            "ratio": value / expected if expected else None,
-            "delta": value - expected,
-            "gate": None,
-            "passed": None,
-        }
-        if metric in gated:
-            gate = gates.gate_for(metric, cell.precision)
+        ratio = value / expected if expected else None
+        if metric not in gated:
+            checks[metric] = MetricCheck(expected, value, ratio, value - expected)
+            continue
+        gate = gates.gate_for(metric, cell.precision)
+        declared = task.metric(metric) if task else None
+        if declared is None or declared.higher_is_better:
             passed = value >= gate * expected - GATE_TOLERANCE
-            entry.update(gate=gate, passed=passed)
-            if not passed:
-                failures.append(
-                    f"{metric} {value:.4f} is {_percent(value / expected)} of {reference.precision.upper()} "
-                    f"{expected:.4f}; gate {_percent(gate)}"
-                )
-        checks[metric] = entry
+            kept = value / expected if expected else 1.0
+        else:  # an error rate: the cell may rise to reference / gate at most
+            passed = value * gate <= expected + GATE_TOLERANCE
+            kept = expected / value if value else 1.0
+        checks[metric] = MetricCheck(expected, value, ratio, value - expected, gate, passed)
+        if not passed:
+            failures.append(
+                f"{metric} {value:.4f} keeps {_percent(kept)} of {reference.precision.upper()} "
+                f"{expected:.4f}; gate {_percent(gate)}"
+                if declared is not None and not declared.higher_is_better
+                else f"{metric} {value:.4f} is {_percent(kept)} of {reference.precision.upper()} "
+                f"{expected:.4f}; gate {_percent(gate)}"
+            )
     return checks, failures, missing
 
 
@@ -606,19 +397,8 @@ def speedup(cell: CellResult, fp32: CellResult | None) -> float | None:
     return fp32.latency_ms.p50 / cell.latency_ms.p50
 
 
-def _reference_info(reference: CellResult, run_id: str | None) -> dict[str, Any]:
-    info: dict[str, Any] = {
-        "cell_id": reference.cell_id,
-        "backend": reference.backend,
-        "precision": reference.precision,
-    }
-    if run_id is not None:
-        info["run_id"] = run_id
-    return info
-
-
-def _skipped(reason: str, speedup_vs_fp32: float | None, **extra: Any) -> dict[str, Any]:
-    return {"verdict": "skipped", "reason": reason, **extra, "speedup_vs_fp32": speedup_vs_fp32}
+def _reference_info(reference: CellResult, run_id: str | None) -> ReferenceInfo:
+    return ReferenceInfo(reference.cell_id, reference.backend, reference.precision, run_id)
 
 
 def evaluate_parity(
@@ -631,70 +411,75 @@ def evaluate_parity(
     *,
     reference_run_id: str | None = None,
     notes: Sequence[str] = (),
-) -> dict[str, Any]:
-    """The ``parity`` entry of ``cell`` against ``reference`` (see the module docstring for verdicts).
+    catalog: TaskCatalog | None = None,
+) -> ParityVerdict:
+    """The verdict of ``cell`` against ``reference`` (see the module docstring).
 
     ``cell_outputs`` / ``reference_outputs`` may be None (not stored or not readable): the output
-    level is then left out with a note and the task level still decides. ``notes`` are kept as
-    ``notes`` in the entry (e.g. why an outputs file could not be read).
+    level is then left out with a note and the task level still decides. ``notes`` are kept in the
+    verdict (e.g. why an outputs file could not be read).
     """
     speed = speedup(cell, fp32_same_backend)
-    extra: dict[str, Any] = {"notes": list(notes)} if notes else {}
+    kept_notes = tuple(notes)
     if cell.status != "passed":
-        return _skipped(f"cell {cell.status}: nothing to compare", speed, **extra)
+        return ParityVerdict("skipped", f"cell {cell.status}: nothing to compare", speedup_vs_fp32=speed,
+                             notes=kept_notes)
     if reference is None:
-        return _skipped(
+        return ParityVerdict(
+            "skipped",
             f"no {REFERENCE_PRECISION.upper()} {REFERENCE_BACKEND} reference cell for this "
             "workload, model, dataset and parameters",
-            speed,
-            **extra,
+            speedup_vs_fp32=speed,
+            notes=kept_notes,
         )
-    extra["reference"] = _reference_info(reference, reference_run_id)
-    output: dict[str, Any] = {}
-    worst: list[Mapping[str, Any]] = []
+    task = (catalog or TaskCatalog()).task(cell.workload, cell.task)
+    common: dict[str, Any] = {
+        "reference": _reference_info(reference, reference_run_id),
+        "speedup_vs_fp32": speed,
+        "notes": kept_notes,
+    }
     agreement: OutputAgreement | None = None
     if cell_outputs is None or reference_outputs is None:
         missing = "reference" if reference_outputs is None else "this cell"
-        output["note"] = f"no output-level comparison: no stored outputs for {missing}"
+        common["output"] = {"note": f"no output-level comparison: no stored outputs for {missing}"}
     else:
-        agreement = compare_outputs(
-            cell.workload, cell.task, reference_outputs, cell_outputs, gates.worst_samples
-        )
-        output = agreement.to_dict()
-        worst = list(agreement.worst_samples)
-    extra.update(output=output, worst_samples=worst)
+        agreement = compare_outputs(task or cell.workload, cell.task, reference_outputs, cell_outputs,
+                                    gates.worst_samples)
+        common.update(output=agreement.to_dict(), worst_samples=agreement.worst_samples)
 
     if has_synthetic_weights(cell) or has_synthetic_weights(reference):
-        return _skipped("synthetic weights: no task accuracy to gate", speed, **extra)
-    checks, task_failures, missing_metrics = _task_checks(cell, reference, gates)
-    extra["task"] = checks
+        return ParityVerdict("skipped", "synthetic weights: no task accuracy to gate", **common)
+    checks, task_failures, missing_metrics = _task_checks(cell, reference, gates, task)
+    common["task"] = checks
     if missing_metrics:
         where = "cell" if any(m not in cell.metrics for m in missing_metrics) else "reference"
-        return _skipped(f"gated metric {', '.join(missing_metrics)} missing from the {where}", speed, **extra)
-    if not gates.gated_metrics(cell.workload, cell.task):
-        return _skipped(f"no gated metric defined for {cell.workload}/{cell.task}", speed, **extra)
+        return ParityVerdict(
+            "skipped", f"gated metric {', '.join(missing_metrics)} missing from the {where}", **common
+        )
+    if not gates.gated_metrics(task):
+        why = "is unknown to the workloads installed here" if task is None else "defines no gated metric"
+        return ParityVerdict("skipped", f"{cell.workload}/{cell.task} {why}", **common)
 
     failures = task_failures + (_output_failures(agreement, gates) if agreement else [])
     if failures:
-        return {"verdict": "fail", "reason": "; ".join(failures), **extra, "speedup_vs_fp32": speed}
-    return {"verdict": "pass", "reason": None, **extra, "speedup_vs_fp32": speed}
+        return ParityVerdict("fail", "; ".join(failures), **common)
+    return ParityVerdict("pass", None, **common)
 
 
-def reference_parity(cell: CellResult, run_id: str | None = None) -> dict[str, Any]:
-    """The entry of the in-run FP32 CPU cell that serves as everybody's reference."""
+def reference_parity(cell: CellResult, run_id: str | None = None) -> ParityVerdict:
+    """The verdict of the in-run FP32 CPU cell that serves as everybody's reference."""
+    speed = 1.0 if cell.latency_ms else None
     if not cell.metrics and not cell.outputs_file:
-        return _skipped(
+        return ParityVerdict(
+            "skipped",
             "reference cell has neither accuracy metrics nor stored outputs (performance-only run?)",
-            1.0 if cell.latency_ms else None,
-            role="reference",
+            role=REFERENCE_ROLE,
+            speedup_vs_fp32=speed,
         )
-    return {
-        "verdict": "pass",
-        "reason": "reference: FP32 on CPU",
-        "role": "reference",
-        "reference": _reference_info(cell, run_id),
-        "speedup_vs_fp32": 1.0 if cell.latency_ms else None,
-    }
+    return ParityVerdict(
+        "pass", "reference: FP32 on CPU", role=REFERENCE_ROLE, reference=_reference_info(cell, run_id),
+        speedup_vs_fp32=speed,
+    )
 
 
 # --- references and whole runs --------------------------------------------------------------------
@@ -718,8 +503,8 @@ class ReferenceSet:
     cells: dict[ReferenceKey, ReferenceCell]
     notes: list[str] = field(default_factory=list)
 
-    def find(self, cell: CellResult) -> ReferenceCell | None:
-        return self.cells.get(reference_key(cell))
+    def find(self, cell: CellResult, catalog: TaskCatalog | None = None) -> ReferenceCell | None:
+        return self.cells.get(reference_key(cell, catalog))
 
 
 def _load_cell_outputs(run_dir: Path, cell: CellResult) -> tuple[Mapping[str, Any] | None, str | None]:
@@ -731,12 +516,13 @@ def _load_cell_outputs(run_dir: Path, cell: CellResult) -> tuple[Mapping[str, An
         return None, f"{cell.cell_id}: {exc}"
 
 
-def load_reference(run_dir: Path) -> ReferenceSet:
+def load_reference(run_dir: Path, catalog: TaskCatalog | None = None) -> ReferenceSet:
     """The passed FP32 CPU cells of the run in ``run_dir`` and their stored outputs.
 
     Only ``results.json`` is required (PortbenchError otherwise); a missing outputs file only takes
     the output-level comparison away from that cell, with a note. No model is read.
     """
+    catalog = catalog or TaskCatalog()
     results = load_results(run_dir)
     base = run_dir if run_dir.is_dir() else run_dir.parent
     cells: dict[ReferenceKey, ReferenceCell] = {}
@@ -747,7 +533,7 @@ def load_reference(run_dir: Path) -> ReferenceSet:
         outputs, note = _load_cell_outputs(base, cell)
         if note:
             notes.append(note)
-        cells[reference_key(cell)] = ReferenceCell(cell, outputs, note)
+        cells[reference_key(cell, catalog)] = ReferenceCell(cell, outputs, note)
     if not cells:
         raise ParityError(
             f"reference run {run_dir} has no passed {REFERENCE_PRECISION.upper()} {REFERENCE_BACKEND} cell"
@@ -755,38 +541,27 @@ def load_reference(run_dir: Path) -> ReferenceSet:
     return ReferenceSet(results.run_id, base, cells, notes)
 
 
-def _in_run_references(results: RunResults) -> dict[ReferenceKey, CellResult]:
-    return {
-        reference_key(cell): cell
-        for cell in results.cells
-        if is_reference_cell(cell) and cell.status == "passed"
-    }
-
-
-def _fp32_by_backend(results: RunResults) -> dict[tuple[str, ReferenceKey], CellResult]:
-    return {
-        (cell.backend, reference_key(cell)): cell
-        for cell in results.cells
-        if cell.precision == REFERENCE_PRECISION and cell.status == "passed"
-    }
-
-
 def apply_parity(
     results: RunResults,
     run_dir: Path,
     reference: ReferenceSet | None = None,
     gates: ParityGates | None = None,
+    catalog: TaskCatalog | None = None,
 ) -> None:
-    """Fill ``cell.parity`` for every cell of ``results``.
+    """Judge every cell of ``results`` and store its :class:`ParityVerdict` in ``cell.parity``.
 
-    The reference for a cell is the passed FP32 CPU cell with the same :func:`reference_key`: from
-    ``reference`` when given (an earlier run), otherwise from this run. Outputs files are read from
-    ``run_dir``. A problem with one cell's outputs makes that cell ``skipped`` with the reason, never
-    stops the others.
+    ``portbench run`` calls this when a run ends and ``portbench parity`` when a finished run is
+    judged again. The reference for a cell is the passed FP32 CPU cell with the same
+    :func:`reference_key`: from ``reference`` when given (an earlier run), otherwise from this run.
+    Outputs files are read from ``run_dir``. A problem with one cell's outputs makes that cell
+    ``skipped`` with the reason, never stops the others.
     """
     gates = gates or ParityGates()
-    in_run = _in_run_references(results)
-    fp32 = _fp32_by_backend(results)
+    catalog = catalog or TaskCatalog()
+    keys = {cell.cell_id: reference_key(cell, catalog) for cell in results.cells}
+    passed = [cell for cell in results.cells if cell.status == "passed"]
+    in_run = {keys[c.cell_id]: c for c in passed if is_reference_cell(c)}
+    fp32 = {(c.backend, keys[c.cell_id]): c for c in passed if c.precision == REFERENCE_PRECISION}
     outputs_cache: dict[str, tuple[Mapping[str, Any] | None, str | None]] = {}
 
     def outputs_of(cell: CellResult) -> tuple[Mapping[str, Any] | None, str | None]:
@@ -795,13 +570,13 @@ def apply_parity(
         return outputs_cache[cell.cell_id]
 
     for cell in results.cells:
-        key = reference_key(cell)
+        key = keys[cell.cell_id]
         same_backend_fp32 = fp32.get((cell.backend, key))
         notes: list[str] = []
         reference_cell: CellResult | None
         reference_outputs: Mapping[str, Any] | None
         if reference is not None:
-            found = reference.find(cell)
+            found = reference.cells.get(key)
             reference_cell = found.cell if found else None
             reference_outputs = found.outputs if found else None
             if found and found.note:
@@ -821,21 +596,12 @@ def apply_parity(
             notes.append(note)
         try:
             cell.parity = evaluate_parity(
-                cell,
-                reference_cell,
-                cell_outputs,
-                reference_outputs,
-                gates,
-                same_backend_fp32,
-                reference_run_id=run_id,
-                notes=notes,
+                cell, reference_cell, cell_outputs, reference_outputs, gates, same_backend_fp32,
+                reference_run_id=run_id, notes=notes, catalog=catalog,
             )
         except ParityError as exc:
-            cell.parity = {
-                "verdict": "skipped",
-                "reason": f"outputs cannot be compared: {exc}",
-                "speedup_vs_fp32": speedup(cell, same_backend_fp32),
-            }
+            reason = f"outputs cannot be compared: {exc}"
+            cell.parity = ParityVerdict("skipped", reason, speedup_vs_fp32=speedup(cell, same_backend_fp32))
 
 
 def verdict_counts(cells: Iterable[CellResult]) -> dict[str, int]:
@@ -843,6 +609,5 @@ def verdict_counts(cells: Iterable[CellResult]) -> dict[str, int]:
     counts = {"pass": 0, "fail": 0, "skipped": 0}
     for cell in cells:
         if cell.parity:
-            verdict = str(cell.parity.get("verdict"))
-            counts[verdict] = counts.get(verdict, 0) + 1
+            counts[cell.parity.verdict] = counts.get(cell.parity.verdict, 0) + 1
     return counts

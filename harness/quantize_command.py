@@ -23,12 +23,7 @@ from portbench.harness.quantize import (
     quantize_model,
     sensitive_ops_search,
 )
-from portbench.harness.workload import TaskSpec, Workload
-from portbench.suites.catalog import registered_models
-from portbench.suites.registry import create_workload
-
-# The task metric the search protects, per (workload, task).
-SEARCH_METRICS = {("ocr", "det"): "det_hmean", ("ocr", "rec"): "rec_char_accuracy"}
+from portbench.harness.workload import TaskSpec, Workload, registered_models
 
 
 @dataclass(frozen=True)
@@ -49,17 +44,17 @@ class QuantizeTarget:
 
 
 def find_target(model: str, model_dir: Path | None, dataset: str, cache_dir: Path) -> QuantizeTarget:
-    entries = {e.name: e for e in registered_models()}
+    entries = registered_models()
     if model not in entries:
         raise UnknownNameError("model", model, list(entries))
-    entry = entries[model]
+    entry, workload = entries[model]
     model_dirs = {entry.task: str(model_dir)} if model_dir else {}
     spec = TaskSpec(
         entry.workload, entry.task, entry.name, dataset,
         {"cache_dir": str(cache_dir), "model_dirs": model_dirs, "dataset_dir": None},
     )
     files, _ = resolve(entry, model_dir)
-    return QuantizeTarget(entry, create_workload(entry.workload), spec, files)
+    return QuantizeTarget(entry, workload, spec, files)
 
 
 def list_ops(target: QuantizeTarget, settings: QuantizeSettings) -> list[tuple[str, str]]:
@@ -73,12 +68,21 @@ def quantize(target: QuantizeTarget, settings: QuantizeSettings, cache_dir: Path
     )
 
 
+def search_metric(target: QuantizeTarget) -> str:
+    """The task metric the search protects: the first headline metric of the model's own task."""
+    tasks = target.workload.tasks()
+    info = tasks.get(target.role)
+    if info is None or not info.headline:
+        searchable = [f"{target.workload.name}/{t.name}" for t in tasks.values() if t.headline]
+        raise UnknownNameError(
+            "quantization search task", f"{target.workload.name}/{target.role}", searchable
+        )
+    return info.headline[0]
+
+
 def task_metric(target: QuantizeTarget, files: ModelFiles, precision: Precision) -> float:
     """The protected metric of ``files`` on the evaluation split, run on the CPU at ``precision``."""
-    metric = SEARCH_METRICS.get((target.entry.workload, target.role))
-    if metric is None:
-        raise UnknownNameError("quantization search task", f"{target.entry.workload}/{target.role}",
-                               [f"{w}/{t}" for w, t in SEARCH_METRICS])
+    metric = search_metric(target)
     session = CpuBackend().create_session(files, PredictorOptions(precision=precision))
     prepared = target.workload.prepare(target.spec, {target.role: session})
     return prepared.evaluate().metrics[metric]
@@ -87,7 +91,7 @@ def task_metric(target: QuantizeTarget, files: ModelFiles, precision: Precision)
 def search(target: QuantizeTarget, settings: QuantizeSettings, cache_dir: Path, gate: float,
            max_skipped: int, log: Callable[[str], None]) -> tuple[float, SearchResult]:
     reference = task_metric(target, target.files, Precision.FP32)
-    log(f"FP32 reference {SEARCH_METRICS[(target.entry.workload, target.role)]} = {reference:.4f}")
+    log(f"FP32 reference {search_metric(target)} = {reference:.4f}")
     result = sensitive_ops_search(
         target.files, target.calibration(settings), settings,
         evaluate=lambda files: task_metric(target, files, Precision.INT8),

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from portbench.errors import PortbenchError
+from portbench.harness.verdict import ParityVerdict
 
 SCHEMA_VERSION = "1.0"
 SCHEMA_PATH = Path(__file__).with_name("results.schema.json")
@@ -115,12 +116,14 @@ class CellResult:
     # to the run directory. They are what parity checks compare against a reference.
     outputs_file: str | None = None
     quantization: dict[str, Any] | None = None  # provenance of an INT8 model (source, algo, samples)
-    parity: dict[str, Any] | None = None  # verdict against the FP32 reference, with the evidence
+    parity: ParityVerdict | None = None  # verdict against the FP32 reference, with the evidence
     started_at: str | None = None
     duration_s: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["parity"] = self.parity.to_dict() if self.parity else None
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CellResult:
@@ -134,6 +137,8 @@ class CellResult:
         if data.get("trials"):
             values["trials"] = TrialSummary.from_dict(data["trials"])
         values["stages_ms"] = {k: LatencySummary(**v) for k, v in data.get("stages_ms", {}).items()}
+        if data.get("parity"):
+            values["parity"] = ParityVerdict.from_dict(data["parity"])
         return cls(**values)
 
 

@@ -43,8 +43,8 @@ from portbench.harness.workload import (
     Query,
     ScenarioUnsupported,
     Workload,
+    create_workload,
 )
-from portbench.suites.registry import create_workload
 
 
 def utc_now() -> str:

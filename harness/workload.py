@@ -4,21 +4,31 @@ A workload owns data, models and scoring for one family of tasks (OCR, ERNIE). F
 hands the worker two things: an accuracy pass (the full pipeline over the evaluation set, scored) and
 a list of timed queries (already pre-processed inputs, so the timed loop does no I/O or pre-processing
 it does not report). It never times anything itself except the stages it reports as stages.
+
+It also declares what the harness and the reports must know without naming it (:class:`TaskInfo`):
+each task's metrics and which direction is better, the headline metrics parity gates, how two runs'
+per-sample outputs are compared, which parameters identify a cell across runs, and the input shape
+ranges a compiled engine (TensorRT) needs. Built-in workloads are listed in :data:`BUILTIN_WORKLOADS`;
+third parties register theirs in the ``portbench.workloads`` entry-point group.
 """
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from portbench.backends.base import InferenceSession, ModelFiles
-from portbench.errors import PortbenchError
+from portbench.errors import PortbenchError, UnknownNameError
 
 if TYPE_CHECKING:
+    from portbench.harness.models import ModelEntry
     from portbench.harness.quantize import CalibrationSet, QuantizeSettings
 
 JSONValue = Any  # what json.dumps accepts
@@ -65,6 +75,77 @@ class AccuracyResult:
     samples: int = 0
 
 
+# --- what a workload declares about its tasks ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One number a task reports. ``higher_is_better`` decides how a parity gate reads a ratio."""
+
+    name: str
+    higher_is_better: bool = True
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class SampleDiff:
+    """How one sample's output differs from the reference's: ``score`` 0 when identical, larger is
+    more different (it ranks the worst samples); ``detail`` holds a one-line ``difference`` and numbers."""
+
+    score: float
+    detail: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class OutputComparison:
+    """Agreement numbers over all compared samples, and one :class:`SampleDiff` per sample (in order)."""
+
+    metrics: Mapping[str, float]
+    diffs: Sequence[SampleDiff]
+
+
+class OutputsMalformed(PortbenchError):
+    """A stored output does not have the shape its workload writes (corrupt or foreign file)."""
+
+    def __init__(self, sample_id: str, what: str) -> None:
+        super().__init__(f"output of sample {sample_id!r} is not {what}")
+
+
+# (sample id, reference output, cell output) for every sample both sides hold.
+OutputComparer = Callable[[Sequence[tuple[str, Any, Any]]], OutputComparison]
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """Everything the harness and the reports need to know about one task of a workload.
+
+    ``metrics``: every task metric, in the order readers compare them. ``headline``: the metric names
+    that parity gates (first: the one tables show when there is room for one). ``output_metrics``: the
+    numbers ``compare_outputs`` produces (the higher-is-better ones may get a floor in a suite's
+    parity gates). ``compare_outputs``: None where outputs cannot be compared (speed-only tasks).
+    """
+
+    name: str
+    description: str
+    metrics: tuple[Metric, ...] = ()
+    headline: tuple[str, ...] = ()
+    output_metrics: tuple[Metric, ...] = ()
+    compare_outputs: OutputComparer | None = None
+
+    def __post_init__(self) -> None:
+        known = {m.name for m in self.metrics}
+        unknown = [name for name in self.headline if name not in known]
+        if unknown:
+            raise ValueError(f"task {self.name}: headline metric {unknown[0]!r} is not among its metrics")
+
+    def metric(self, name: str) -> Metric | None:
+        return next((m for m in (*self.metrics, *self.output_metrics) if m.name == name), None)
+
+
+# (min, opt, max) per input name: what a compiled engine must cover.
+ShapeRanges = Mapping[str, tuple[Sequence[int], Sequence[int], Sequence[int]]]
+
+
 class PreparedTask(ABC):
     """A task bound to its data and to predictors on one backend."""
 
@@ -105,14 +186,41 @@ SessionFactory = Callable[[ModelFiles], InferenceSession]
 
 
 class Workload(ABC):
-    """One family of tasks. Registered by name in ``portbench.suites.registry``."""
+    """One family of tasks, registered by name (:data:`BUILTIN_WORKLOADS`, ``portbench.workloads``)."""
 
     name: ClassVar[str]
     description: ClassVar[str]
 
+    # Parameters that describe how the timed inputs were arranged, not what was computed: two cells
+    # that differ only in these share a parity reference.
+    descriptive_params: ClassVar[frozenset[str]] = frozenset()
+
     @abstractmethod
-    def tasks(self) -> Sequence[str]:
-        """Task names this workload can run."""
+    def tasks(self) -> Mapping[str, TaskInfo]:
+        """Every task this workload can run, by name, with its scoring declarations."""
+
+    def task_info(self, task: str) -> TaskInfo:
+        tasks = self.tasks()
+        if task not in tasks:
+            raise UnknownNameError(f"{self.name} task", task, list(tasks))
+        return tasks[task]
+
+    def registered_models(self) -> Sequence[ModelEntry]:
+        """Models this workload knows by name (``portbench models``, ``portbench quantize``)."""
+        return ()
+
+    def buildable_models(self) -> Sequence[str]:
+        """Models this workload trains or exports itself (``portbench models build NAME``)."""
+        return ()
+
+    def build_model(self, name: str, cache_dir: Path, log: Callable[[str], None]) -> None:
+        """Build ``name`` (one of :meth:`buildable_models`) into the cache, reporting through ``log``."""
+        raise UnknownNameError("buildable model", name, list(self.buildable_models()))
+
+    def shape_ranges(self, spec: TaskSpec, role: str) -> ShapeRanges:
+        """Input shape ranges the model playing ``role`` sees in this cell (TensorRT dynamic shapes);
+        empty where the workload cannot bound them."""
+        return {}
 
     @abstractmethod
     def models_for(self, spec: TaskSpec) -> Mapping[str, ModelFiles]:
@@ -151,3 +259,55 @@ class Workload(ABC):
         self, spec: TaskSpec, sessions: Mapping[str, InferenceSession]
     ) -> PreparedTask:
         """Load data and bind it to ready sessions (one per model role)."""
+
+
+# --- registry ---------------------------------------------------------------------------------------
+
+BUILTIN_WORKLOADS: Mapping[str, str] = {
+    "ocr": "portbench.suites.ocr.workload:OcrWorkload",
+    "ernie": "portbench.suites.ernie.workload:ErnieWorkload",
+}
+ENTRY_POINT_GROUP = "portbench.workloads"
+
+
+def workload_targets() -> dict[str, str]:
+    """Every workload name with its ``module:Class`` target; built-ins win over plugins."""
+    targets = {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    targets.update(BUILTIN_WORKLOADS)
+    return targets
+
+
+def workload_names() -> list[str]:
+    return list(workload_targets())
+
+
+def create_workload(name: str) -> Workload:
+    """The workload registered as ``name``; imported only now (listing suites must not load Paddle)."""
+    targets = workload_targets()
+    if name not in targets:
+        raise UnknownNameError("workload", name, list(targets))
+    module_name, _, class_name = targets[name].partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    if not (isinstance(cls, type) and issubclass(cls, Workload)):
+        raise TypeError(f"{targets[name]} is not a portbench Workload")
+    return cls()
+
+
+def registered_models() -> dict[str, tuple[ModelEntry, Workload]]:
+    """Every model an installed workload knows by name, with that workload (first one wins)."""
+    found: dict[str, tuple[ModelEntry, Workload]] = {}
+    for name in workload_names():
+        workload = create_workload(name)
+        for entry in workload.registered_models():
+            found.setdefault(entry.name, (entry, workload))
+    return found
+
+
+def buildable_models() -> dict[str, Workload]:
+    """Every model an installed workload can build itself, with that workload."""
+    found: dict[str, Workload] = {}
+    for name in workload_names():
+        workload = create_workload(name)
+        for model in workload.buildable_models():
+            found.setdefault(model, workload)
+    return found

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from portbench.harness.parity import has_synthetic_weights, model_label
 from portbench.harness.results import CellResult, RunResults
+from portbench.harness.verdict import ParityVerdict
 from portbench.reports.tables import format_delta, format_speedup, one_line
 
 VERDICT_SYMBOLS: Mapping[str, str] = {"pass": "✓", "fail": "✗", "skipped": "–"}
@@ -74,29 +74,15 @@ def _row_label(cell: CellResult) -> str:
     return label if cell.scenario == DEFAULT_SCENARIO else f"{label} ({cell.scenario})"
 
 
-def headline_metric(parity: Mapping[str, Any]) -> str | None:
-    """The first gated metric of a parity entry (gated metrics come first), else its first metric."""
-    task = parity.get("task")
-    if not isinstance(task, Mapping) or not task:
-        return None
-    gated = [name for name, numbers in task.items() if isinstance(numbers, Mapping) and numbers.get("gate")]
-    return gated[0] if gated else next(iter(task))
-
-
-def parity_entry(parity: Mapping[str, Any]) -> tuple[ParityEntry, str | None]:
+def parity_entry(parity: ParityVerdict) -> tuple[ParityEntry, str | None]:
     """The entry of one cell and the metric its delta refers to."""
-    metric = headline_metric(parity)
-    delta = ""
-    if metric is not None:
-        numbers = parity["task"][metric]
-        if isinstance(numbers.get("delta"), (int, float)):
-            delta = format_delta(float(numbers["delta"]))
-    speed = parity.get("speedup_vs_fp32")
+    metric = parity.headline_metric
+    speed = parity.speedup_vs_fp32
     entry = ParityEntry(
-        verdict=str(parity.get("verdict", "")),
-        delta=delta,
-        speedup=format_speedup(float(speed)) if isinstance(speed, (int, float)) else "",
-        is_reference=parity.get("role") == "reference",
+        verdict=parity.verdict,
+        delta=format_delta(parity.task[metric].delta) if metric is not None else "",
+        speedup=format_speedup(speed) if speed is not None else "",
+        is_reference=parity.is_reference,
     )
     return entry, metric
 
@@ -117,9 +103,9 @@ def parity_matrix(results: RunResults) -> ParityMatrix | None:
         rows.setdefault(label, {})[column] = entry
         if metric and label not in metrics:
             metrics[label] = metric
-        reference = cell.parity.get("reference")
-        if isinstance(reference, Mapping) and reference.get("run_id"):
-            runs.setdefault(str(reference["run_id"]), None)
+        reference = cell.parity.reference
+        if reference is not None and reference.run_id:
+            runs.setdefault(reference.run_id, None)
     if not rows:
         return None
     return ParityMatrix(
@@ -129,13 +115,11 @@ def parity_matrix(results: RunResults) -> ParityMatrix | None:
     )
 
 
-def _worst_sample_lines(parity: Mapping[str, Any], limit: int) -> tuple[str, ...]:
-    samples = parity.get("worst_samples") or []
-    lines = []
-    for sample in samples[:limit]:
-        if isinstance(sample, Mapping):
-            lines.append(f"{sample.get('sample_id', '?')}: {one_line(str(sample.get('difference', '')))}")
-    return tuple(lines)
+def _worst_sample_lines(parity: ParityVerdict, limit: int) -> tuple[str, ...]:
+    return tuple(
+        f"{sample.get('sample_id', '?')}: {one_line(str(sample.get('difference', '')))}"
+        for sample in parity.worst_samples[:limit]
+    )
 
 
 def parity_notes(results: RunResults, limit: int = WORST_SAMPLES_SHOWN) -> list[ParityNote]:
@@ -145,8 +129,8 @@ def parity_notes(results: RunResults, limit: int = WORST_SAMPLES_SHOWN) -> list[
         parity = cell.parity
         if not parity:
             continue
-        verdict = parity.get("verdict")
-        reason = one_line(str(parity.get("reason") or "no reason recorded"))
+        verdict = parity.verdict
+        reason = one_line(parity.reason or "no reason recorded")
         if verdict == "fail":
             failed.append(ParityNote(cell.cell_id, "fail", reason, _worst_sample_lines(parity, limit)))
         elif verdict == "skipped" and cell.status == "passed" and not has_synthetic_weights(cell):

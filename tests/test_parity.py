@@ -13,6 +13,7 @@ from rich.console import Console
 from portbench.harness.parity import (
     ParityError,
     ParityGates,
+    TaskCatalog,
     apply_parity,
     compare_outputs,
     evaluate_parity,
@@ -31,6 +32,8 @@ from portbench.harness.results import (
     validate_document,
 )
 from portbench.harness.runner import save_outputs
+from portbench.harness.verdict import ReferenceInfo
+from portbench.harness.workload import Metric, TaskInfo, create_workload
 from portbench.reports.markdown import render_markdown
 from portbench.reports.parity import parity_matrix
 from portbench.reports.tables import format_delta, format_speedup
@@ -256,18 +259,18 @@ def det_pair(precision: str, ratio: float) -> tuple[CellResult, CellResult]:
 def test_task_gate_per_precision(precision: str, ratio: float, verdict: str) -> None:
     cell, reference = det_pair(precision, ratio)
     parity = evaluate_parity(cell, reference, None, None, ParityGates(), reference)
-    assert parity["verdict"] == verdict
-    assert parity["task"]["det_hmean"]["ratio"] == pytest.approx(ratio)
-    assert parity["task"]["det_hmean"]["delta"] == pytest.approx(0.9 * ratio - 0.9)
+    assert parity.verdict == verdict
+    assert parity.task["det_hmean"].ratio == pytest.approx(ratio)
+    assert parity.task["det_hmean"].delta == pytest.approx(0.9 * ratio - 0.9)
 
 
 def test_failed_gate_says_by_how_much() -> None:
     cell, reference = det_pair("int8", 0.985)
     parity = evaluate_parity(cell, reference, None, None, ParityGates(), reference)
-    assert parity["reason"] == "det_hmean 0.8865 is 98.5% of FP32 0.9000; gate 99%"
-    assert parity["task"]["det_hmean"]["gate"] == 0.99
-    assert parity["task"]["det_hmean"]["passed"] is False
-    assert parity["speedup_vs_fp32"] == pytest.approx(10.0 / 5.0)
+    assert parity.reason == "det_hmean 0.8865 is 98.5% of FP32 0.9000; gate 99%"
+    assert parity.task["det_hmean"].gate == 0.99
+    assert parity.task["det_hmean"].passed is False
+    assert parity.speedup_vs_fp32 == pytest.approx(10.0 / 5.0)
 
 
 def test_per_metric_override_wins_over_precision_gate() -> None:
@@ -275,39 +278,38 @@ def test_per_metric_override_wins_over_precision_gate() -> None:
     assert gates.gate_for("det_hmean", "int8") == 0.98
     assert gates.gate_for("det_hmean", "fp16") == 0.999
     cell, reference = det_pair("int8", 0.985)
-    assert evaluate_parity(cell, reference, None, None, gates, reference)["verdict"] == "pass"
+    assert evaluate_parity(cell, reference, None, None, gates, reference).verdict == "pass"
 
 
 def test_per_metric_gate_makes_an_informational_metric_gated() -> None:
     reference = make_cell(metrics={"det_hmean": 0.9, "det_recall": 0.8})
     cell = make_cell("cpu", "int8", metrics={"det_hmean": 0.9, "det_recall": 0.7})
     default = evaluate_parity(cell, reference, None, None, ParityGates(), None)
-    assert default["verdict"] == "pass"
-    assert default["task"]["det_recall"]["gate"] is None
+    assert default.verdict == "pass"
+    assert default.task["det_recall"].gate is None
     gated = evaluate_parity(
         cell, reference, None, None, ParityGates(per_metric={"det_recall": {"int8": 0.99}}), None
     )
-    assert gated["verdict"] == "fail"
-    assert "det_recall 0.7000 is 87.5% of FP32 0.8000" in gated["reason"]
+    assert gated.verdict == "fail"
+    assert "det_recall 0.7000 is 87.5% of FP32 0.8000" in (gated.reason or "")
 
 
 def test_output_floor_fails_a_cell_only_when_configured() -> None:
     reference = make_cell(workload="ernie", task="cls", metrics={"accuracy": 0.8, "macro_f1": 0.8})
     cell = make_cell("cpu", "int8", workload="ernie", task="cls", metrics={"accuracy": 0.8, "macro_f1": 0.8})
     ref_out, cell_out = {"a": [1.0, 0.0], "b": [0.0, 1.0]}, {"a": [1.0, 0.0], "b": [1.0, 0.0]}
-    assert evaluate_parity(cell, reference, cell_out, ref_out, ParityGates(), None)["verdict"] == "pass"
+    assert evaluate_parity(cell, reference, cell_out, ref_out, ParityGates(), None).verdict == "pass"
     strict = ParityGates(min_output={"top1_agreement": 0.99})
     parity = evaluate_parity(cell, reference, cell_out, ref_out, strict, None)
-    assert parity["verdict"] == "fail"
-    assert parity["reason"] == "top1 agreement 0.5000 below 0.99"
-    assert parity["worst_samples"][0]["sample_id"] == "b"
+    assert parity.verdict == "fail"
+    assert parity.reason == "top1 agreement 0.5000 below 0.99"
+    assert parity.worst_samples[0]["sample_id"] == "b"
 
 
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
         ({"task_ratio": {"int8": 1.5}}, "int8 must be a ratio"),
-        ({"min_output": {"top5": 0.9}}, "unknown output-level parity gate 'top5'"),
         ({"gates": {}}, "unknown parity setting 'gates'"),
         ({"task_ratio": 0.99}, "must map names to ratios"),
         ({"per_metric": {"det_hmean": 0.99}}, "det_hmean must map names to ratios"),
@@ -319,6 +321,47 @@ def test_bad_gate_settings_are_one_line_errors(settings: dict[str, Any], message
         ParityGates.from_mapping(settings)
 
 
+def test_output_gates_must_name_a_number_the_run_s_workloads_declare() -> None:
+    ocr, ernie = create_workload("ocr"), create_workload("ernie")
+    ParityGates(min_output={"top1_agreement": 0.99}).check_names([ernie])
+    ParityGates(min_output={"box_agreement": 0.99}).check_names([ocr, ernie])
+    with pytest.raises(ParityError, match="unknown output-level parity gate 'top5'"):
+        ParityGates(min_output={"top5": 0.9}).check_names([ocr, ernie])
+    # A box floor means nothing to a run of ERNIE cells only.
+    with pytest.raises(ParityError, match=r"'box_agreement'; known: mean_cosine, min_cosine, top1_agreement$"):
+        ParityGates(min_output={"box_agreement": 0.9}).check_names([ernie])
+    # Lower-is-better numbers cannot take a floor.
+    with pytest.raises(ParityError, match="'max_abs_diff'"):
+        ParityGates(min_output={"max_abs_diff": 0.9}).check_names([ernie])
+
+
+def test_a_lower_is_better_headline_metric_is_gated_the_other_way() -> None:
+    error_rate = TaskInfo(
+        "cer", "character error rate", metrics=(Metric("cer", higher_is_better=False),), headline=("cer",)
+    )
+    reference = make_cell(metrics={"cer": 0.10})
+    # INT8 gate 99%: the cell may reach 0.10 / 0.99 = 0.10101 at most.
+    within = make_cell("cpu", "int8", metrics={"cer": 0.1010})
+    beyond = make_cell("cpu", "int8", metrics={"cer": 0.1020})
+    catalog = StaticCatalog(error_rate)
+    passed = evaluate_parity(within, reference, None, None, ParityGates(), None, catalog=catalog)
+    assert passed.verdict == "pass"
+    failed = evaluate_parity(beyond, reference, None, None, ParityGates(), None, catalog=catalog)
+    assert failed.verdict == "fail"
+    assert failed.reason == "cer 0.1020 keeps 98.04% of FP32 0.1000; gate 99%"
+
+
+class StaticCatalog(TaskCatalog):
+    """Answers every (workload, task) with one hand-written TaskInfo."""
+
+    def __init__(self, task: TaskInfo) -> None:
+        super().__init__()
+        self._task = task
+
+    def task(self, workload: str, task: str) -> TaskInfo | None:
+        return self._task
+
+
 def test_from_mapping_keeps_defaults_for_unnamed_precisions() -> None:
     gates = ParityGates.from_mapping({"task_ratio": {"int8": 0.97}})
     assert gates.gate_for("accuracy", "int8") == 0.97
@@ -328,13 +371,13 @@ def test_from_mapping_keeps_defaults_for_unnamed_precisions() -> None:
 def test_skipped_verdicts_say_why() -> None:
     reference = make_cell(metrics={"det_hmean": 0.9})
     no_reference = evaluate_parity(make_cell("gpu", "fp16"), None, None, None, ParityGates(), None)
-    assert no_reference["verdict"] == "skipped"
-    assert "no FP32 cpu reference" in no_reference["reason"]
+    assert no_reference.verdict == "skipped"
+    assert "no FP32 cpu reference" in no_reference.reason
     failed = make_cell("gpu", "fp16", status="failed")
-    assert "cell failed" in evaluate_parity(failed, reference, None, None, ParityGates(), None)["reason"]
+    assert "cell failed" in evaluate_parity(failed, reference, None, None, ParityGates(), None).reason
     no_metric = make_cell("gpu", "fp16", metrics={"det_recall": 0.5})
     parity = evaluate_parity(no_metric, reference, None, None, ParityGates(), None)
-    assert (parity["verdict"], parity["reason"]) == (
+    assert (parity.verdict, parity.reason) == (
         "skipped",
         "gated metric det_hmean missing from the cell",
     )
@@ -346,10 +389,10 @@ def test_synthetic_weights_are_skipped_but_outputs_still_compared() -> None:
     parity = evaluate_parity(
         cell, reference, {"synthetic:0": [1.0, 2.5]}, {"synthetic:0": [1.0, 2.0]}, ParityGates(), reference
     )
-    assert parity["verdict"] == "skipped"
-    assert "synthetic weights" in parity["reason"]
-    assert parity["output"]["metrics"]["max_abs_diff"] == pytest.approx(0.5)
-    assert parity["speedup_vs_fp32"] == pytest.approx(2.5)
+    assert parity.verdict == "skipped"
+    assert "synthetic weights" in parity.reason
+    assert parity.output["metrics"]["max_abs_diff"] == pytest.approx(0.5)
+    assert parity.speedup_vs_fp32 == pytest.approx(2.5)
 
 
 # --- reference identity, whole runs and external references ---------------------------------------
@@ -388,16 +431,14 @@ def test_apply_parity_within_one_run(tmp_path: Path) -> None:
     apply_parity(results, tmp_path)
 
     assert fp32.parity is not None and int8.parity is not None and failed.parity is not None
-    assert (fp32.parity["verdict"], fp32.parity["role"]) == ("pass", "reference")
-    assert int8.parity["verdict"] == "fail"
-    assert int8.parity["reason"] == "rec_char_accuracy 0.9000 is 93.75% of FP32 0.9600; gate 99%"
-    assert int8.parity["reference"] == {
-        "cell_id": fp32.cell_id, "backend": "cpu", "precision": "fp32", "run_id": "run-now"
-    }  # fmt: skip
-    assert int8.parity["output"]["metrics"]["text_exact_match"] == pytest.approx(0.5)
-    assert int8.parity["worst_samples"][0]["sample_id"] == "s2"
-    assert int8.parity["speedup_vs_fp32"] == pytest.approx(20.0 / 8.0)
-    assert failed.parity["verdict"] == "skipped"
+    assert (fp32.parity.verdict, fp32.parity.role) == ("pass", "reference")
+    assert int8.parity.verdict == "fail"
+    assert int8.parity.reason == "rec_char_accuracy 0.9000 is 93.75% of FP32 0.9600; gate 99%"
+    assert int8.parity.reference == ReferenceInfo(fp32.cell_id, "cpu", "fp32", "run-now")
+    assert int8.parity.output["metrics"]["text_exact_match"] == pytest.approx(0.5)
+    assert int8.parity.worst_samples[0]["sample_id"] == "s2"
+    assert int8.parity.speedup_vs_fp32 == pytest.approx(20.0 / 8.0)
+    assert failed.parity.verdict == "skipped"
     validate_document(json.loads(json.dumps(results.to_dict(), allow_nan=False)))
 
 
@@ -406,9 +447,9 @@ def test_performance_only_reference_is_not_a_pass(tmp_path: Path) -> None:
     int8 = make_cell("cpu", "int8", p50=4.0)
     apply_parity(make_run([fp32, int8]), tmp_path)
     assert fp32.parity is not None and int8.parity is not None
-    assert (fp32.parity["verdict"], fp32.parity["role"]) == ("skipped", "reference")
-    assert int8.parity["verdict"] == "skipped"
-    assert int8.parity["speedup_vs_fp32"] == pytest.approx(2.5)
+    assert (fp32.parity.verdict, fp32.parity.role) == ("skipped", "reference")
+    assert int8.parity.verdict == "skipped"
+    assert int8.parity.speedup_vs_fp32 == pytest.approx(2.5)
 
 
 def test_missing_outputs_file_keeps_task_level(tmp_path: Path) -> None:
@@ -417,9 +458,9 @@ def test_missing_outputs_file_keeps_task_level(tmp_path: Path) -> None:
     bf16.outputs_file = "outputs/gone.json"
     apply_parity(make_run([fp32, bf16]), tmp_path)
     assert bf16.parity is not None
-    assert bf16.parity["verdict"] == "pass"
-    assert "no stored outputs for reference" in bf16.parity["output"]["note"]
-    assert any("gone.json is missing" in note for note in bf16.parity["notes"])
+    assert bf16.parity.verdict == "pass"
+    assert "no stored outputs for reference" in bf16.parity.output["note"]
+    assert any("gone.json is missing" in note for note in bf16.parity.notes)
 
 
 def write_reference_run(run_dir: Path) -> CellResult:
@@ -449,13 +490,13 @@ def test_external_reference_loads_without_models(tmp_path: Path) -> None:
     apply_parity(results, run_dir, reference)
 
     assert gpu.parity is not None and det_gpu.parity is not None
-    assert gpu.parity["verdict"] == "pass"
-    assert gpu.parity["reference"]["run_id"] == "run-earlier"
-    assert gpu.parity["output"]["metrics"]["text_exact_match"] == pytest.approx(0.5)
-    assert gpu.parity["speedup_vs_fp32"] is None  # no FP32 on this backend in this run
-    assert det_gpu.parity["verdict"] == "fail"
-    assert det_gpu.parity["reason"] == "det_hmean 0.8500 is 94.44% of FP32 0.9000; gate 99.9%"
-    assert "no stored outputs for reference" in det_gpu.parity["output"]["note"]
+    assert gpu.parity.verdict == "pass"
+    assert gpu.parity.reference.run_id == "run-earlier"
+    assert gpu.parity.output["metrics"]["text_exact_match"] == pytest.approx(0.5)
+    assert gpu.parity.speedup_vs_fp32 is None  # no FP32 on this backend in this run
+    assert det_gpu.parity.verdict == "fail"
+    assert det_gpu.parity.reason == "det_hmean 0.8500 is 94.44% of FP32 0.9000; gate 99.9%"
+    assert "no stored outputs for reference" in det_gpu.parity.output["note"]
 
     save_results(results, run_dir)
     reloaded = load_results(run_dir)

