@@ -6,6 +6,7 @@ the runner starts, which adds the environment, logging and the reply pipe.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import resource
 import sys
@@ -131,8 +132,9 @@ def _open_sessions(backend: Backend, workload: Workload, plan: CellPlan) -> Open
             )
         )
         start = time.perf_counter()
+        role_options = dataclasses.replace(options, dynamic_shapes=workload.shape_ranges(plan.spec, role))
         try:
-            opened.sessions[role] = backend.create_session(files, options)
+            opened.sessions[role] = backend.create_session(files, role_options)
         except PortbenchError:
             raise
         except Exception as exc:  # Paddle raises plain RuntimeError/ValueError on corrupt models

@@ -146,6 +146,18 @@ class TaskInfo:
 ShapeRanges = Mapping[str, tuple[Sequence[int], Sequence[int], Sequence[int]]]
 
 
+def batch_sizes_of(spec: TaskSpec, default: int) -> tuple[int, int]:
+    """(the cell's own batch size, the largest it will run): an offline sweep (``batch_sizes``)
+    runs bigger batches than the single-stream ``batch_size``. Malformed values count as absent here;
+    the scenario itself rejects them with a clear error."""
+    own = spec.params.get("batch_size", default)
+    own = own if isinstance(own, int) and not isinstance(own, bool) and own > 0 else default
+    sweep = spec.params.get("batch_sizes", ())
+    listed = sweep if isinstance(sweep, (list, tuple)) else [sweep]
+    sizes = [b for b in listed if isinstance(b, int) and not isinstance(b, bool) and b > 0]
+    return own, max([own, *sizes])
+
+
 class PreparedTask(ABC):
     """A task bound to its data and to predictors on one backend."""
 

@@ -32,9 +32,11 @@ from portbench.harness.workload import (
     PreparedTask,
     QuantizationUnsupported,
     Query,
+    ShapeRanges,
     TaskInfo,
     TaskSpec,
     Workload,
+    batch_sizes_of,
 )
 from portbench.suites.ernie.checkpoint import is_checkpoint_dir
 from portbench.suites.ernie.data import Example, load_sentiment_corpus, read_tsv, split_corpus
@@ -391,6 +393,12 @@ class ErnieWorkload(Workload):
         return ClassificationTask(session, tokenizer, examples, classifier.labels, batch_size)
 
     # INT8: static post-training quantization (``portbench.harness.quantize``) of a legacy re-export.
+
+    def shape_ranges(self, spec: TaskSpec, role: str) -> ShapeRanges:
+        # Inputs are padded to seq_len, so only the batch dimension varies within a cell.
+        seq_len = _int_param(spec, "seq_len", DEFAULT_SEQ_LEN)
+        own, largest = batch_sizes_of(spec, DEFAULT_BATCH_SIZE)
+        return dict.fromkeys(INPUT_NAMES, ((1, seq_len), (own, seq_len), (largest, seq_len)))
 
     def quantize_settings(self, spec: TaskSpec) -> QuantizeSettings:
         """ERNIE's PTQ settings; the worker's defaults suit OCR (see ``suites/ernie/quantization.py``)."""

@@ -27,9 +27,11 @@ from portbench.harness.workload import (
     PreparedTask,
     QuantizationUnsupported,
     Query,
+    ShapeRanges,
     TaskInfo,
     TaskSpec,
     Workload,
+    batch_sizes_of,
 )
 from portbench.suites.ocr import datagen
 from portbench.suites.ocr.ctc import CTCDecoder
@@ -46,7 +48,15 @@ from portbench.suites.ocr.metrics import (
 from portbench.suites.ocr.models import OCR_MODELS, PPOCRV4_DET, PPOCRV4_REC, ppocr_keys_path
 from portbench.suites.ocr.parity import TASK_INFO
 from portbench.suites.ocr.pipeline import OcrPipeline
-from portbench.suites.ocr.preprocess import REC_BATCH_SIZE, RecBatch, rec_batches
+from portbench.suites.ocr.preprocess import (
+    DET_STRIDE,
+    REC_BASE_WIDTH,
+    REC_BATCH_SIZE,
+    REC_HEIGHT,
+    DetPreprocessConfig,
+    RecBatch,
+    rec_batches,
+)
 
 DATASETS: Mapping[str, datagen.SynthSpec] = {
     "synth-smoke": datagen.SYNTH_SMOKE,
@@ -326,6 +336,18 @@ class OcrWorkload(Workload):
 
     def model_source(self, spec: TaskSpec, role: str) -> str | None:
         return "user-supplied directory" if _model_override(spec, role) else ROLE_MODELS[role].source
+
+    def shape_ranges(self, spec: TaskSpec, role: str) -> ShapeRanges:
+        # PaddleOCR's own TensorRT ranges (tools/infer/utility.py): rec widths 10..2304 at height 48,
+        # det up to the resize limit; ours rounds det sides to multiples of 32 and caps the longer one.
+        if role == "det":
+            limit = DetPreprocessConfig().limit_side_len
+            return {"x": ((1, 3, DET_STRIDE, DET_STRIDE), (1, 3, 640, 640), (1, 3, limit, limit))}
+        if role == "rec":
+            own, largest = batch_sizes_of(spec, REC_BATCH_SIZE)
+            smallest, typical = (1, 3, REC_HEIGHT, 10), (own, 3, REC_HEIGHT, REC_BASE_WIDTH)
+            return {"x": (smallest, typical, (largest, 3, REC_HEIGHT, 2304))}
+        return {}
 
     def calibration_set(self, spec: TaskSpec, role: str, samples: int, batch_size: int) -> CalibrationSet:
         from portbench.suites.ocr.calibration import ocr_calibration_set
