@@ -229,6 +229,45 @@ def report(run_dir: Path, benchmark_storage: Path | None) -> None:
         Console(stderr=True).print(f"pytest-benchmark: {path}")
 
 
+@cli.command("parity")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--reference", "reference_dir", type=click.Path(path_type=Path), default=None,
+              help="Judge against this earlier run's FP32 CPU cells instead of the run's own.")
+@click.option("--gates", "gates_file", type=click.Path(path_type=Path), default=None,
+              help="TOML file of parity gates (keys of a suite's [gates] table); default: the run's suite.")
+def parity_command(run_dir: Path, reference_dir: Path | None, gates_file: Path | None) -> None:
+    """Judge a finished run's parity again from its stored outputs; exit 1 when a verdict fails.
+
+    No model is loaded: only results.json and the outputs files. results.json and summary.md are
+    rewritten with the new verdicts."""
+    from portbench.harness.parity import (
+        ParityGates,
+        TaskCatalog,
+        apply_parity,
+        load_reference,
+        verdict_counts,
+    )
+    from portbench.harness.results import save_results
+
+    results = load_results(run_dir)
+    base = run_dir if run_dir.is_dir() else run_dir.parent
+    catalog = TaskCatalog()
+    gates = ParityGates.from_file(gates_file) if gates_file else suite_for(
+        RunOptions.from_dict(results.request)
+    ).gates
+    gates.check_names(w for name in {c.workload for c in results.cells} if (w := catalog.workload(name)))
+    reference = load_reference(reference_dir, catalog) if reference_dir else None
+    apply_parity(results, base, reference, gates, catalog)
+    save_results(results, base)
+    _write_reports(results, base)
+    counts = verdict_counts(results.cells)
+    Console(stderr=True).print(
+        f"parity: {counts['pass']} pass, {counts['fail']} fail, {counts['skipped']} skipped"
+    )
+    if counts["fail"]:
+        sys.exit(1)
+
+
 @cli.command()
 @click.argument("baseline_dir", type=click.Path(path_type=Path))
 @click.argument("run_dir", type=click.Path(path_type=Path))

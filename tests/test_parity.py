@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -589,3 +591,67 @@ def test_terminal_shows_matrix_and_failures(tmp_path: Path) -> None:
         "fail ocr/rec/ppocrv4-mobile-rec/cpu/int8/single-stream: rec_char_accuracy 0.9000 is 93.75%" in text
     )
     assert '  s2: text "世界" → "世"' in text
+
+
+# --- portbench parity: judging a finished run again -----------------------------------------------
+
+
+def _judged_again(run_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "portbench.harness.cli", "parity", str(run_dir), *args],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+
+
+def _det_run_on_disk(run_dir: Path) -> None:
+    """FP32 and INT8 det cells; INT8 keeps 0.8865 / 0.9 = 98.5% of the hmean (default gate: 99%)."""
+    fp32 = make_cell(metrics={"det_hmean": 0.9})
+    int8 = make_cell("cpu", "int8", metrics={"det_hmean": 0.8865}, p50=5.0)
+    boxes = {"p1": {"boxes": [square(0, 0, 10, 10)]}}
+    fp32.outputs_file = save_outputs(run_dir, fp32.cell_id, boxes)
+    int8.outputs_file = save_outputs(run_dir, int8.cell_id, boxes)
+    results = make_run([fp32, int8])
+    results.request = {"suite": "smoke", "backends": ["cpu"], "precisions": ["fp32", "int8"]}
+    save_results(results, run_dir)
+
+
+def test_parity_command_judges_stored_outputs_with_the_suite_gates_or_a_gates_file(tmp_path: Path) -> None:
+    _det_run_on_disk(tmp_path)
+    default = _judged_again(tmp_path)
+    assert default.returncode == 1, default.stderr
+    assert "1 pass, 1 fail, 0 skipped" in default.stderr
+    int8 = load_results(tmp_path).cell("ocr/det/ppocrv4-mobile-det/cpu/int8/single-stream")
+    assert int8 is not None and int8.parity is not None
+    assert int8.parity.verdict == "fail"
+    assert int8.parity.output["metrics"]["box_agreement"] == 1.0  # same box on both sides
+    assert (tmp_path / "summary.md").is_file()
+
+    gates = tmp_path / "gates.toml"
+    gates.write_text("[gates]\ntask_ratio = { int8 = 0.98 }\n")
+    relaxed = _judged_again(tmp_path, "--gates", str(gates))
+    assert relaxed.returncode == 0, relaxed.stderr
+    int8 = load_results(tmp_path).cell("ocr/det/ppocrv4-mobile-det/cpu/int8/single-stream")
+    assert int8 is not None and int8.parity is not None
+    assert (int8.parity.verdict, int8.parity.task["det_hmean"].gate) == ("pass", 0.98)
+
+
+@pytest.mark.parametrize(
+    ("gates_text", "fragment"),
+    [
+        ("[gates\n", "cannot read gates file"),
+        ("[gates]\ntask_ratio = { int8 = 2.0 }\n", "int8 must be a ratio in (0, 1]"),
+        # A floor on logit agreement means nothing to a run of OCR cells only.
+        ("[gates]\nmin_output = { top1_agreement = 0.9 }\n", "unknown output-level parity gate"),
+    ],
+)
+def test_parity_command_bad_gates_are_one_line_errors(tmp_path: Path, gates_text: str, fragment: str) -> None:
+    _det_run_on_disk(tmp_path)
+    gates = tmp_path / "gates.toml"
+    gates.write_text(gates_text)
+    before = (tmp_path / "results.json").read_bytes()
+    result = _judged_again(tmp_path, "--gates", str(gates))
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("portbench: error:")]
+    assert len(errors) == 1 and fragment in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert (tmp_path / "results.json").read_bytes() == before  # nothing measured is touched
