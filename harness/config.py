@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,18 +9,10 @@ from typing import Any, Literal
 
 from portbench.backends.base import Precision
 from portbench.harness.measure import MeasureSettings
-from portbench.harness.workload import TaskSpec
+from portbench.harness.workload import TaskSpec, default_cache_dir
 
 Mode = Literal["both", "accuracy", "performance"]
 DEFAULT_CELL_TIMEOUT_S = 1800.0
-
-
-def default_cache_dir() -> Path:
-    """Generated data and built models; ``PORTBENCH_CACHE`` or the XDG cache directory."""
-    if explicit := os.environ.get("PORTBENCH_CACHE"):
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "portbench"
 
 
 @dataclass(frozen=True)

@@ -48,10 +48,9 @@ def find_target(model: str, model_dir: Path | None, dataset: str, cache_dir: Pat
     if model not in entries:
         raise UnknownNameError("model", model, list(entries))
     entry, workload = entries[model]
-    model_dirs = {entry.task: str(model_dir)} if model_dir else {}
     spec = TaskSpec(
-        entry.workload, entry.task, entry.name, dataset,
-        {"cache_dir": str(cache_dir), "model_dirs": model_dirs, "dataset_dir": None},
+        entry.workload, entry.task, entry.name, dataset, {},
+        cache_dir=cache_dir, model_dirs={entry.task: model_dir} if model_dir else {},
     )
     files, _ = resolve(entry, model_dir)
     return QuantizeTarget(entry, workload, spec, files)

@@ -81,6 +81,10 @@ class ModelRecord:
     sha256: Mapping[str, str]  # file name -> digest
     synthetic_weights: bool = False
     source: str | None = None  # provenance: the package or build that produced the files
+    # The user's own directory for this role (--model-dir) and the digest of every file in it as
+    # given: a checkpoint exported on the fly runs other files than the user handed in.
+    supplied_path: str | None = None
+    supplied_sha256: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass

@@ -88,18 +88,16 @@ def plan_cells(suite: Suite, options: RunOptions, run_dir: Path) -> list[Planned
                 cell_id = template.cell_id(backend_name, precision.value)
                 if not options.selects(cell_id):
                     continue
-                params = dict(template.params)
-                params.update(
-                    cache_dir=str(options.cache_dir),
-                    dataset_dir=(
-                        str(options.dataset_dirs[template.workload])
-                        if template.workload in options.dataset_dirs else None
-                    ),
-                    model_dirs={k: str(v) for k, v in options.model_dirs.items()},
+                spec = TaskSpec(
+                    template.workload, template.task, template.model, template.dataset,
+                    dict(template.params),
+                    cache_dir=options.cache_dir,
+                    dataset_dir=options.dataset_dirs.get(template.workload),
+                    model_dirs=options.model_dirs,
                 )
                 plan = CellPlan(
                     cell_id=cell_id,
-                    spec=TaskSpec(template.workload, template.task, template.model, template.dataset, params),
+                    spec=spec,
                     backend=backend_name,
                     device_id=options.device_id,
                     precision=precision,

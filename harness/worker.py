@@ -35,7 +35,7 @@ from portbench.harness.measure import (
     staged_query,
     summarize_ms,
 )
-from portbench.harness.models import hash_model_files
+from portbench.harness.models import hash_model_files, sha256_file
 from portbench.harness.results import CellResult, CellStatus, ModelRecord
 from portbench.harness.workload import (
     AccuracyResult,
@@ -65,7 +65,8 @@ def new_cell_result(plan: CellPlan, status: CellStatus, reason: str | None = Non
         dataset=spec.dataset,
         status=status,
         reason=reason,
-        params={k: v for k, v in spec.params.items() if k not in ("cache_dir", "model_dirs")},
+        # Where a user dataset came from is evidence; parity ignores it (harness.parity.LOCATION_PARAMS).
+        params={**spec.params, **({"dataset_dir": str(spec.dataset_dir)} if spec.dataset_dir else {})},
     )
 
 
@@ -129,6 +130,8 @@ def _open_sessions(backend: Backend, workload: Workload, plan: CellPlan) -> Open
                 sha256=hash_model_files(files),
                 synthetic_weights=synthetic,
                 source=source,
+                supplied_path=str(plan.spec.model_dirs[role]) if role in plan.spec.model_dirs else None,
+                supplied_sha256={p.name: sha256_file(p) for p in workload.supplied_files(plan.spec, role)},
             )
         )
         start = time.perf_counter()

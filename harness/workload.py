@@ -15,6 +15,7 @@ third parties register theirs in the ``portbench.workloads`` entry-point group.
 from __future__ import annotations
 
 import importlib
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,15 +51,28 @@ class Query:
     samples: int = 1
 
 
+def default_cache_dir() -> Path:
+    """Generated data and built models; ``PORTBENCH_CACHE`` or the XDG cache directory."""
+    if explicit := os.environ.get("PORTBENCH_CACHE"):
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "portbench"
+
+
 @dataclass(frozen=True)
 class TaskSpec:
-    """What a cell asks of a workload: the task (model role), its dataset and parameters."""
+    """What a cell asks of a workload: the task (model role), its dataset and parameters, and where
+    the user's own files are: ``dataset_dir`` replaces the named dataset, ``model_dirs`` (role ->
+    directory) the registered models; ``cache_dir`` holds what the workload generates or builds."""
 
     workload: str
     task: str  # e.g. "det", "rec", "system" for OCR; "cls" for ERNIE
     model: str  # registry name of the model (or of the pipeline's first model)
     dataset: str  # dataset name as the workload understands it
     params: Mapping[str, JSONValue] = field(default_factory=dict)
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    dataset_dir: Path | None = None
+    model_dirs: Mapping[str, Path] = field(default_factory=dict)
 
 
 @dataclass
@@ -241,6 +255,19 @@ class Workload(ABC):
     def model_name(self, spec: TaskSpec, role: str) -> str:
         """Registry name of the model playing ``role`` (recorded with its hashes)."""
         return spec.model
+
+    @abstractmethod
+    def roles(self, spec: TaskSpec) -> Sequence[str]:
+        """The model roles the task of ``spec`` uses (keys of :meth:`models_for`), without building
+        anything: the planner names a cell's model from them."""
+
+    def supplied_files(self, spec: TaskSpec, role: str) -> Sequence[Path]:
+        """The files the user handed in for ``role`` (``--model-dir``), hashed as given into the
+        evidence; none for registered models."""
+        directory = spec.model_dirs.get(role)
+        if directory is None or role not in self.roles(spec) or not directory.is_dir():
+            return ()
+        return sorted(p for p in directory.iterdir() if p.is_file())
 
     def model_source(self, spec: TaskSpec, role: str) -> str | None:
         """Where the model playing ``role`` came from, for compliance evidence."""

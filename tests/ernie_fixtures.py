@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from portbench.harness.workload import TaskSpec
 from portbench.suites.ernie.reference import ReferenceRecipe
 from portbench.suites.ernie.training import TrainConfig
 
@@ -19,3 +24,17 @@ TINY_RECIPE = ReferenceRecipe(
     train=TrainConfig(epochs=1, batch_size=16, learning_rate=2e-3, max_steps=12),
     max_train_examples=1000,
 )
+
+
+def make_spec(workload: str, task: str, model: str, dataset: str, params: Mapping[str, Any]) -> TaskSpec:
+    """A TaskSpec from one flat dict, as these tests write them: the file locations ``cache_dir``,
+    ``dataset_dir`` and ``model_dirs`` go to the spec's typed fields, the rest stays a parameter."""
+    rest = {k: v for k, v in params.items() if k not in ("cache_dir", "dataset_dir", "model_dirs")}
+    cache = params.get("cache_dir")
+    user_data = params.get("dataset_dir")
+    return TaskSpec(
+        workload, task, model, dataset, rest,
+        **({"cache_dir": Path(cache)} if cache else {}),
+        dataset_dir=Path(user_data) if user_data else None,
+        model_dirs={role: Path(d) for role, d in (params.get("model_dirs") or {}).items()},
+    )

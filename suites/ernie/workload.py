@@ -93,14 +93,8 @@ def _int_param(spec: TaskSpec, key: str, default: int) -> int:
     return value
 
 
-def _cache_dir(spec: TaskSpec) -> Path:
-    value = spec.params.get("cache_dir")
-    return Path(value) if value else Path.home() / ".cache" / "portbench"
-
-
 def _user_model_dir(spec: TaskSpec) -> Path | None:
-    dirs = spec.params.get("model_dirs") or {}
-    return Path(dirs["model"]) if "model" in dirs else None
+    return spec.model_dirs.get("model")
 
 
 def _find_tsv(path: Path) -> Path:
@@ -309,6 +303,10 @@ class ErnieWorkload(Workload):
         recipe = RECIPES["smoke" if name.endswith("-smoke") else "default"]
         build_with_report(cache_dir / "models", recipe, log)
 
+    def roles(self, spec: TaskSpec) -> tuple[str, ...]:
+        self._check_task(spec)
+        return ("model",)
+
     def _check_task(self, spec: TaskSpec) -> None:
         if spec.task not in TASKS:
             raise PortbenchError(f"unknown ERNIE task {spec.task!r}; known: {', '.join(TASKS)}")
@@ -334,12 +332,12 @@ class ErnieWorkload(Workload):
         return RECIPES[name]
 
     def _reference(self, spec: TaskSpec) -> ReferenceBuild:
-        return ensure_reference_model(_cache_dir(spec) / "models", self._recipe(spec))
+        return ensure_reference_model(spec.cache_dir / "models", self._recipe(spec))
 
     def classifier(self, spec: TaskSpec) -> Classifier:
         user_dir = _user_model_dir(spec)
         if user_dir is not None:
-            user: UserModel = load_user_model(user_dir, _cache_dir(spec) / "models")
+            user: UserModel = load_user_model(user_dir, spec.cache_dir / "models")
             return Classifier(
                 f"user:{user_dir}",
                 user.model_files,
@@ -356,14 +354,13 @@ class ErnieWorkload(Workload):
         self._check_task(spec)
         if spec.task == "perf":
             shape = str(spec.params.get("shape", "medium"))
-            return {"model": ensure_synthetic_model(_cache_dir(spec) / "models", shape)}
+            return {"model": ensure_synthetic_model(spec.cache_dir / "models", shape)}
         return {"model": self.classifier(spec).model_files}
 
     def eval_examples(self, spec: TaskSpec, labels: Sequence[str]) -> list[Example]:
-        dataset_dir = spec.params.get("dataset_dir")
         max_samples = _int_param(spec, "max_samples", DEFAULT_MAX_SAMPLES)
-        if dataset_dir:
-            return read_tsv(_find_tsv(Path(dataset_dir)), labels)[:max_samples]
+        if spec.dataset_dir is not None:
+            return read_tsv(_find_tsv(spec.dataset_dir), labels)[:max_samples]
         if _user_model_dir(spec) is not None:
             raise DatasetError(
                 "a user ERNIE model needs evaluation data: pass --dataset FILE.tsv (text<TAB>label)"
@@ -417,7 +414,7 @@ class ErnieWorkload(Workload):
         from portbench.suites.ernie.quantization import checkpoint_legacy_export, synthetic_legacy_export
 
         self._check_task(spec)
-        models_root = _cache_dir(spec) / "models"
+        models_root = spec.cache_dir / "models"
         if spec.task == "perf":
             shape_name = str(spec.params.get("shape", "medium"))
             pir = ensure_synthetic_model(models_root, shape_name)
@@ -470,10 +467,8 @@ class ErnieWorkload(Workload):
             build = self._reference(spec)
             source = f"{build.manifest['name']} calib split ({build.directory.name}/manifest.json)"
             return corpus_examples(build.split_ids("calib")), source
-        dataset_dir = spec.params.get("dataset_dir")
-        if dataset_dir:
-            directory = Path(dataset_dir)
-            directory = directory if directory.is_dir() else directory.parent
+        if spec.dataset_dir is not None:
+            directory = spec.dataset_dir if spec.dataset_dir.is_dir() else spec.dataset_dir.parent
             for name in CALIBRATION_TSV_NAMES:
                 if (directory / name).is_file():
                     return read_tsv(directory / name, labels), f"user calibration file {directory / name}"

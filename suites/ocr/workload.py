@@ -75,24 +75,16 @@ PRE, INFER, POST = "preprocess", "inference", "postprocess"
 T = TypeVar("T")
 
 
-def _param_path(spec: TaskSpec, key: str) -> Path | None:
-    value = spec.params.get(key)
-    return Path(value) if value else None
-
-
 def _model_override(spec: TaskSpec, role: str) -> Path | None:
-    dirs = spec.params.get("model_dirs") or {}
-    return Path(dirs[role]) if role in dirs else None
+    return spec.model_dirs.get(role)
 
 
 def load_dataset(spec: TaskSpec) -> OcrDataset:
-    user_dir = _param_path(spec, "dataset_dir")
-    if user_dir is not None:
-        return load_user_dataset(user_dir)
+    if spec.dataset_dir is not None:
+        return load_user_dataset(spec.dataset_dir)
     if spec.dataset not in DATASETS:
         raise DatasetError(f"unknown OCR dataset {spec.dataset!r}; known: {', '.join(DATASETS)}")
-    cache = _param_path(spec, "cache_dir") or Path.home() / ".cache" / "portbench"
-    return datagen.ensure_dataset(DATASETS[spec.dataset], cache / "datasets")
+    return datagen.ensure_dataset(DATASETS[spec.dataset], spec.cache_dir / "datasets")
 
 
 def _truths(sample: DetSample) -> list[GroundTruthLine]:
@@ -320,14 +312,14 @@ class OcrWorkload(Workload):
     def registered_models(self) -> Sequence[ModelEntry]:
         return OCR_MODELS
 
-    def _roles(self, spec: TaskSpec) -> tuple[str, ...]:
+    def roles(self, spec: TaskSpec) -> tuple[str, ...]:
         if spec.task not in TASK_ROLES:
             raise PortbenchError(f"unknown OCR task {spec.task!r}; known: {', '.join(TASK_ROLES)}")
         return TASK_ROLES[spec.task]
 
     def models_for(self, spec: TaskSpec) -> Mapping[str, ModelFiles]:
         return {
-            role: resolve(ROLE_MODELS[role], _model_override(spec, role))[0] for role in self._roles(spec)
+            role: resolve(ROLE_MODELS[role], _model_override(spec, role))[0] for role in self.roles(spec)
         }
 
     def model_name(self, spec: TaskSpec, role: str) -> str:
@@ -354,11 +346,10 @@ class OcrWorkload(Workload):
 
         if spec.dataset not in DATASETS:
             raise QuantizationUnsupported(f"no calibration split for OCR dataset {spec.dataset!r}")
-        cache = _param_path(spec, "cache_dir") or Path.home() / ".cache" / "portbench"
-        return ocr_calibration_set(role, DATASETS[spec.dataset], cache, samples, batch_size)
+        return ocr_calibration_set(role, DATASETS[spec.dataset], spec.cache_dir, samples, batch_size)
 
     def prepare(self, spec: TaskSpec, sessions: Mapping[str, InferenceSession]) -> PreparedTask:
-        roles = self._roles(spec)
+        roles = self.roles(spec)
         # A user rec model with another dictionary is caught at the first decode (class count check).
         decoder = CTCDecoder.from_dictionary(ppocr_keys_path())
         pipeline = OcrPipeline(
