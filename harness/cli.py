@@ -22,10 +22,10 @@ from portbench import __version__
 from portbench.backends.base import Precision
 from portbench.backends.registry import backend_names, create_backend
 from portbench.errors import PortbenchError, UnknownNameError
-from portbench.harness import platform_info
+from portbench.harness import platform_info, reporting
 from portbench.harness.config import DEFAULT_CELL_TIMEOUT_S, Mode, RunOptions, default_cache_dir
 from portbench.harness.quantize import DEFAULT_OP_TYPES
-from portbench.harness.results import RunResults, load_results, write_atomic
+from portbench.harness.results import RunResults, load_results
 from portbench.harness.runner import (
     Runner,
     new_results,
@@ -206,12 +206,10 @@ def run(
 
 
 def _write_reports(results: RunResults, run_dir: Path) -> None:
-    from portbench.reports.markdown import render_markdown
-    from portbench.reports.terminal import print_summary
-
-    write_atomic(run_dir / "summary.md", render_markdown(results))
-    print_summary(results, Console())
-    Console(stderr=True).print(f"results: {run_dir / 'results.json'}\nsummary: {run_dir / 'summary.md'}")
+    console = Console()
+    written = [reporting.render(name, results, run_dir, console) for name in reporting.RUN_REPORTS]
+    lines = [f"results: {run_dir / 'results.json'}", *(f"summary: {path}" for path in written if path)]
+    Console(stderr=True).print("\n".join(lines))
 
 
 @cli.command()
@@ -223,9 +221,8 @@ def report(run_dir: Path, benchmark_storage: Path | None) -> None:
     results = load_results(run_dir)
     _write_reports(results, run_dir if run_dir.is_dir() else run_dir.parent)
     if benchmark_storage is not None:
-        from portbench.reports.pytest_benchmark import save_pytest_benchmark
-
-        path = save_pytest_benchmark(results, benchmark_storage)
+        run_dir = run_dir if run_dir.is_dir() else run_dir.parent
+        path = reporting.render("pytest-benchmark", results, run_dir, Console(), benchmark_storage)
         Console(stderr=True).print(f"pytest-benchmark: {path}")
 
 
@@ -281,7 +278,7 @@ def compare(
     baseline_dir: Path, run_dir: Path, max_slowdown: float, max_metric_drop: float, strict_manifest: bool
 ) -> None:
     """Compare RUN_DIR with BASELINE_DIR; exit 1 on any regression (nightly CI gate)."""
-    from portbench.reports.compare import compare_runs
+    from portbench.harness.compare import compare_runs
 
     comparison = compare_runs(
         load_results(baseline_dir), load_results(run_dir), max_slowdown, max_metric_drop, strict_manifest

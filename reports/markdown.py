@@ -6,8 +6,12 @@ Content and number formatting come from :mod:`portbench.reports.tables`; this mo
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
-from portbench.harness.results import RunResults
+from rich.console import Console
+
+from portbench.harness.reporting import Report
+from portbench.harness.results import RunResults, write_atomic
 from portbench.reports.parity import (
     VERDICT_SYMBOLS,
     column_label,
@@ -209,3 +213,16 @@ def render_markdown(results: RunResults) -> str:
         if section:
             lines += ["", *section]
     return "\n".join(lines) + "\n"
+
+
+class MarkdownSummary(Report):
+    """``summary.md`` beside ``results.json``: every cell, parity, models, unfinished cells."""
+
+    name = "summary"
+    description = "Markdown summary of one run (summary.md)"
+    default_filename = "summary.md"
+
+    def render(self, results: RunResults, destination: Path | None, console: Console) -> Path | None:
+        path = destination or Path(self.default_filename)
+        write_atomic(path, render_markdown(results))
+        return path

@@ -14,7 +14,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+
 from portbench.errors import PortbenchError
+from portbench.harness.reporting import Report
 from portbench.harness.results import CellResult, RunResults, write_atomic
 
 _64_BIT_ARCHITECTURES = ("x86_64", "amd64", "aarch64", "arm64", "loongarch64", "ppc64le", "s390x", "riscv64")
@@ -158,3 +161,16 @@ def save_pytest_benchmark(results: RunResults, storage: Path, name: str | None =
     path = folder / f"{max(counters, default=0) + 1:04d}_{label}.json"
     write_atomic(path, json.dumps(document, ensure_ascii=True, indent=4, allow_nan=False))
     return path
+
+
+class PytestBenchmarkExport(Report):
+    """The run as a pytest-benchmark file under a storage folder (``destination``), for
+    ``pytest-benchmark compare --storage``."""
+
+    name = "pytest-benchmark"
+    description = "pytest-benchmark JSON in a storage folder"
+
+    def render(self, results: RunResults, destination: Path | None, console: Console) -> Path | None:
+        if destination is None:
+            raise PortbenchError("the pytest-benchmark export needs a storage folder")
+        return save_pytest_benchmark(results, destination)

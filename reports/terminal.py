@@ -7,11 +7,14 @@ reasons for failed and skipped cells below the table.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from portbench.harness.reporting import Report
 from portbench.harness.results import RunResults
 from portbench.reports.parity import ParityMatrix, column_label, parity_matrix, parity_notes
 from portbench.reports.tables import (
@@ -137,3 +140,14 @@ def print_summary(results: RunResults, console: Console) -> None:
             (f"{counts['skipped']} skipped", STATUS_STYLES["skipped"] if counts["skipped"] else ""),
         )
     )
+
+
+class TerminalSummary(Report):
+    """The summary table, notes and parity matrix, printed."""
+
+    name = "terminal"
+    description = "Summary table and parity matrix on the terminal"
+
+    def render(self, results: RunResults, destination: Path | None, console: Console) -> Path | None:
+        print_summary(results, console)
+        return None

@@ -14,7 +14,7 @@ from portbench.harness.results import (
     TrialSummary,
     save_results,
 )
-from portbench.reports.compare import compare_cell, compare_runs
+from portbench.harness.compare import compare_cell, compare_runs
 
 PLATFORM = {
     "cpu": {"vendor": "GenuineIntel", "model_name": "test", "architecture": "x86_64"},
