@@ -8,7 +8,6 @@ and precisions of each suite), so any drift in the TOML files shows up here.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import pytest
 
@@ -442,24 +441,3 @@ def test_builtin_suite_round_trips_through_its_dict(name: str) -> None:
     assert again == suite
     assert again.to_dict() == suite.to_dict()
 
-
-def test_migration_matches_the_python_definitions() -> None:
-    # Transitional: compared against the Python definitions while they still exist.
-    from portbench.suites.definitions import SUITES
-
-    def flat(suite: Any) -> tuple[Any, ...]:
-        return (
-            suite.name,
-            suite.description,
-            suite.measure,
-            suite.trials,
-            suite.precisions,
-            suite.gates,
-            [
-                (c.workload, c.task, c.model, c.dataset, c.scenario, c.label, dict(c.params))
-                for c in suite.cells
-            ],
-        )
-
-    for name, old in SUITES.items():
-        assert flat(get_suite(name)) == flat(old)
