@@ -270,7 +270,8 @@ def _parse_cells(value: Any, check: _Checker, workloads: Collection[str] | None)
             )
             cell_id = cell.cell_id("BACKEND", "PRECISION")
             if cell_id in seen:
-                raise check.error(prefix, f"cell {cell_id} repeats {seen[cell_id]}; give each cell its own "
+                where = "twice" if seen[cell_id] == prefix else f"again (first in {seen[cell_id]})"
+                raise check.error(prefix, f"cell {cell_id} appears {where}; give each cell its own "
                                           "label (with a matrix, name the swept keys in it)")
             seen[cell_id] = prefix
             cells.append(cell)
