@@ -263,3 +263,16 @@ def test_documents_without_a_stored_suite_name_a_builtin(tmp_path: Path) -> None
     loaded = load_results(tmp_path)
     assert loaded.suite_definition is None and loaded.schema_version == "1.0"
     assert suite_for(loaded) == get_suite("smoke")
+
+
+def test_the_readme_example_is_a_valid_suite() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Suite files", 1)[1]
+    example = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    suite = parse(example)
+    assert suite.name == "procurement" and suite.precisions == ("fp32", "int8")
+    assert suite.gates.gate_for("rec_char_accuracy", "int8") == 0.98
+    assert len(suite.cells) == 1 + 5 * 3 * 2
+    assert suite.cells[-1].cell_id("cpu", "fp32") == (
+        "ernie/perf/ernie-3.0-base-synthetic@base-s128-b8/cpu/fp32/single-stream"
+    )
