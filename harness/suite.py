@@ -167,10 +167,13 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _measure_types() -> dict[str, str]:
+def _measure_types() -> dict[str, type]:
+    """Field -> int or float, read from MeasureSettings itself so a new setting needs no edit here."""
     hints = typing.get_type_hints(MeasureSettings)
-    return {f.name: "number" if float in typing.get_args(hints[f.name]) or hints[f.name] is float
-            else "whole number" for f in dataclasses.fields(MeasureSettings)}
+    return {
+        f.name: float if hints[f.name] is float or float in typing.get_args(hints[f.name]) else int
+        for f in dataclasses.fields(MeasureSettings)
+    }
 
 
 def _parse_measure(value: Any, check: _Checker) -> MeasureSettings:
@@ -178,16 +181,16 @@ def _parse_measure(value: Any, check: _Checker) -> MeasureSettings:
     table = check.table(value, "measure", tuple(types))
     optional = {f.name for f in dataclasses.fields(MeasureSettings) if f.default is None}
     values: dict[str, Any] = {}
-    for name, value_ in table.items():
-        where = f"measure.{name}"
-        if value_ is None and name in optional:
+    for name, setting in table.items():
+        if setting is None and name in optional:
             values[name] = None  # JSON null in a stored suite; TOML leaves the key out instead
             continue
-        wrong = isinstance(value_, bool) or not isinstance(value_, int if types[name] == "whole number"
-                                                           else (int, float))
-        if wrong:
-            raise check.error(where, f"expected a {types[name]}, got {_show(value_)}")
-        values[name] = float(value_) if types[name] == "number" else value_
+        # TOML writes 5 for 5.0: a whole number is a fine float, but a float is no count.
+        accepted = (int, float) if types[name] is float else (int,)
+        if isinstance(setting, bool) or not isinstance(setting, accepted):
+            what = "a number" if types[name] is float else "a whole number"
+            raise check.error(f"measure.{name}", f"expected {what}, got {_show(setting)}")
+        values[name] = types[name](setting)
     try:
         return MeasureSettings(**values)
     except MeasureSettingsError as exc:
