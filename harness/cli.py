@@ -34,7 +34,8 @@ from portbench.harness.runner import (
     select_backends,
     suite_for,
 )
-from portbench.suites.definitions import DEFAULT_SUITE, SUITES, get_suite
+from portbench.harness.suite import DEFAULT_SUITE, Suite, builtin_suite_names, get_suite, resolve_suite
+from portbench.harness.workload import workload_names
 
 DEFAULT_OUT = Path("portbench-results")
 STATUS_STYLE = {"passed": "green", "failed": "bold red", "skipped": "yellow"}
@@ -60,7 +61,6 @@ def parse_model_dirs(values: Sequence[str]) -> dict[str, Path]:
 
 def parse_datasets(values: Sequence[str], workloads: Sequence[str]) -> dict[str, Path]:
     """``--dataset [WORKLOAD=]PATH`` values; a bare PATH needs exactly one workload in the run."""
-    from portbench.harness.workload import workload_names
 
     parsed: dict[str, Path] = {}
     for value in values:
@@ -87,7 +87,10 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--suite", "suite_name", default=DEFAULT_SUITE, show_default=True, help="Suite to run.")
+@click.option("--suite", "suite_name", default=DEFAULT_SUITE, show_default=True,
+              help="A built-in suite (portbench suites) or your own suite file (.toml).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override a suite setting, type-checked (repeatable): --set measure.min_duration_s=5.")
 @click.option("--backend", "backends", multiple=True, help="Backend(s) to run; default: every available one.")
 @click.option(
     "--precisions", default=None, help="Comma-separated: fp32,fp16,bf16,int8 (default: the suite's)."
@@ -115,6 +118,7 @@ def cli() -> None:
               help="Seconds before a cell's worker is killed.")
 def run(
     suite_name: str,
+    sets: tuple[str, ...],
     backends: tuple[str, ...],
     precisions: str | None,
     out_dir: Path | None,
@@ -132,10 +136,12 @@ def run(
     """Run a suite and write DIR/results.json, DIR/summary.md."""
     console = Console(stderr=True)
     if resume_dir is not None:
+        if sets:
+            raise PortbenchError("--set cannot change a resumed run: it finishes the suite it started with")
         results, options = resume_results(resume_dir)
         run_dir = resume_dir
     else:
-        suite = get_suite(suite_name)
+        suite = resolve_suite(suite_name, sets, workloads=workload_names())
         for name in backends:
             if name not in backend_names():
                 raise UnknownNameError("backend", name, backend_names())
@@ -167,9 +173,9 @@ def run(
         if datasets:
             workloads = sorted({p.plan.spec.workload for p in plan_cells(suite, options, Path("."))})
             options = dataclasses.replace(options, dataset_dirs=parse_datasets(datasets, workloads))
-        results = new_results(options, platform_info.describe_platform())
+        results = new_results(options, platform_info.describe_platform(), suite)
         run_dir = out_dir if out_dir is not None else DEFAULT_OUT / results.run_id
-    suite = suite_for(options)
+    suite = suite_for(results)
     runner = Runner(results, run_dir, options)
     planned = plan_cells(suite, options, run_dir)
     if not planned:
@@ -249,9 +255,7 @@ def parity_command(run_dir: Path, reference_dir: Path | None, gates_file: Path |
     results = load_results(run_dir)
     base = run_dir if run_dir.is_dir() else run_dir.parent
     catalog = TaskCatalog()
-    gates = ParityGates.from_file(gates_file) if gates_file else suite_for(
-        RunOptions.from_dict(results.request)
-    ).gates
+    gates = ParityGates.from_file(gates_file) if gates_file else suite_for(results).gates
     gates.check_names(w for name in {c.workload for c in results.cells} if (w := catalog.workload(name)))
     reference = load_reference(reference_dir, catalog) if reference_dir else None
     apply_parity(results, base, reference, gates, catalog)
@@ -322,19 +326,37 @@ def list_backends() -> None:
 
 
 @cli.command("suites")
-def list_suites() -> None:
-    """The suites and their cells."""
-    table = Table(title="portbench suites")
-    for column in ("suite", "description", "cells"):
-        table.add_column(column)
-    for suite in SUITES.values():
-        cells = "\n".join(
-            f"{c.workload}/{c.task}/{c.model}{'@' + c.label if c.label else ''} on {c.dataset}"
-            for c in suite.cells
-        )
-        name = suite.name + (" (default)" if suite.name == DEFAULT_SUITE else "")
-        table.add_row(name, suite.description, cells)
-    Console().print(table)
+@click.argument("suite_file", required=False, metavar="[NAME|FILE]")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a setting, as in run.")
+def list_suites(suite_file: str | None, sets: tuple[str, ...]) -> None:
+    """The built-in suites and their cells; with NAME or FILE, check that suite and show it resolved."""
+    if suite_file is None:
+        table = Table(title="portbench suites")
+        for column in ("suite", "description", "cells"):
+            table.add_column(column)
+        for name in builtin_suite_names():
+            suite = get_suite(name, sets, workloads=workload_names())
+            label = name + (" (default)" if name == DEFAULT_SUITE else "")
+            table.add_row(label, suite.description, _cell_lines(suite))
+        Console().print(table)
+        return
+    suite = resolve_suite(suite_file, sets, workloads=workload_names())
+    # Plain lines, not a table: whole cell ids, whatever the terminal width, for grep and diff.
+    measure = ", ".join(f"{k}={v}" for k, v in suite.to_dict()["measure"].items() if v is not None)
+    click.echo(f"{suite.name}: {suite.description}")
+    click.echo(f"precisions {', '.join(suite.precisions)}; {suite.trials} trial(s) per cell; "
+               f"{len(suite.cells)} cell(s) per backend and precision")
+    click.echo(f"measure: {measure}")
+    for cell in suite.cells:
+        params = " ".join(f"{k}={v}" for k, v in cell.to_dict()["params"].items())
+        click.echo(f"  {cell.cell_id('BACKEND', 'PRECISION')} on {cell.dataset}  {params}".rstrip())
+
+
+def _cell_lines(suite: Suite) -> str:
+    return "\n".join(
+        f"{c.workload}/{c.task}/{c.model}{'@' + c.label if c.label else ''} on {c.dataset}"
+        for c in suite.cells
+    )
 
 
 @cli.group("models", invoke_without_command=True)

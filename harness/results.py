@@ -17,7 +17,8 @@ from typing import Any, Literal
 from portbench.errors import PortbenchError
 from portbench.harness.verdict import ParityVerdict
 
-SCHEMA_VERSION = "1.0"
+# 1.1: suite_definition, the resolved suite (1.0 documents still load: they name a built-in suite).
+SCHEMA_VERSION = "1.1"
 SCHEMA_PATH = Path(__file__).with_name("results.schema.json")
 RESULTS_FILENAME = "results.json"
 
@@ -157,6 +158,9 @@ class RunResults:
     command: list[str] = field(default_factory=list)
     # What was asked for (suite, backends, precisions, options): lets --resume rebuild the same cells.
     request: dict[str, Any] = field(default_factory=dict)
+    # The resolved suite (portbench.harness.suite.Suite.to_dict): the cells, measure settings, trials
+    # and gates this run was started with, whatever the suite file says later.
+    suite_definition: dict[str, Any] | None = None
     finished_at: str | None = None
     cells: list[CellResult] = field(default_factory=list)
     schema_version: str = SCHEMA_VERSION

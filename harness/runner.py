@@ -26,9 +26,9 @@ from portbench.errors import BackendUnavailableError, PortbenchError
 from portbench.harness.config import CellPlan, RunOptions
 from portbench.harness.parity import apply_parity, load_reference
 from portbench.harness.results import CellResult, RunResults, load_results, save_results, write_atomic
+from portbench.harness.suite import Suite, get_suite
 from portbench.harness.worker import new_cell_result, utc_now, worker_main
 from portbench.harness.workload import TaskSpec
-from portbench.suites.definitions import Suite, get_suite
 
 LOG_TAIL_LINES = 8
 KILL_GRACE_S = 5.0
@@ -249,12 +249,12 @@ class Runner:
             yield result
         # Parity needs every cell (the FP32 CPU reference may run last), so it is judged at the end.
         reference = load_reference(self.options.reference_dir) if self.options.reference_dir else None
-        apply_parity(self.results, self.run_dir, reference, suite_for(self.options).gates)
+        apply_parity(self.results, self.run_dir, reference, suite_for(self.results).gates)
         self.results.finished_at = utc_now()
         save_results(self.results, self.run_dir)
 
 
-def new_results(options: RunOptions, platform: dict[str, object]) -> RunResults:
+def new_results(options: RunOptions, platform: dict[str, object], suite: Suite) -> RunResults:
     return RunResults(
         run_id=new_run_id(),
         started_at=utc_now(),
@@ -264,6 +264,7 @@ def new_results(options: RunOptions, platform: dict[str, object]) -> RunResults:
         platform=dict(platform),
         command=list(sys.argv),
         request=options.to_dict(),
+        suite_definition=suite.to_dict(),
     )
 
 
@@ -275,5 +276,10 @@ def resume_results(run_dir: Path) -> tuple[RunResults, RunOptions]:
     return results, RunOptions.from_dict(results.request)
 
 
-def suite_for(options: RunOptions) -> Suite:
-    return get_suite(options.suite)
+def suite_for(results: RunResults) -> Suite:
+    """The suite a run was started with, as stored in its results: editing or renaming the suite file
+    afterwards changes nothing for ``--resume``, reports or parity. Documents from before suites were
+    stored (schema 1.0) name a built-in suite."""
+    if results.suite_definition is None:
+        return get_suite(results.suite)
+    return Suite.from_dict(results.suite_definition, source=f"the suite stored in run {results.run_id}")

@@ -323,6 +323,18 @@ def platform_lines(platform: Mapping[str, Any]) -> list[tuple[str, str]]:
     return [(label, value) for label, value in lines if value]
 
 
+def suite_text(results: RunResults) -> str:
+    """The suite as the run stored it (its file may have changed since); name only before schema 1.1."""
+    stored = results.suite_definition
+    if not stored:
+        return results.suite
+    header = stored.get("suite", {})
+    trials = header.get("trials")
+    parts = [header.get("description"), f"{len(stored.get('cells', []))} cell(s)",
+             trials and f"{trials} timed trial(s) per cell"]
+    return f"{results.suite} ({'; '.join(str(p) for p in parts if p)})"
+
+
 def run_header_lines(results: RunResults) -> list[tuple[str, str]]:
     """(label, value) pairs identifying the run itself."""
     version = _join(
@@ -330,7 +342,7 @@ def run_header_lines(results: RunResults) -> list[tuple[str, str]]:
     )
     lines = [
         ("Run", results.run_id),
-        ("Suite", results.suite),
+        ("Suite", suite_text(results)),
         ("Started", format_timestamp(results.started_at)),
         ("Finished", format_timestamp(results.finished_at)),
         ("portbench", version),

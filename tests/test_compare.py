@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from portbench.harness.compare import compare_cell, compare_runs
 from portbench.harness.results import (
     CellResult,
     LatencySummary,
@@ -14,7 +15,6 @@ from portbench.harness.results import (
     TrialSummary,
     save_results,
 )
-from portbench.harness.compare import compare_cell, compare_runs
 
 PLATFORM = {
     "cpu": {"vendor": "GenuineIntel", "model_name": "test", "architecture": "x86_64"},

@@ -14,7 +14,7 @@ from ernie_fixtures import TINY_RECIPE, make_spec
 from portbench.backends.base import InferenceSession, PredictorOptions
 from portbench.backends.cpu import CpuBackend
 from portbench.errors import DatasetError, ModelError, PortbenchError
-from portbench.suites.ernie.cells import smoke_cells, standard_cells, sweep_cells
+from portbench.harness.suite import get_suite
 from portbench.suites.ernie.reference import (
     DEFAULT_RECIPE,
     MANIFEST,
@@ -241,7 +241,8 @@ def test_build_with_report_states_scores_and_time(tmp_path: Path) -> None:
 
 
 def test_suite_cells_cover_shapes_lengths_and_batches() -> None:
-    sweep = sweep_cells()
+    sweep = get_suite("ernie-shapes").cells
+    standard = [c for c in get_suite("standard").cells if c.workload == "ernie"]
     perf = [c for c in sweep if c.task == "perf"]
     assert {(c.params["shape"], c.params["seq_len"], c.params["batch_size"]) for c in perf} == {
         (shape, seq, batch)
@@ -250,15 +251,15 @@ def test_suite_cells_cover_shapes_lengths_and_batches() -> None:
         for batch in (1, 8)
     }
     assert all(c.model.endswith("-synthetic") for c in perf)
-    for cells in (sweep, standard_cells()):
+    for cells in (sweep, standard):
         cls = [c for c in cells if c.task == "cls"]
         assert cls and all(c.params["seq_len"] <= DEFAULT_RECIPE.max_seq_len for c in cls)
         ids = [c.cell_id("cpu", "fp32") for c in cells]
         assert len(set(ids)) == len(ids)
     # The default suite keeps every ERNIE 3.0 size, at one length, so it stays minutes long.
-    standard_perf = {c.params["shape"] for c in standard_cells() if c.task == "perf"}
+    standard_perf = {c.params["shape"] for c in standard if c.task == "perf"}
     assert standard_perf == {"nano", "micro", "mini", "medium", "base"}
-    assert {c.task for c in smoke_cells()} == {"cls", "perf"}
+    assert {c.task for c in get_suite("smoke").cells if c.workload == "ernie"} == {"cls", "perf"}
 
 
 @pytest.mark.slow

@@ -12,8 +12,8 @@ from portbench.errors import PortbenchError
 from portbench.harness.config import CellPlan, RunOptions
 from portbench.harness.results import RunResults, load_results, validate_document
 from portbench.harness.runner import CellOutcome, PlannedCell, Runner, plan_cells, resume_results
+from portbench.harness.suite import get_suite
 from portbench.harness.worker import new_cell_result
-from portbench.suites.definitions import get_suite
 
 PLATFORM = {
     "cpu": {"vendor": "GenuineIntel", "model_name": "test", "architecture": "x86_64"},

@@ -17,9 +17,9 @@ from portbench.errors import PortbenchError
 from portbench.harness.config import CellPlan
 from portbench.harness.measure import MeasureSettings
 from portbench.harness.results import CellResult, validate_document
+from portbench.harness.suite import get_suite
 from portbench.harness.worker import _measure_inference_stages, _measure_scenario, new_cell_result
 from portbench.harness.workload import AccuracyResult, PreparedTask, Query, ScenarioUnsupported, TaskSpec
-from portbench.suites.definitions import get_suite
 
 QUICK = MeasureSettings(
     warmup_queries=1, min_queries=6, max_queries=6, min_duration_s=0.0, max_duration_s=5.0,
