@@ -15,29 +15,21 @@ from typing import cast
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from portbench import __version__
 from portbench.backends.base import Precision
 from portbench.backends.registry import backend_names, create_backend
 from portbench.errors import PortbenchError, UnknownNameError
-from portbench.harness import platform_info, reporting
+from portbench.harness import reporting
 from portbench.harness.config import DEFAULT_CELL_TIMEOUT_S, Mode, RunOptions, default_cache_dir
 from portbench.harness.quantize import DEFAULT_OP_TYPES
-from portbench.harness.results import RunResults, load_results
-from portbench.harness.runner import (
-    Runner,
-    new_results,
-    plan_cells,
-    resume_results,
-    select_backends,
-    suite_for,
-)
+from portbench.harness.results import CellResult, RunResults, load_results
+from portbench.harness.runner import PlannedCell, suite_for
 from portbench.harness.suite import DEFAULT_SUITE, Suite, builtin_suite_names, get_suite, resolve_suite
 from portbench.harness.workload import workload_names
 
-DEFAULT_OUT = Path("portbench-results")
 STATUS_STYLE = {"passed": "green", "failed": "bold red", "skipped": "yellow"}
 
 
@@ -134,55 +126,35 @@ def run(
     cell_timeout_s: float,
 ) -> None:
     """Run a suite and write DIR/results.json, DIR/summary.md."""
+    from portbench.harness import api
+
     console = Console(stderr=True)
     if resume_dir is not None:
         if sets:
             raise PortbenchError("--set cannot change a resumed run: it finishes the suite it started with")
-        results, options = resume_results(resume_dir)
-        run_dir = resume_dir
+        plan = api.resume_run(resume_dir)
     else:
         suite = resolve_suite(suite_name, sets, workloads=workload_names())
-        for name in backends:
-            if name not in backend_names():
-                raise UnknownNameError("backend", name, backend_names())
-        if reference_dir is not None:
-            load_results(reference_dir)  # fail now, not after an hour of measuring
-        parsed_model_dirs = parse_model_dirs(model_dirs)
-        for role, path in parsed_model_dirs.items():
-            if not path.is_dir():
-                raise PortbenchError(f"model directory for {role!r} does not exist: {path}")
         options = RunOptions(
             suite=suite.name,
-            backends=tuple(dict.fromkeys(backends)) or tuple(backend_names()),
-            precisions=parse_precisions(precisions) if precisions else tuple(
-                Precision(p) for p in suite.precisions
-            ),
+            backends=tuple(dict.fromkeys(backends)),
+            precisions=parse_precisions(precisions) if precisions else (),
             mode=cast(Mode, mode),
             cpu_threads=threads,
             device_id=device_id,
             cache_dir=cache_dir or default_cache_dir(),
             cell_timeout_s=cell_timeout_s,
-            model_dirs=parsed_model_dirs,
+            model_dirs=parse_model_dirs(model_dirs),
             only=only,
             reference_dir=reference_dir,
         )
-        selected = select_backends(options, explicit=bool(backends))
-        if not selected:
-            raise PortbenchError("no backend is available on this machine (see: portbench backends)")
-        options = dataclasses.replace(options, backends=selected)
         if datasets:
-            workloads = sorted({p.plan.spec.workload for p in plan_cells(suite, options, Path("."))})
+            workloads = api.selected_workloads(suite, options)
             options = dataclasses.replace(options, dataset_dirs=parse_datasets(datasets, workloads))
-        results = new_results(options, platform_info.describe_platform(), suite)
-        run_dir = out_dir if out_dir is not None else DEFAULT_OUT / results.run_id
-    suite = suite_for(results)
-    runner = Runner(results, run_dir, options)
-    planned = plan_cells(suite, options, run_dir)
-    if not planned:
-        raise PortbenchError(f"--only {' '.join(options.only)} matches no cell of suite {suite.name}")
-    pending = runner.pending(planned)
+        plan = api.plan_run(suite, options, out_dir)
+    options, run_dir = plan.options, plan.run_dir
     console.print(
-        f"portbench {__version__}: suite [bold]{suite.name}[/], backends {', '.join(options.backends)}, "
+        f"portbench {__version__}: suite [bold]{plan.suite.name}[/], backends {', '.join(options.backends)}, "
         f"precisions {', '.join(p.value for p in options.precisions)} → {run_dir}"
     )
     try:
@@ -190,25 +162,35 @@ def run(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             console=console, transient=False,
         ) as progress:
-            first = pending[0].plan.cell_id if pending else "nothing to do"
-            task = progress.add_task(f"[cyan]{first}", total=len(pending))
-            for result in runner.run(pending):
-                style = STATUS_STYLE.get(result.status, "")
-                note = f" ({result.reason})" if result.reason else ""
-                progress.console.print(f"[{style}]{result.status:>7}[/] {result.cell_id}{note}")
-                progress.advance(task)
-                upcoming = [c for c in pending if runner.results.cell(c.plan.cell_id) is None]
-                if upcoming:
-                    progress.update(task, description=f"[cyan]{upcoming[0].plan.cell_id}")
+            pending = plan.pending
+            task = progress.add_task("[cyan]nothing to do" if not pending else "", total=len(pending))
+            outcome = api.execute(plan, ProgressObserver(progress, task))
     except KeyboardInterrupt:
         console.print(f"[bold red]interrupted[/]: finished cells are saved; resume with "
                       f"portbench run --resume {run_dir}")
         sys.exit(130)
-    _write_reports(runner.results, run_dir)
-    if runner.input_errors:
-        raise PortbenchError(runner.input_errors[0])
-    if any(c.status == "failed" for c in runner.results.cells):
+    _write_reports(outcome.results, run_dir)
+    if outcome.input_errors:
+        raise PortbenchError(outcome.input_errors[0])
+    if outcome.failed:
         sys.exit(1)
+
+
+class ProgressObserver:
+    """The run's progress bar: the cell now running, and each finished cell on its own line."""
+
+    def __init__(self, progress: Progress, task: TaskID) -> None:
+        self.progress = progress
+        self.task = task
+
+    def cell_started(self, cell: PlannedCell) -> None:
+        self.progress.update(self.task, description=f"[cyan]{cell.plan.cell_id}")
+
+    def cell_finished(self, result: CellResult) -> None:
+        style = STATUS_STYLE.get(result.status, "")
+        note = f" ({result.reason})" if result.reason else ""
+        self.progress.console.print(f"[{style}]{result.status:>7}[/] {result.cell_id}{note}")
+        self.progress.advance(self.task)
 
 
 def _write_reports(results: RunResults, run_dir: Path) -> None:

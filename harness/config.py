@@ -85,6 +85,9 @@ class CellPlan:
     trials: int
     mode: Mode
     cpu_threads: int
-    cache_dir: Path
-    model_dirs: Mapping[str, Path]
+    # What cell ids, results and reports call the model: the registered name, or the user's own
+    # directory when ``--model-dir`` replaced it (``Workload.model_label``).
+    model_label: str = ""
+    # The backend's environment for this device, applied in the worker process only.
+    environment: Mapping[str, str] = field(default_factory=dict)
     log_path: Path | None = None

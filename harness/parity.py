@@ -42,7 +42,7 @@ import tomllib
 from portbench.errors import PortbenchError, UnknownNameError
 from portbench.harness.results import CellResult, RunResults, load_results
 from portbench.harness.verdict import REFERENCE_ROLE, MetricCheck, ParityVerdict, ReferenceInfo
-from portbench.harness.workload import OutputsMalformed, TaskInfo, Workload, create_workload
+from portbench.harness.workload import OutputsMalformed, TaskInfo, Workload, create_workload, workload_names
 
 REFERENCE_BACKEND = "cpu"
 REFERENCE_PRECISION = "fp32"
@@ -212,6 +212,9 @@ class TaskCatalog:
             except UnknownNameError:
                 self._workloads[name] = None
         return self._workloads[name]
+
+    def known(self) -> list[str]:
+        return workload_names()
 
     def task(self, workload: str, task: str) -> TaskInfo | None:
         found = self.workload(workload)

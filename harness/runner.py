@@ -13,18 +13,17 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import portbench
-from portbench.backends.base import Availability
-from portbench.backends.registry import create_backend
-from portbench.errors import BackendUnavailableError, PortbenchError
+from portbench.backends.base import Backend
+from portbench.errors import PortbenchError
 from portbench.harness.config import CellPlan, RunOptions
-from portbench.harness.parity import apply_parity, load_reference
+from portbench.harness.parity import TaskCatalog
 from portbench.harness.results import CellResult, RunResults, load_results, save_results, write_atomic
 from portbench.harness.suite import Suite, get_suite
 from portbench.harness.worker import new_cell_result, utc_now, worker_main
@@ -62,32 +61,22 @@ def git_sha() -> str | None:
     return out.stdout.strip() or None
 
 
-def probe_backends(names: Sequence[str], device_id: int = 0) -> dict[str, Availability]:
-    return {name: create_backend(name, device_id).probe() for name in names}
-
-
-def select_backends(options: RunOptions, explicit: bool) -> tuple[str, ...]:
-    """Backends to run. Asked-for backends must be available (a clear error otherwise);
-    with none asked for, every available backend runs."""
-    availability = probe_backends(options.backends, options.device_id)
-    if explicit:
-        for name, status in availability.items():
-            if not status.available:
-                raise BackendUnavailableError(f"backend {name!r} is not available here: {status.reason}")
-        return options.backends
-    return tuple(name for name, status in availability.items() if status.available)
-
-
-def plan_cells(suite: Suite, options: RunOptions, run_dir: Path) -> list[PlannedCell]:
+def plan_cells(
+    suite: Suite,
+    options: RunOptions,
+    backends: Mapping[str, Backend],
+    run_dir: Path,
+    catalog: TaskCatalog | None = None,
+) -> list[PlannedCell]:
+    """Suite × backends × precisions, in that nesting, keeping what ``--only`` selects. A cell whose
+    model the user replaced (``--model-dir``) is named after the user's model, not the registered one."""
+    catalog = catalog or TaskCatalog()
     planned: list[PlannedCell] = []
-    for backend_name in options.backends:
-        backend = create_backend(backend_name, options.device_id)
+    for backend_name, backend in backends.items():
         support = backend.precisions()
+        environment = dict(backend.worker_environment())
         for precision in options.precisions:
             for template in suite.cells:
-                cell_id = template.cell_id(backend_name, precision.value)
-                if not options.selects(cell_id):
-                    continue
                 spec = TaskSpec(
                     template.workload, template.task, template.model, template.dataset,
                     dict(template.params),
@@ -95,6 +84,11 @@ def plan_cells(suite: Suite, options: RunOptions, run_dir: Path) -> list[Planned
                     dataset_dir=options.dataset_dirs.get(template.workload),
                     model_dirs=options.model_dirs,
                 )
+                workload = catalog.workload(template.workload)
+                model_label = workload.model_label(spec) if workload else template.model
+                cell_id = template.cell_id(backend_name, precision.value, model=model_label)
+                if not options.selects(cell_id):
+                    continue
                 plan = CellPlan(
                     cell_id=cell_id,
                     spec=spec,
@@ -106,8 +100,8 @@ def plan_cells(suite: Suite, options: RunOptions, run_dir: Path) -> list[Planned
                     trials=suite.trials,
                     mode=options.mode,
                     cpu_threads=options.cpu_threads,
-                    cache_dir=options.cache_dir,
-                    model_dirs=options.model_dirs,
+                    model_label=model_label,
+                    environment=environment,
                     log_path=run_dir / "logs" / f"{cell_file_stem(cell_id)}.log",
                 )
                 how = support.get(precision)
@@ -161,9 +155,8 @@ def run_cell_in_worker(plan: CellPlan, timeout_s: float) -> CellOutcome:
     """Run one cell in a fresh process; never raises for anything the worker does."""
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
-    environment = dict(create_backend(plan.backend, plan.device_id).worker_environment())
     process = context.Process(
-        target=worker_main, args=(plan, sender, environment), name=f"portbench-{plan.cell_id}"
+        target=worker_main, args=(plan, sender, plan.environment), name=f"portbench-{plan.cell_id}"
     )
     process.start()
     sender.close()
@@ -231,10 +224,15 @@ class Runner:
         done = {c.cell_id for c in self.results.cells}
         return [p for p in planned if p.plan.cell_id not in done]
 
-    def run(self, planned: Sequence[PlannedCell]) -> Iterator[CellResult]:
-        """Run each cell; yields each finished result (already saved)."""
+    def run(
+        self, planned: Sequence[PlannedCell], started: Callable[[PlannedCell], None] | None = None
+    ) -> Iterator[tuple[PlannedCell, CellResult]]:
+        """Run each cell; yields each with its finished result (already saved). Parity is judged by
+        the caller once every cell is in (``harness.api.execute``)."""
         save_results(self.results, self.run_dir)
         for cell in planned:
+            if started is not None:
+                started(cell)
             if cell.skip_reason is not None:
                 result = new_cell_result(cell.plan, "skipped", cell.skip_reason)
             else:
@@ -246,12 +244,7 @@ class Runner:
                     result.outputs_file = save_outputs(self.run_dir, result.cell_id, outcome.outputs)
             self.results.upsert(result)
             save_results(self.results, self.run_dir)
-            yield result
-        # Parity needs every cell (the FP32 CPU reference may run last), so it is judged at the end.
-        reference = load_reference(self.options.reference_dir) if self.options.reference_dir else None
-        apply_parity(self.results, self.run_dir, reference, suite_for(self.results).gates)
-        self.results.finished_at = utc_now()
-        save_results(self.results, self.run_dir)
+            yield cell, result
 
 
 def new_results(options: RunOptions, platform: dict[str, object], suite: Suite) -> RunResults:

@@ -66,8 +66,11 @@ class CellTemplate:
     label: str = ""  # tells apart cells of one task/model, e.g. an ERNIE shape "medium-s128-b8"
     params: Mapping[str, Any] = field(default_factory=frozen)
 
-    def cell_id(self, backend: str, precision: str) -> str:
-        model = f"{self.model}@{self.label}" if self.label else self.model
+    def cell_id(self, backend: str, precision: str, model: str | None = None) -> str:
+        """``workload/task/model[@label]/backend/precision/scenario``; ``model`` replaces the
+        template's (a user's own model)."""
+        model = model or self.model
+        model = f"{model}@{self.label}" if self.label else model
         return f"{self.workload}/{self.task}/{model}/{backend}/{precision}/{self.scenario}"
 
     def to_dict(self) -> dict[str, Any]:

@@ -58,7 +58,7 @@ def new_cell_result(plan: CellPlan, status: CellStatus, reason: str | None = Non
         cell_id=plan.cell_id,
         workload=spec.workload,
         task=spec.task,
-        model=spec.model,
+        model=plan.model_label or spec.model,
         backend=plan.backend,
         precision=plan.precision.value,
         scenario=plan.scenario,
@@ -92,7 +92,7 @@ def _quantized(
         workload.quantization_source(plan.spec, role, files),
         calibration,
         settings,
-        plan.cache_dir,
+        plan.spec.cache_dir,
         model_name=workload.model_name(plan.spec, role),
         log=lambda note: print(f"portbench: {note}", file=sys.stderr),
     )
@@ -106,7 +106,7 @@ def _open_sessions(backend: Backend, workload: Workload, plan: CellPlan) -> Open
         precision=plan.precision,
         device_id=plan.device_id,
         cpu_threads=plan.cpu_threads,
-        cache_dir=plan.cache_dir / "engines",
+        cache_dir=plan.spec.cache_dir / "engines",
     )
     opened = OpenedModels({}, [], {}, None)
     synthetic = workload.synthetic_weights(plan.spec)

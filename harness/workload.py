@@ -261,6 +261,18 @@ class Workload(ABC):
         """The model roles the task of ``spec`` uses (keys of :meth:`models_for`), without building
         anything: the planner names a cell's model from them."""
 
+    def model_label(self, spec: TaskSpec) -> str:
+        """The model a cell of ``spec`` runs, as cell ids, results and reports name it: the registered
+        name; ``user:DIR`` when the user's own directory replaced the task's only model; the registered
+        name with ``+ROLE=user:DIR`` per replaced role otherwise (one OCR model of the pipeline)."""
+        roles = list(self.roles(spec))
+        replaced = {role: spec.model_dirs[role] for role in roles if role in spec.model_dirs}
+        if not replaced:
+            return spec.model
+        if len(roles) == 1:
+            return f"user:{replaced[roles[0]].name}"
+        return spec.model + "".join(f"+{role}=user:{path.name}" for role, path in replaced.items())
+
     def supplied_files(self, spec: TaskSpec, role: str) -> Sequence[Path]:
         """The files the user handed in for ``role`` (``--model-dir``), hashed as given into the
         evidence; none for registered models."""

@@ -1,4 +1,4 @@
-"""Runner behaviour with an in-process cell runner: planning, skips, atomic saves, resume."""
+"""The run API with an in-process cell runner: planning, skips, atomic saves, resume."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import pytest
 
 from portbench.backends.base import Precision
 from portbench.errors import PortbenchError
+from portbench.harness import api
 from portbench.harness.config import CellPlan, RunOptions
 from portbench.harness.results import RunResults, load_results, validate_document
-from portbench.harness.runner import CellOutcome, PlannedCell, Runner, plan_cells, resume_results
+from portbench.harness.runner import CellOutcome, PlannedCell, Runner, resume_results
 from portbench.harness.suite import get_suite
 from portbench.harness.worker import new_cell_result
 
@@ -36,9 +37,31 @@ def make_results(options: RunOptions) -> RunResults:
     )
 
 
+def plan_smoke(options: RunOptions, run_dir: Path) -> list[PlannedCell]:
+    return api.plan_run(get_suite("smoke"), options, run_dir).cells
+
+
+class Recorder:
+    """A RunObserver that checks results.json after every finished cell."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.started: list[str] = []
+        self.seen: list[str] = []
+
+    def cell_started(self, cell: PlannedCell) -> None:
+        self.started.append(cell.plan.cell_id)
+
+    def cell_finished(self, result: object) -> None:
+        on_disk = json.loads((self.run_dir / "results.json").read_text())
+        validate_document(on_disk)
+        self.seen.append(on_disk["cells"][-1]["cell_id"])
+        assert [c["cell_id"] for c in on_disk["cells"]] == self.seen
+
+
 def test_plan_expands_suite_by_backend_and_precision(tmp_path: Path) -> None:
     options = make_options(tmp_path, (Precision.FP32, Precision.FP16))
-    planned = plan_cells(get_suite("smoke"), options, tmp_path)
+    planned = plan_smoke(options, tmp_path)
     suite_cells = len(get_suite("smoke").cells)
     assert len(planned) == 2 * suite_cells
     assert len({p.plan.cell_id for p in planned}) == len(planned)
@@ -64,16 +87,13 @@ def fake_runner(fail_ids: set[str]) -> tuple[list[str], object]:
 
 def test_each_cell_is_saved_as_it_finishes(tmp_path: Path) -> None:
     options = make_options(tmp_path)
-    planned = plan_cells(get_suite("smoke"), options, tmp_path)
+    planned = plan_smoke(options, tmp_path)
     failing = {planned[1].plan.cell_id}
     calls, run = fake_runner(failing)
-    runner = Runner(make_results(options), tmp_path, options, cell_runner=run)  # type: ignore[arg-type]
-    seen = []
-    for result in runner.run(planned):
-        on_disk = json.loads((tmp_path / "results.json").read_text())
-        validate_document(on_disk)
-        seen.append(result.cell_id)
-        assert [c["cell_id"] for c in on_disk["cells"]] == seen
+    plan = api.plan_run(get_suite("smoke"), options, tmp_path)
+    recorder = Recorder(tmp_path)
+    api.execute(plan, recorder, cell_runner=run)
+    assert recorder.started == recorder.seen == [p.plan.cell_id for p in planned]
     final = load_results(tmp_path)
     assert final.finished_at is not None
     statuses = {c.cell_id: c.status for c in final.cells}
@@ -84,29 +104,31 @@ def test_each_cell_is_saved_as_it_finishes(tmp_path: Path) -> None:
 
 def test_resume_runs_only_missing_cells(tmp_path: Path) -> None:
     options = make_options(tmp_path)
-    planned = plan_cells(get_suite("smoke"), options, tmp_path)
+    plan = api.plan_run(get_suite("smoke"), options, tmp_path)
     _, run = fake_runner(set())
-    first = Runner(make_results(options), tmp_path, options, cell_runner=run)  # type: ignore[arg-type]
-    iterator = first.run(planned)
+    first = Runner(plan.results, tmp_path, plan.options, cell_runner=run)  # type: ignore[arg-type]
+    iterator = first.run(plan.cells)
     next(iterator)  # one cell finishes, then the run "dies"
     del iterator
 
-    results, resumed_options = resume_results(tmp_path)
-    assert resumed_options == options
+    _, resumed_options = resume_results(tmp_path)
+    assert resumed_options == plan.options
+    resumed = api.resume_run(tmp_path)
+    assert [c.plan.cell_id for c in resumed.pending] == [c.plan.cell_id for c in plan.cells[1:]]
     calls, run = fake_runner(set())
-    second = Runner(results, tmp_path, resumed_options, cell_runner=run)  # type: ignore[arg-type]
-    pending = second.pending(plan_cells(get_suite("smoke"), resumed_options, tmp_path))
-    list(second.run(pending))
-    assert calls == [p.plan.cell_id for p in planned[1:]]
-    assert {c.cell_id for c in load_results(tmp_path).cells} == {p.plan.cell_id for p in planned}
+    api.execute(resumed, cell_runner=run)
+    assert calls == [c.plan.cell_id for c in plan.cells[1:]]
+    final = load_results(tmp_path)
+    assert {c.cell_id for c in final.cells} == {c.plan.cell_id for c in plan.cells}
+    assert final.finished_at is not None
 
 
 def test_skipped_cells_never_start_a_worker(tmp_path: Path) -> None:
     options = make_options(tmp_path)
-    plan = plan_cells(get_suite("smoke"), options, tmp_path)[0].plan
+    plan = plan_smoke(options, tmp_path)[0].plan
     calls, run = fake_runner(set())
     runner = Runner(make_results(options), tmp_path, options, cell_runner=run)  # type: ignore[arg-type]
-    (result,) = list(runner.run([PlannedCell(plan, "no such precision here")]))
+    ((_, result),) = list(runner.run([PlannedCell(plan, "no such precision here")]))
     assert calls == []
     assert result.status == "skipped" and result.reason == "no such precision here"
 

@@ -106,7 +106,7 @@ class PlainTask(PreparedTask):
 def plan_for(scenario: str, tmp_path: Path, **params: object) -> CellPlan:
     return CellPlan(
         cell_id=f"fake/x/m/cpu/fp32/{scenario}",
-        spec=TaskSpec("fake", "x", "m", "d", params),
+        spec=TaskSpec("fake", "x", "m", "d", params, cache_dir=tmp_path),
         backend="cpu",
         device_id=0,
         precision=Precision.FP32,
@@ -115,8 +115,6 @@ def plan_for(scenario: str, tmp_path: Path, **params: object) -> CellPlan:
         trials=1,
         mode="performance",
         cpu_threads=1,
-        cache_dir=tmp_path,
-        model_dirs={},
     )
 
 

@@ -1,0 +1,206 @@
+"""The run API: from a request to saved, judged results in one call.
+
+``plan_run`` checks everything a user can get wrong (names, directories, the reference run, parity
+gates, an ``--only`` that matches nothing, unavailable backends) before anything is written or
+measured, and builds each backend once; ``execute`` runs the plan's pending cells in worker processes
+(saving after each), judges parity with the same function ``portbench parity`` uses, and saves the
+result. ``resume_run`` plans the missing cells of an interrupted run from what its results stored.
+The CLI only parses options and renders; a library user calls :func:`run`.
+
+    from portbench.harness.api import run
+    from portbench.harness.config import RunOptions
+    from portbench.harness.suite import get_suite
+
+    results = run(get_suite("smoke"), RunOptions(suite="smoke", backends=("cpu",)))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from portbench.backends.base import Backend, Precision
+from portbench.backends.registry import backend_names, create_backend
+from portbench.errors import BackendUnavailableError, PortbenchError, UnknownNameError
+from portbench.harness import platform_info
+from portbench.harness.config import RunOptions
+from portbench.harness.parity import ReferenceSet, TaskCatalog, apply_parity, load_reference
+from portbench.harness.results import CellResult, RunResults, save_results
+from portbench.harness.runner import (
+    CellOutcome,
+    PlannedCell,
+    Runner,
+    new_results,
+    plan_cells,
+    resume_results,
+    run_cell_in_worker,
+    suite_for,
+)
+from portbench.harness.suite import Suite
+from portbench.harness.worker import utc_now
+
+DEFAULT_OUT = Path("portbench-results")
+
+
+class RunObserver(Protocol):
+    """What a front end hears while a plan runs (the CLI draws a progress bar from it)."""
+
+    def cell_started(self, cell: PlannedCell) -> None: ...
+
+    def cell_finished(self, result: CellResult) -> None: ...
+
+
+@dataclass
+class RunPlan:
+    """A checked run: its options with backends and precisions resolved, the suite, the backends
+    (built once), every planned cell, and the reference run parity will use."""
+
+    options: RunOptions
+    suite: Suite
+    run_dir: Path
+    results: RunResults
+    backends: Mapping[str, Backend]
+    cells: list[PlannedCell]
+    reference: ReferenceSet | None = None
+    catalog: TaskCatalog = field(default_factory=TaskCatalog)
+
+    @property
+    def pending(self) -> list[PlannedCell]:
+        done = {c.cell_id for c in self.results.cells}
+        return [c for c in self.cells if c.plan.cell_id not in done]
+
+
+@dataclass
+class RunOutcome:
+    results: RunResults
+    run_dir: Path
+    # Failures caused by the user's input (a bad model or data file): the CLI exits 2 on the first.
+    input_errors: list[str]
+
+    @property
+    def failed(self) -> list[CellResult]:
+        return [c for c in self.results.cells if c.status == "failed"]
+
+
+def _backends(options: RunOptions) -> dict[str, Backend]:
+    """Every backend the run may use, built once. Asked-for backends must exist and be available
+    (a clear error otherwise); with none asked for, every available backend runs."""
+    known = backend_names()
+    for name in options.backends:
+        if name not in known:
+            raise UnknownNameError("backend", name, known)
+    candidates = {name: create_backend(name, options.device_id) for name in options.backends or known}
+    availability = {name: backend.probe() for name, backend in candidates.items()}
+    if options.backends:
+        for name, status in availability.items():
+            if not status.available:
+                raise BackendUnavailableError(f"backend {name!r} is not available here: {status.reason}")
+        return candidates
+    available = {name: b for name, b in candidates.items() if availability[name].available}
+    if not available:
+        raise PortbenchError("no backend is available on this machine (see: portbench backends)")
+    return available
+
+
+def _check_model_dirs(model_dirs: Mapping[str, Path]) -> None:
+    for role, path in model_dirs.items():
+        if not path.is_dir():
+            raise PortbenchError(f"model directory for {role!r} does not exist: {path}")
+
+
+def _check_dataset_dirs(dataset_dirs: Mapping[str, Path], workloads: Iterable[str]) -> None:
+    known = list(workloads)
+    for workload, path in dataset_dirs.items():
+        if workload not in known:
+            raise UnknownNameError("workload", workload, known)
+        if not path.exists():
+            raise PortbenchError(f"dataset {path} does not exist")
+
+
+def selected_workloads(suite: Suite, options: RunOptions) -> list[str]:
+    """Workloads of the suite cells ``--only`` keeps, on any backend and precision of the run."""
+    backends = options.backends or tuple(backend_names())
+    precisions = options.precisions or tuple(Precision(p) for p in suite.precisions)
+    return sorted({
+        template.workload
+        for template in suite.cells
+        if any(options.selects(template.cell_id(b, p.value)) for b in backends for p in precisions)
+    })
+
+
+def _reference(options: RunOptions, catalog: TaskCatalog) -> ReferenceSet | None:
+    # Loaded now, not after an hour of measuring: a reference without FP32 CPU cells is an error.
+    return load_reference(options.reference_dir, catalog) if options.reference_dir else None
+
+
+def _check_gates(suite: Suite, cells: Iterable[PlannedCell], catalog: TaskCatalog) -> None:
+    names = {cell.plan.spec.workload for cell in cells}
+    suite.gates.check_names(w for name in sorted(names) if (w := catalog.workload(name)))
+
+
+def plan_run(suite: Suite, options: RunOptions, out_dir: Path | None = None) -> RunPlan:
+    """Check ``options`` against ``suite`` and this machine and plan every cell; nothing is written.
+
+    ``options.backends`` empty means every available backend, ``options.precisions`` empty the
+    suite's own; the plan's options hold what was chosen (and are recorded in the results)."""
+    catalog = TaskCatalog()
+    _check_model_dirs(options.model_dirs)
+    _check_dataset_dirs(options.dataset_dirs, [t.workload for t in suite.cells])
+    for workload in {t.workload for t in suite.cells}:
+        if catalog.workload(workload) is None:
+            raise UnknownNameError("workload", workload, list(catalog.known()))
+    reference = _reference(options, catalog)
+    backends = _backends(options)
+    options = dataclasses.replace(
+        options,
+        suite=suite.name,
+        backends=tuple(backends),
+        precisions=options.precisions or tuple(Precision(p) for p in suite.precisions),
+    )
+    results = new_results(options, platform_info.describe_platform(), suite)
+    run_dir = out_dir if out_dir is not None else DEFAULT_OUT / results.run_id
+    cells = plan_cells(suite, options, backends, run_dir, catalog)
+    if not cells:
+        raise PortbenchError(f"--only {' '.join(options.only)} matches no cell of suite {suite.name}")
+    _check_gates(suite, cells, catalog)
+    return RunPlan(options, suite, run_dir, results, backends, cells, reference, catalog)
+
+
+def resume_run(run_dir: Path) -> RunPlan:
+    """The missing cells of the run in ``run_dir`` (its directory or its results.json), planned from
+    the options and the suite its results stored, so an edited suite file changes nothing."""
+    run_dir = run_dir if run_dir.is_dir() or not run_dir.exists() else run_dir.parent
+    results, options = resume_results(run_dir)
+    catalog = TaskCatalog()
+    suite = suite_for(results)
+    backends = {name: create_backend(name, options.device_id) for name in options.backends}
+    cells = plan_cells(suite, options, backends, run_dir, catalog)
+    return RunPlan(options, suite, run_dir, results, backends, cells, _reference(options, catalog), catalog)
+
+
+def execute(
+    plan: RunPlan,
+    observer: RunObserver | None = None,
+    cell_runner: Callable[..., CellOutcome] = run_cell_in_worker,
+) -> RunOutcome:
+    """Run the plan's pending cells (results saved after each), then judge parity and save."""
+    runner = Runner(plan.results, plan.run_dir, plan.options, cell_runner)
+    for cell, result in runner.run(plan.pending, started=observer.cell_started if observer else None):
+        del cell
+        if observer is not None:
+            observer.cell_finished(result)
+    # Parity needs every cell (the FP32 CPU reference may run last), so it is judged at the end.
+    apply_parity(plan.results, plan.run_dir, plan.reference, plan.suite.gates, plan.catalog)
+    plan.results.finished_at = utc_now()
+    save_results(plan.results, plan.run_dir)
+    return RunOutcome(plan.results, plan.run_dir, runner.input_errors)
+
+
+def run(
+    suite: Suite, options: RunOptions, out_dir: Path | None = None, observer: RunObserver | None = None
+) -> RunResults:
+    """Plan, run, judge and save in one call; returns the results (also in ``out_dir``)."""
+    return execute(plan_run(suite, options, out_dir), observer).results
