@@ -46,5 +46,21 @@ def backend_class(name: str) -> type[Backend]:
     return cls
 
 
+def backend_classes() -> dict[str, type[Backend]]:
+    """Every backend class that imports, by name, for registries reading class declarations.
+
+    A third-party backend that fails to import (a missing SDK, a broken plugin) is left out rather
+    than raised: recording a run or listing platforms must not depend on it. ``backend_class``
+    still raises for it, which is where ``portbench backends`` reports the error.
+    """
+    classes: dict[str, type[Backend]] = {}
+    for name in backend_targets():
+        try:
+            classes[name] = backend_class(name)
+        except Exception:  # any import-time failure of a plugin module, including TypeError above
+            continue
+    return classes
+
+
 def create_backend(name: str, device_id: int = 0) -> Backend:
     return backend_class(name)(device_id=device_id)
