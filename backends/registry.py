@@ -19,6 +19,7 @@ BUILTIN_BACKENDS: dict[str, str] = {
     "mlu": "portbench.backends.mlu:CambriconMluBackend",
     "xpu": "portbench.backends.xpu:KunlunXpuBackend",
     "dcu": "portbench.backends.dcu:HygonDcuBackend",
+    "iluvatar": "portbench.backends.iluvatar:IluvatarGpuBackend",
 }
 
 ENTRY_POINT_GROUP = "portbench.backends"
