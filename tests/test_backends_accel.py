@@ -5,7 +5,10 @@ Paddle Inference Config calls (recorded on a fake Config). Hardware tests skip w
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import MappingProxyType, SimpleNamespace
@@ -560,6 +563,30 @@ def test_hardware_marker_kinds_come_from_declarations(plugin_entry_points: None)
         "iluvatar": "iluvatar",
         "demo": "demo",
     }
+
+
+def test_cli_lists_every_registered_backend_with_its_reason() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "portbench.harness.cli", "backends"],
+        capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "COLUMNS": "400"},  # one table row per line, reasons unwrapped
+    )
+    assert result.returncode == 0, result.stderr
+    rows = {
+        cells[0]: cells[1:]
+        for line in result.stdout.splitlines()
+        if line.startswith("│") and len(cells := [c.strip() for c in line.strip("│").split("│")]) == 4
+    }
+    assert set(rows) == set(registry.backend_names())
+    for name in registry.backend_names():
+        available, reason, _ = rows[name]
+        assert available in ("yes", "no") and reason, (name, rows[name])
+        status = registry.create_backend(name).probe()
+        assert available == ("yes" if status.available else "no")
+        if not status.available:
+            assert reason == status.reason
+    if rows["iluvatar"][0] == "no":
+        assert "iluvatar" in rows["iluvatar"][1] or "ixsmi" in rows["iluvatar"][1]
 
 
 # -- hardware ----------------------------------------------------------------------------------------
