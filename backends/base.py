@@ -55,7 +55,7 @@ class DeviceInfo:
     """What a cell ran on, as recorded in results (compliance evidence needs the exact identity)."""
 
     backend: str
-    device: str  # Paddle's own device string: cpu, gpu:0, npu:0, mlu:0, xpu:0, dcu:0
+    device: str  # Paddle's own device string: cpu, gpu:0, npu:0, mlu:0, xpu:0, dcu:0, iluvatar_gpu:0
     name: str  # e.g. "Ascend 910B3", "NVIDIA H100 80GB HBM3", "Kunpeng-920"
     vendor: str
     driver_version: str | None = None

@@ -465,8 +465,9 @@ def test_real_probe_is_consistent_with_what_this_host_has(name: str) -> None:
     availability = backend.probe()
     tool_present = any(shutil.which(tool) for tool in backend.tool_names)
     plugins_present = all(_tools.distribution_version(p) for p in backend.paddle_plugins)
+    build_present = any(_tools.distribution_version(b) for b in backend.paddle_builds)
     if availability.available:
-        assert tool_present and plugins_present, availability.reason
+        assert tool_present and plugins_present and build_present, availability.reason
         return
     assert availability.reason
     if not plugins_present:
