@@ -60,12 +60,14 @@ def run_tool(argv: Sequence[str], timeout_s: float = TOOL_TIMEOUT_S) -> ToolOutp
     return ToolOutput(completed.stdout)
 
 
-def run_first_tool(names: Sequence[str]) -> ToolOutput:
-    """The output of the first of ``names`` that runs (vendors renamed their tools across driver
-    releases); otherwise every tool's problem, joined."""
+def run_first_tool(names: Sequence[str], args: Sequence[str] = ()) -> ToolOutput:
+    """The output of the first of ``names`` that runs with ``args`` (vendors renamed their tools
+    across driver releases); otherwise every tool's problem, joined."""
+    if not names:
+        return ToolOutput(None, "no device tool declared")
     problems = []
     for name in names:
-        output = run_tool((name,))
+        output = run_tool((name, *args))
         if output.text is not None:
             return output
         problems.append(output.problem)

@@ -55,7 +55,7 @@ class DeviceInfo:
     """What a cell ran on, as recorded in results (compliance evidence needs the exact identity)."""
 
     backend: str
-    device: str  # Paddle's own device string: cpu, gpu:0, npu:0, mlu:0, xpu:0, dcu:0
+    device: str  # Paddle's own device string: cpu, gpu:0, npu:0, mlu:0, xpu:0, dcu:0, iluvatar_gpu:0
     name: str  # e.g. "Ascend 910B3", "NVIDIA H100 80GB HBM3", "Kunpeng-920"
     vendor: str
     driver_version: str | None = None
@@ -176,11 +176,28 @@ class InferenceSession:
 
 
 class Backend(ABC):
-    """One platform. Subclasses set ``name`` and ``device_type`` and build their own Config."""
+    """One platform. Subclasses set ``name`` and ``device_type`` and build their own Config.
+
+    The class-level declarations below are read without instantiating or probing the backend, by
+    the registries that must know every platform: the run manifest's environment prefixes
+    (``harness.measure``), the plugin versions recorded with a run (``harness.platform_info``) and
+    the test suite's ``hardware(kind)`` marker.
+    """
 
     name: ClassVar[str]
-    device_type: ClassVar[str]  # Paddle's device prefix: cpu, gpu, npu, mlu, xpu, dcu
+    device_type: ClassVar[str]  # Paddle's device prefix: cpu, gpu, npu, mlu, xpu, dcu, iluvatar_gpu
     description: ClassVar[str]
+    # Prefixes of environment variables that change how fast this platform runs (read into the
+    # run manifest, never set).
+    env_prefixes: ClassVar[tuple[str, ...]] = ()
+    # pip distributions of the Paddle build this backend runs on ("paddlepaddle-gpu", ...).
+    paddle_builds: ClassVar[tuple[str, ...]] = ()
+    # PaddleCustomDevice plugin distributions it loads ("paddle-custom-npu", ...).
+    paddle_plugins: ClassVar[tuple[str, ...]] = ()
+    # The vendor device tool's executable names, preferred first (vendors renamed them over time).
+    tool_names: ClassVar[tuple[str, ...]] = ()
+    # Kind in the tests' ``hardware(kind)`` marker whose skip this backend's probe decides.
+    hardware_kind: ClassVar[str | None] = None
     # INT8 through oneDNN or TensorRT runs a model that PTQ has already quantized; a backend that
     # quantizes weights itself at load time (XPU) takes the FP32 model.
     int8_needs_quantized_model: ClassVar[bool] = True

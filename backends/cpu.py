@@ -35,6 +35,7 @@ class CpuBackend(Backend):
     name = "cpu"
     device_type = "cpu"
     description = "Host CPU through Paddle Inference (oneDNN on x86)"
+    paddle_builds = ("paddlepaddle",)
 
     def __init__(self, device_id: int = 0, flags: frozenset[str] | None = None, arch: str | None = None):
         super().__init__(device_id)

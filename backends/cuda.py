@@ -17,7 +17,6 @@ from typing import Any
 from portbench.backends import _tools
 from portbench.backends.base import (
     Availability,
-    Backend,
     ConfigLike,
     DeviceInfo,
     InferenceSession,
@@ -26,6 +25,7 @@ from portbench.backends.base import (
     PrecisionSupport,
     PredictorOptions,
 )
+from portbench.backends.paddle_gpu import PaddleGpuBackend
 from portbench.errors import PortbenchError
 
 NVIDIA_SMI_QUERY = (
@@ -37,16 +37,12 @@ GPU_INSTALL_HINT = (
     "install paddlepaddle-gpu 3.x from Paddle's package index "
     "(pip install paddlepaddle-gpu -i https://www.paddlepaddle.org.cn/packages/stable/cu126/)"
 )
-# Initial pool only; Paddle grows it on demand (auto_growth allocator).
-GPU_MEMORY_POOL_MB = 256
 TRT_WORKSPACE_BYTES = 1 << 30
 TRT_MIN_SUBGRAPH_SIZE = 3
 # Hardware FP16 arithmetic starts at sm_53; BF16 tensor cores at Ampere (sm_80); TensorRT INT8 at sm_61.
 FP16_MIN_CAPABILITY = (5, 3)
 BF16_MIN_CAPABILITY = (8, 0)
 INT8_MIN_CAPABILITY = (6, 1)
-# Feed and fetch stay FP32 so the harness hands in and reads back float32 arrays at every precision.
-FP32_IO_OPS = frozenset({"feed", "fetch"})
 
 
 @dataclass(frozen=True)
@@ -118,10 +114,14 @@ def _precision_type(precision: Precision) -> Any:
     return _tools.precision_type(precision.value)
 
 
-class CudaBackend(Backend):
+class CudaBackend(PaddleGpuBackend):
     name = "cuda"
     device_type = "gpu"
     description = "NVIDIA GPU through Paddle Inference CUDA/cuDNN kernels"
+    paddle_builds = ("paddlepaddle-gpu",)
+    tool_names = (NVIDIA_SMI_QUERY[0],)
+    env_prefixes = ("CUDA_", "CUDNN_", "NVIDIA_TF32")
+    hardware_kind = "gpu"
 
     def __init__(self, device_id: int = 0, gpu: NvidiaGpu | None = None) -> None:
         super().__init__(device_id)
@@ -225,30 +225,11 @@ class CudaBackend(Backend):
             ),
         }
 
-    # -- predictor -------------------------------------------------------------------------------
-
-    def configure(self, config: ConfigLike, options: PredictorOptions) -> None:
-        config.enable_use_gpu(GPU_MEMORY_POOL_MB, options.device_id, _precision_type(options.precision))
-        if options.precision in (Precision.FP16, Precision.BF16):
-            config.exp_disable_mixed_precision_ops(set(FP32_IO_OPS))
-        config.switch_ir_optim(options.ir_optim)
-        config.enable_memory_optim()
-
-    def worker_environment(self) -> Mapping[str, str]:
-        # Bare "gpu" device strings inside Paddle resolve to this id; visibility stays untouched so
-        # nvidia-smi indices and Paddle ids keep meaning the same card.
-        return {"FLAGS_selected_gpus": str(self.device_id)}
-
-    def synchronize(self) -> None:
-        _tools.paddle_synchronize(f"gpu:{self.device_id}")
-
-    def memory_used_bytes(self) -> int | None:
-        return _tools.paddle_memory_reserved(f"gpu:{self.device_id}")
-
-
 class TensorRTBackend(CudaBackend):
     name = "tensorrt"
     description = "NVIDIA GPU with TensorRT subgraphs through Paddle Inference (legacy .pdmodel models)"
+    env_prefixes = (*CudaBackend.env_prefixes, "TRT_")
+    hardware_kind = "tensorrt"
 
     def _extra_probe(self, paddle: Any) -> Availability | None:
         compiled = _tools.guarded(lambda: tuple(paddle.inference.get_trt_compile_version()), ())
@@ -285,10 +266,8 @@ class TensorRTBackend(CudaBackend):
         }
 
     def configure(self, config: ConfigLike, options: PredictorOptions) -> None:
-        from paddle.inference import PrecisionType
-
         # TensorRT owns the precision; the surrounding GPU ops stay FP32.
-        config.enable_use_gpu(GPU_MEMORY_POOL_MB, options.device_id, PrecisionType.Float32)
+        self.enable_gpu(config, options.device_id, Precision.FP32)
         # TensorRT subgraphs are built by an IR pass: without ir_optim nothing would run in TensorRT.
         config.switch_ir_optim(True)
         config.enable_memory_optim()

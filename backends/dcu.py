@@ -12,15 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from portbench.backends import _tools
-from portbench.backends.base import (
-    Availability,
-    Backend,
-    ConfigLike,
-    DeviceInfo,
-    Precision,
-    PrecisionSupport,
-    PredictorOptions,
-)
+from portbench.backends.base import Availability, DeviceInfo, Precision, PrecisionSupport
+from portbench.backends.paddle_gpu import PaddleGpuBackend
 
 DCU_TOOLS = ("hy-smi", "rocm-smi")
 DCU_ROW = re.compile(r"^(\d+)\s+\S+c\s+")  # "0    30.0c  38.0W ..." (id, temperature, ...)
@@ -28,11 +21,9 @@ DCU_INSTALL_HINT = (
     "install paddlepaddle-dcu (pip install paddlepaddle-dcu -i "
     "https://www.paddlepaddle.org.cn/packages/stable/dcu/) with the matching DTK"
 )
-GPU_MEMORY_POOL_MB = 256
 # PaddleX deletes these fusions on ROCm builds and raises the conv workspace limit.
 ROCM_DELETED_PASSES = ("conv2d_add_act_fuse_pass", "conv2d_add_fuse_pass")
 DCU_ENVIRONMENT = {"FLAGS_conv_workspace_size_limit": "2000"}
-FP32_IO_OPS = frozenset({"feed", "fetch"})
 
 
 @dataclass(frozen=True)
@@ -54,14 +45,17 @@ def parse_dcu_smi(text: str) -> DcuSmiInfo:
     return DcuSmiInfo(tuple(ids))
 
 
-class HygonDcuBackend(Backend):
+class HygonDcuBackend(PaddleGpuBackend):
     name = "dcu"
     device_type = "dcu"
     description = "Hygon DCU through Paddle's ROCm/DTK build (enable_use_gpu on HIP)"
-
-    @property
-    def paddle_device(self) -> str:
-        return f"gpu:{self.device_id}"
+    paddle_builds = ("paddlepaddle-dcu", "paddlepaddle-rocm")
+    tool_names = DCU_TOOLS
+    # MIOPEN_ covers MIOpen's find/tuning modes, which change convolution speed on ROCm.
+    env_prefixes = ("HIP_", "ROCR_", "HSA_", "MIOPEN_")
+    hardware_kind = "dcu"
+    deleted_passes = ROCM_DELETED_PASSES
+    environment = DCU_ENVIRONMENT
 
     def _read_smi(self) -> tuple[DcuSmiInfo | None, str]:
         output = _tools.run_first_tool(DCU_TOOLS)
@@ -112,23 +106,3 @@ class HygonDcuBackend(Backend):
                 "no TensorRT on DCU and Paddle's ROCm build has no INT8 inference path"
             ),
         }
-
-    def configure(self, config: ConfigLike, options: PredictorOptions) -> None:
-        config.enable_use_gpu(
-            GPU_MEMORY_POOL_MB, options.device_id, _tools.precision_type(options.precision.value)
-        )
-        if options.precision is Precision.FP16:
-            config.exp_disable_mixed_precision_ops(set(FP32_IO_OPS))
-        config.switch_ir_optim(options.ir_optim)
-        config.enable_memory_optim()
-        for pass_name in ROCM_DELETED_PASSES:
-            config.delete_pass(pass_name)
-
-    def worker_environment(self) -> Mapping[str, str]:
-        return {"FLAGS_selected_gpus": str(self.device_id), **DCU_ENVIRONMENT}
-
-    def synchronize(self) -> None:
-        _tools.paddle_synchronize(self.paddle_device)
-
-    def memory_used_bytes(self) -> int | None:
-        return _tools.paddle_memory_reserved(self.paddle_device)

@@ -8,20 +8,14 @@ and would make that id point elsewhere. ``FLAGS_selected_mlus`` only aligns Padd
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from portbench.backends import _tools
-from portbench.backends.base import (
-    Availability,
-    DeviceInfo,
-    Precision,
-    PrecisionSupport,
-)
-from portbench.backends.custom_device import CustomDeviceBackend
+from portbench.backends.base import Precision, PrecisionSupport
+from portbench.backends.custom_device import CustomDeviceBackend, ToolDevice, ToolReport
 
 PLUGIN = "paddle-custom-mlu"
-CNMON = ("cnmon",)
 CNMON_VERSION = re.compile(r"CNMON\s+v(\S+)")
 HEADER_DRIVER = re.compile(r"Driver\s+v(\S+)")
 # "0     /   MLU370-X8    v1.1.6": card, VF, product name, firmware.
@@ -80,65 +74,41 @@ def parse_cnmon(text: str) -> CnmonInfo:
     return CnmonInfo(cnmon_version, driver_version, tuple(cards))
 
 
+def mlu_tool_report(text: str) -> ToolReport:
+    info = parse_cnmon(text)
+    devices = tuple(
+        ToolDevice(
+            name=f"Cambricon {card.name}",
+            memory_total_bytes=card.memory_total_bytes,
+            extra={"firmware": card.firmware},
+        )
+        for card in info.cards
+    )
+    return ToolReport(
+        info.driver_version, devices, {"cnmon": info.cnmon_version} if info.cnmon_version else {}
+    )
+
+
 class CambriconMluBackend(CustomDeviceBackend):
-    plugin = PLUGIN
-    environment = MLU_ENVIRONMENT
     name = "mlu"
     device_type = "mlu"
     description = "Cambricon MLU through the paddle-custom-mlu plugin"
-
-    def _read_cnmon(self) -> tuple[CnmonInfo | None, str]:
-        output = _tools.run_tool(CNMON)
-        if output.text is None:
-            return None, output.problem
-        return parse_cnmon(output.text), ""
-
-    def probe(self) -> Availability:
-        paddle, problem = _tools.import_paddle()
-        if paddle is None:
-            return Availability.no(problem)
-        problem = _tools.custom_device_probe(paddle, "mlu", PLUGIN, "mlu")
-        if problem:
-            return Availability.no(problem)
-        info, problem = self._read_cnmon()
-        if info is None:
-            return Availability.no(
-                f"Cambricon driver tool unusable ({problem}); install the Cambricon driver, or mount "
-                "/usr/bin/cnmon into the container"
-            )
-        count = _tools.guarded(lambda: int(paddle.device.device_count("mlu")), len(info.cards))
-        if count <= self.device_id:
-            return Availability.no(f"mlu:{self.device_id} requested but Paddle sees {count} MLU(s)")
-        card = info.cards[self.device_id] if self.device_id < len(info.cards) else None
-        return Availability.yes(f"{card.name if card else 'MLU'}, {count} MLU(s) visible")
-
-    def device_info(self) -> DeviceInfo:
-        info, _ = self._read_cnmon()
-        cards = info.cards if info else ()
-        card = cards[self.device_id] if self.device_id < len(cards) else None
-        extra = {"plugin": f"{PLUGIN} {_tools.distribution_version(PLUGIN) or 'unknown'}"}
-        if card is not None:
-            extra["firmware"] = card.firmware
-        if info is not None and info.cnmon_version:
-            extra["cnmon"] = info.cnmon_version
-        return DeviceInfo(
-            backend=self.name,
-            device=self.device,
-            name=f"Cambricon {card.name}" if card else "Cambricon MLU",
-            vendor="Cambricon",
-            driver_version=info.driver_version if info else None,
-            memory_total_bytes=card.memory_total_bytes if card else None,
-            extra=extra,
-        )
-
-    def precisions(self) -> Mapping[Precision, PrecisionSupport]:
-        return {
-            Precision.FP32: PrecisionSupport.via("paddle-custom-mlu FP32 kernels"),
-            Precision.FP16: PrecisionSupport.via(
-                "enable_custom_device precision=Half (conv registers float16)"
-            ),
-            Precision.BF16: PrecisionSupport.unsupported(
-                "paddle-custom-mlu conv kernels register float and float16 only (no bfloat16)"
-            ),
-            Precision.INT8: PrecisionSupport.unsupported("paddle-custom-mlu has no INT8 inference kernels"),
-        }
+    plugin = PLUGIN
+    plugin_channel = "mlu"
+    vendor = "Cambricon"
+    unit = "MLU"
+    fallback_name = "Cambricon MLU"
+    tool_names = ("cnmon",)
+    tool_parser = mlu_tool_report
+    tool_hint = "install the Cambricon driver, or mount /usr/bin/cnmon into the container"
+    environment = MLU_ENVIRONMENT
+    # CN_ covers the Neuware runtime's CNCL_/CNNL_ families too.
+    env_prefixes = ("MLU_", "CNRT_", "CN_")
+    precision_table = MappingProxyType({
+        Precision.FP32: PrecisionSupport.via("paddle-custom-mlu FP32 kernels"),
+        Precision.FP16: PrecisionSupport.via("enable_custom_device precision=Half (conv registers float16)"),
+        Precision.BF16: PrecisionSupport.unsupported(
+            "paddle-custom-mlu conv kernels register float and float16 only (no bfloat16)"
+        ),
+        Precision.INT8: PrecisionSupport.unsupported("paddle-custom-mlu has no INT8 inference kernels"),
+    })

@@ -8,20 +8,14 @@ elsewhere. ``FLAGS_selected_npus`` only makes Paddle's bare "npu" strings mean t
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from portbench.backends import _tools
-from portbench.backends.base import (
-    Availability,
-    DeviceInfo,
-    Precision,
-    PrecisionSupport,
-)
-from portbench.backends.custom_device import CustomDeviceBackend
+from portbench.backends.base import Precision, PrecisionSupport
+from portbench.backends.custom_device import CustomDeviceBackend, ToolDevice, ToolReport
 
 PLUGIN = "paddle-custom-npu"
-NPU_SMI_INFO = ("npu-smi", "info")
 NPU_SMI_VERSION = re.compile(r"npu-smi\s+(\S+)\s+Version:\s*(\S+)")
 # "0     910B2C" (NPU id, chip name); the name always holds a letter, process rows never do.
 NPU_NAME_CELL = re.compile(r"^(\d+)\s+([\w-]*[A-Za-z][\w-]*)$")
@@ -84,66 +78,44 @@ def _display_name(chip_name: str) -> str:
     return chip_name if chip_name.lower().startswith("ascend") else f"Ascend {chip_name}"
 
 
+def npu_tool_report(text: str) -> ToolReport:
+    info = parse_npu_smi_info(text)
+    devices = tuple(
+        ToolDevice(
+            name=_display_name(chip.name),
+            memory_total_bytes=chip.memory_total_bytes,
+            extra={"health": chip.health, **({"bus_id": chip.bus_id} if chip.bus_id else {})},
+        )
+        for chip in info.chips
+    )
+    return ToolReport(info.driver_version, devices)
+
+
 class AscendNpuBackend(CustomDeviceBackend):
-    plugin = PLUGIN
-    environment = NPU_ENVIRONMENT
     name = "npu"
     device_type = "npu"
     description = "Huawei Ascend NPU through the paddle-custom-npu plugin"
-
-    def _read_npu_smi(self) -> tuple[NpuSmiInfo | None, str]:
-        output = _tools.run_tool(NPU_SMI_INFO)
-        if output.text is None:
-            return None, output.problem
-        return parse_npu_smi_info(output.text), ""
-
-    def probe(self) -> Availability:
-        paddle, problem = _tools.import_paddle()
-        if paddle is None:
-            return Availability.no(problem)
-        problem = _tools.custom_device_probe(paddle, "npu", PLUGIN, "npu")
-        if problem:
-            return Availability.no(problem)
-        info, problem = self._read_npu_smi()
-        if info is None:
-            return Availability.no(
-                f"Ascend driver tool unusable ({problem}); install the Ascend driver, or mount "
-                "/usr/local/bin/npu-smi and /usr/local/Ascend/driver into the container"
-            )
-        count = _tools.guarded(lambda: int(paddle.device.device_count("npu")), len(info.chips))
-        if count <= self.device_id:
-            return Availability.no(f"npu:{self.device_id} requested but Paddle sees {count} NPU(s)")
-        chip = info.chips[self.device_id] if self.device_id < len(info.chips) else None
-        name = _display_name(chip.name) if chip else "Ascend NPU"
-        return Availability.yes(f"{name}, {count} NPU(s) visible")
-
-    def device_info(self) -> DeviceInfo:
-        info, _ = self._read_npu_smi()
-        chips = info.chips if info else ()
-        chip = chips[self.device_id] if self.device_id < len(chips) else None
-        extra = {"plugin": f"{PLUGIN} {_tools.distribution_version(PLUGIN) or 'unknown'}"}
-        if chip is not None:
-            extra["health"] = chip.health
-            if chip.bus_id:
-                extra["bus_id"] = chip.bus_id
-        return DeviceInfo(
-            backend=self.name,
-            device=self.device,
-            name=_display_name(chip.name) if chip else "Ascend NPU",
-            vendor="Huawei",
-            driver_version=info.driver_version if info else None,
-            memory_total_bytes=chip.memory_total_bytes if chip else None,
-            extra=extra,
-        )
-
-    def precisions(self) -> Mapping[Precision, PrecisionSupport]:
-        return {
-            Precision.FP32: PrecisionSupport.via("paddle-custom-npu FP32 kernels"),
-            Precision.FP16: PrecisionSupport.via(
-                "enable_custom_device precision=Half (conv2d/matmul register float16)"
-            ),
-            Precision.BF16: PrecisionSupport.via(
-                "enable_custom_device precision=Bfloat16 (conv2d/matmul register bfloat16)"
-            ),
-            Precision.INT8: PrecisionSupport.unsupported("paddle-custom-npu has no INT8 inference kernels"),
-        }
+    plugin = PLUGIN
+    plugin_channel = "npu"
+    vendor = "Huawei"
+    unit = "NPU"
+    fallback_name = "Ascend NPU"
+    tool_names = ("npu-smi",)
+    tool_args = ("info",)
+    tool_parser = npu_tool_report
+    tool_hint = (
+        "install the Ascend driver, or mount /usr/local/bin/npu-smi and /usr/local/Ascend/driver "
+        "into the container"
+    )
+    environment = NPU_ENVIRONMENT
+    env_prefixes = ("ASCEND_", "NPU_")
+    precision_table = MappingProxyType({
+        Precision.FP32: PrecisionSupport.via("paddle-custom-npu FP32 kernels"),
+        Precision.FP16: PrecisionSupport.via(
+            "enable_custom_device precision=Half (conv2d/matmul register float16)"
+        ),
+        Precision.BF16: PrecisionSupport.via(
+            "enable_custom_device precision=Bfloat16 (conv2d/matmul register bfloat16)"
+        ),
+        Precision.INT8: PrecisionSupport.unsupported("paddle-custom-npu has no INT8 inference kernels"),
+    })

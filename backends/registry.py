@@ -19,6 +19,7 @@ BUILTIN_BACKENDS: dict[str, str] = {
     "mlu": "portbench.backends.mlu:CambriconMluBackend",
     "xpu": "portbench.backends.xpu:KunlunXpuBackend",
     "dcu": "portbench.backends.dcu:HygonDcuBackend",
+    "iluvatar": "portbench.backends.iluvatar:IluvatarGpuBackend",
 }
 
 ENTRY_POINT_GROUP = "portbench.backends"
@@ -44,6 +45,22 @@ def backend_class(name: str) -> type[Backend]:
     if not (isinstance(cls, type) and issubclass(cls, Backend)):
         raise TypeError(f"{targets[name]} is not a portbench Backend")
     return cls
+
+
+def backend_classes() -> dict[str, type[Backend]]:
+    """Every backend class that imports, by name, for registries reading class declarations.
+
+    A third-party backend that fails to import (a missing SDK, a broken plugin) is left out rather
+    than raised: recording a run or listing platforms must not depend on it. ``backend_class``
+    still raises for it, which is where ``portbench backends`` reports the error.
+    """
+    classes: dict[str, type[Backend]] = {}
+    for name in backend_targets():
+        try:
+            classes[name] = backend_class(name)
+        except Exception:  # any import-time failure of a plugin module, including TypeError above
+            continue
+    return classes
 
 
 def create_backend(name: str, device_id: int = 0) -> Backend:

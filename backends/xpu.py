@@ -88,6 +88,11 @@ class KunlunXpuBackend(Backend):
     name = "xpu"
     device_type = "xpu"
     description = "Kunlunxin XPU through the paddlepaddle-xpu build"
+    paddle_builds = ("paddlepaddle-xpu",)
+    tool_names = XPU_TOOLS
+    # BKCL_ is Kunlunxin's collective library (PaddleX sets BKCL_FORCE_SYNC, BKCL_TIMEOUT).
+    env_prefixes = ("XPU_", "BKCL_")
+    hardware_kind = "xpu"
 
     def _read_xpu_smi(self) -> tuple[XpuSmiInfo | None, str]:
         output = _tools.run_first_tool(XPU_TOOLS)

@@ -494,7 +494,9 @@ def measure_stages(
 # --- Run manifest: every performance-relevant setting, so comparisons can refuse or warn ---------
 
 # Environment variables that change how fast Paddle runs. Read only: portbench never sets them here.
-MANIFEST_ENV_PREFIXES = (
+# These hold on every platform (host threading, oneDNN, Paddle's own flags); each backend adds its
+# vendor's prefixes (``Backend.env_prefixes``).
+COMMON_ENV_PREFIXES = (
     "OMP_",
     "KMP_",
     "GOMP_",
@@ -503,20 +505,6 @@ MANIFEST_ENV_PREFIXES = (
     "DNNL_",
     "ONEDNN_",
     "FLAGS_",
-    "CUDA_",
-    "CUDNN_",
-    "NVIDIA_TF32",
-    "TRT_",
-    "ASCEND_",
-    "NPU_",
-    "MLU_",
-    "CNRT_",
-    "CN_",
-    "XPU_",
-    "BKCL_",
-    "HIP_",
-    "ROCR_",
-    "HSA_",
     "PADDLE_",
     "CUSTOM_DEVICE_",
 )
@@ -524,13 +512,23 @@ MANIFEST_ENV_NAMES = ("LD_PRELOAD", "MALLOC_CONF", "GLIBC_TUNABLES")
 CPU_SYSFS = Path("/sys/devices/system/cpu")
 
 
+def manifest_env_prefixes() -> tuple[str, ...]:
+    """Common prefixes plus every registered backend's declared ones (a backend that fails to
+    import contributes none)."""
+    from portbench.backends.registry import backend_classes
+
+    declared = (prefix for cls in backend_classes().values() for prefix in cls.env_prefixes)
+    return tuple(dict.fromkeys((*COMMON_ENV_PREFIXES, *declared)))
+
+
 def performance_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment variables that can change inference speed, sorted by name."""
     source = os.environ if environ is None else environ
+    prefixes = manifest_env_prefixes()
     return {
         name: value
         for name, value in sorted(source.items())
-        if name.startswith(MANIFEST_ENV_PREFIXES) or name in MANIFEST_ENV_NAMES
+        if name.startswith(prefixes) or name in MANIFEST_ENV_NAMES
     }
 
 

@@ -55,7 +55,8 @@ PADDLE_DISTRIBUTIONS = (
     "paddlepaddle-dcu",
     "paddlepaddle-rocm",
 )
-PADDLE_PLUGINS = ("paddle-custom-npu", "paddle-custom-mlu", "paddle-custom-gcu")
+# PaddleCustomDevice plugins with no portbench backend yet, still recorded when installed.
+PADDLE_PLUGINS_WITHOUT_BACKEND = ("paddle-custom-gcu",)
 PADDLE_COMMIT = re.compile(r"""^commit\s*=\s*['"]([0-9a-f]{7,40})['"]""", re.MULTILINE)
 
 
@@ -137,6 +138,15 @@ def parse_paddle_commit(version_module_text: str) -> str | None:
     return match.group(1) if match else None
 
 
+def paddle_plugins() -> tuple[str, ...]:
+    """The plugin distributions whose versions identify the stack: what every registered backend
+    declares (``Backend.paddle_plugins``), then the plugins without a backend."""
+    from portbench.backends.registry import backend_classes
+
+    declared = (plugin for cls in backend_classes().values() for plugin in cls.paddle_plugins)
+    return tuple(dict.fromkeys((*declared, *PADDLE_PLUGINS_WITHOUT_BACKEND)))
+
+
 def describe_paddle() -> dict[str, Any]:
     """The installed Paddle build, read from package metadata: importing paddle here is too slow."""
     installed = {name: v for name in PADDLE_DISTRIBUTIONS if (v := _distribution_version(name))}
@@ -151,7 +161,7 @@ def describe_paddle() -> dict[str, Any]:
         "version": installed.get(distribution) if distribution else None,
         "commit": commit,
         "builds": installed,
-        "plugins": {name: v for name in PADDLE_PLUGINS if (v := _distribution_version(name))},
+        "plugins": {name: v for name in paddle_plugins() if (v := _distribution_version(name))},
     }
 
 

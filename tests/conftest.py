@@ -6,23 +6,32 @@ from pathlib import Path
 
 import pytest
 
-# Marker kind -> portbench backend whose probe decides whether the test can run here.
-HARDWARE_BACKENDS = {
-    "gpu": "cuda", "tensorrt": "tensorrt", "npu": "npu", "mlu": "mlu", "xpu": "xpu", "dcu": "dcu",
-}
+
+def hardware_backends() -> dict[str, str]:
+    """Marker kind -> portbench backend whose probe decides whether the test can run here, from each
+    backend's ``hardware_kind`` declaration (the first backend declaring a kind wins)."""
+    from portbench.backends.registry import backend_classes
+
+    kinds: dict[str, str] = {}
+    for name, cls in backend_classes().items():
+        if cls.hardware_kind is not None:
+            kinds.setdefault(cls.hardware_kind, name)
+    return kinds
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     from portbench.backends.registry import create_backend
 
     probes: dict[str, str | None] = {}
+    kinds: dict[str, str] | None = None
     for item in items:
         marker = item.get_closest_marker("hardware")
         if marker is None:
             continue
         kind = marker.args[0] if marker.args else "gpu"
         if kind not in probes:
-            backend_name = HARDWARE_BACKENDS.get(kind, kind)
+            kinds = hardware_backends() if kinds is None else kinds
+            backend_name = kinds.get(kind, kind)
             status = create_backend(backend_name).probe()
             probes[kind] = None if status.available else status.reason
         if probes[kind] is not None:

@@ -4,15 +4,28 @@ Paddle Inference Config calls (recorded on a fake Config). Hardware tests skip w
 
 from __future__ import annotations
 
+import importlib.metadata
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
 from pathlib import Path
+from types import MappingProxyType, SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
 from paddle.inference import PrecisionType
 
-from portbench.backends import registry
-from portbench.backends.base import ModelFiles, Precision, PredictorOptions
+from portbench.backends import _tools, registry
+from portbench.backends.base import (
+    Availability,
+    ModelFiles,
+    Precision,
+    PrecisionSupport,
+    PredictorOptions,
+)
 from portbench.backends.cuda import (
     CudaBackend,
     NvidiaGpu,
@@ -20,15 +33,23 @@ from portbench.backends.cuda import (
     parse_nvidia_smi_csv,
     select_gpu,
 )
+from portbench.backends.custom_device import CustomDeviceBackend, ToolDevice, ToolReport
 from portbench.backends.dcu import HygonDcuBackend, parse_dcu_smi
+from portbench.backends.iluvatar import IluvatarGpuBackend, parse_ixsmi
 from portbench.backends.mlu import CambriconMluBackend, parse_cnmon
 from portbench.backends.npu import AscendNpuBackend, parse_npu_smi_info
 from portbench.backends.xpu import KunlunXpuBackend, parse_xpu_smi
 from portbench.errors import PortbenchError
+from portbench.harness.measure import manifest_env_prefixes, performance_environment
+from portbench.harness.platform_info import paddle_plugins
 
 FIXTURES = Path(__file__).parent / "fixtures" / "devices"
 MIB = 1 << 20
-ACCELERATORS = ("cuda", "tensorrt", "npu", "mlu", "xpu", "dcu")
+BUILTIN_ACCELERATORS = {"cuda", "tensorrt", "npu", "mlu", "xpu", "dcu", "iluvatar"}
+# Every registered backend that needs hardware, third-party plugins included.
+ACCELERATORS = tuple(
+    name for name, cls in registry.backend_classes().items() if cls.hardware_kind is not None
+)
 
 
 def fixture(name: str) -> str:
@@ -147,6 +168,30 @@ def test_rocm_smi_dcu_ids() -> None:
     assert parse_dcu_smi("").device_ids == ()
 
 
+def test_ixsmi_sixteen_chips_on_eight_boards() -> None:
+    report = parse_ixsmi(fixture("ixsmi_bi_v150_16_chips.txt"))
+    assert report.driver_version == "4.3.0"
+    assert report.extra == {"ix_ml": "4.3.0", "cuda_compat": "10.2"}
+    assert len(report.devices) == 16  # GPU 0..15; the process table adds none
+    assert {d.name for d in report.devices} == {"Iluvatar BI-V150"}
+    assert {d.memory_total_bytes for d in report.devices} == {32768 * MIB}
+    assert [d.extra["index"] for d in report.devices] == [str(i) for i in range(16)]
+    assert (report.devices[0].extra["bus_id"], report.devices[15].extra["bus_id"]) == (
+        "00000000:13:00.0",
+        "00000000:67:00.0",
+    )
+
+
+def test_ixsmi_driver_differs_from_ix_ml_and_no_cuda_version() -> None:
+    report = parse_ixsmi(fixture("ixsmi_bi_v150s.txt"))
+    assert report.driver_version == "4.1.0"  # the IX-ML library is 4.0.0 in the same header
+    assert report.extra == {"ix_ml": "4.0.0"}  # "CUDA Version: N/A" is not recorded
+    assert report.devices == (
+        ToolDevice("Iluvatar BI-V150S", 32768 * MIB, {"index": "0", "bus_id": "00000000:8A:00.0"}),
+    )
+    assert parse_ixsmi("") == ToolReport(None, ())
+
+
 # -- Config calls ----------------------------------------------------------------------------------
 
 
@@ -212,7 +257,8 @@ def test_tensorrt_refuses_pir_models(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("backend_class", "device_type"), [(AscendNpuBackend, "npu"), (CambriconMluBackend, "mlu")]
+    ("backend_class", "device_type"),
+    [(AscendNpuBackend, "npu"), (CambriconMluBackend, "mlu"), (IluvatarGpuBackend, "iluvatar_gpu")],
 )
 @pytest.mark.parametrize(
     ("precision", "precision_type"),
@@ -280,16 +326,18 @@ def test_every_precision_is_declared_with_a_reason(name: str) -> None:
     assert table[Precision.FP32].supported
 
 
-@pytest.mark.parametrize(
-    ("name", "variable"),
-    [
-        ("cuda", "FLAGS_selected_gpus"),
-        ("npu", "FLAGS_selected_npus"),
-        ("mlu", "FLAGS_selected_mlus"),
-        ("xpu", "FLAGS_selected_xpus"),
-        ("dcu", "FLAGS_selected_gpus"),
-    ],
-)
+SELECTION_VARIABLES = {
+    "cuda": "FLAGS_selected_gpus",
+    "tensorrt": "FLAGS_selected_gpus",
+    "npu": "FLAGS_selected_npus",
+    "mlu": "FLAGS_selected_mlus",
+    "xpu": "FLAGS_selected_xpus",
+    "dcu": "FLAGS_selected_gpus",
+    "iluvatar": "FLAGS_selected_iluvatar_gpus",
+}
+
+
+@pytest.mark.parametrize(("name", "variable"), sorted(SELECTION_VARIABLES.items()))
 def test_worker_environment_selects_the_device_without_renumbering(name: str, variable: str) -> None:
     environment = registry.create_backend(name, device_id=5).worker_environment()
     assert environment[variable] == "5"
@@ -303,24 +351,243 @@ def test_worker_environment_selects_the_device_without_renumbering(name: str, va
     assert not renumbering & set(environment)
 
 
-@pytest.mark.parametrize("name", ACCELERATORS)
-def test_probe_on_this_cpu_only_machine_explains_itself(name: str) -> None:
-    availability = registry.create_backend(name).probe()
+
+
+def test_builtin_backends_are_registered_and_covered_here() -> None:
+    assert set(registry.BUILTIN_BACKENDS) == BUILTIN_ACCELERATORS | {"cpu"}
+    assert set(ACCELERATORS) >= BUILTIN_ACCELERATORS
+    assert set(SELECTION_VARIABLES) == BUILTIN_ACCELERATORS
+
+
+# -- the custom-device template, probed with the vendor tool and Paddle injected --------------------
+
+
+def fake_paddle(custom_types: Sequence[str], device_count: int | None = None) -> Any:
+    """What the template reads from paddle; without ``device_count`` it falls back to the tool."""
+    device = SimpleNamespace(get_all_custom_device_type=lambda: list(custom_types))
+    if device_count is not None:
+        device.device_count = lambda device_type: device_count
+    return SimpleNamespace(device=device)
+
+
+def install_tool(directory: Path, name: str, output: Path) -> None:
+    """A stand-in vendor tool on PATH that prints a recorded output, whatever its arguments."""
+    tool = directory / name
+    tool.write_text(f"#!/bin/sh\nexec /bin/cat '{output}'\n")
+    tool.chmod(0o755)
+
+
+@pytest.fixture
+def only_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty directory as the whole PATH: no real vendor tool on this host is visible."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    monkeypatch.setenv("PATH", str(bin_dir))
+    return bin_dir
+
+
+# (backend, recorded tool output, expected probe detail and identity, read from the recordings)
+TEMPLATE_CASES = [
+    (AscendNpuBackend, "npu_smi_info_910b2c.txt", "Ascend 910B2C, 2 NPU(s) visible",
+     ("Ascend 910B2C", "Huawei", "23.0.3", 65536 * MIB)),
+    (CambriconMluBackend, "cnmon_mlu370_x8.txt", "Cambricon MLU370-X8, 2 MLU(s) visible",
+     ("Cambricon MLU370-X8", "Cambricon", "5.10.13", 23374 * MIB)),
+    (IluvatarGpuBackend, "ixsmi_bi_v150_16_chips.txt", "Iluvatar BI-V150, 16 GPU(s) visible",
+     ("Iluvatar BI-V150", "Iluvatar CoreX", "4.3.0", 32768 * MIB)),
+]
+
+
+@pytest.mark.parametrize(("backend_class", "recording", "detail", "identity"), TEMPLATE_CASES)
+def test_template_probe_reads_the_vendor_tool(
+    backend_class: type[CustomDeviceBackend],
+    recording: str,
+    detail: str,
+    identity: tuple[str, str, str, int],
+    only_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    install_tool(only_path, backend_class.tool_names[0], FIXTURES / recording)
+    paddle = fake_paddle([backend_class.device_type])
+    monkeypatch.setattr(_tools, "import_paddle", lambda: (paddle, ""))
+    backend = backend_class(device_id=1)
+    assert backend.probe() == Availability.yes(detail)
+    info = backend.device_info()
+    assert (info.name, info.vendor, info.driver_version, info.memory_total_bytes) == identity
+    assert info.device == f"{backend_class.device_type}:1"
+    assert info.extra["plugin"].startswith(backend_class.plugin + " ")
+
+
+def test_template_probe_device_beyond_what_paddle_sees(
+    only_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install_tool(only_path, "ixsmi", FIXTURES / "ixsmi_bi_v150s.txt")
+    monkeypatch.setattr(_tools, "import_paddle", lambda: (fake_paddle(["iluvatar_gpu"], 1), ""))
+    assert IluvatarGpuBackend(device_id=0).probe().available
+    assert IluvatarGpuBackend(device_id=1).probe() == Availability.no(
+        "iluvatar_gpu:1 requested but Paddle sees 1 GPU(s)"
+    )
+
+
+@pytest.mark.parametrize("backend_class", [AscendNpuBackend, CambriconMluBackend, IluvatarGpuBackend])
+def test_template_probe_without_the_vendor_tool(
+    backend_class: type[CustomDeviceBackend], only_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_tools, "import_paddle", lambda: (fake_paddle([backend_class.device_type]), ""))
+    availability = backend_class().probe()
     assert not availability.available
-    assert "install" in availability.reason or "build" in availability.reason
+    assert f"{backend_class.tool_names[0]} not found on PATH" in availability.reason
+    assert backend_class.tool_hint in availability.reason
 
 
-def test_custom_device_probe_names_the_plugin() -> None:
-    reason = AscendNpuBackend().probe().reason
-    assert "paddle-custom-npu plugin not installed" in reason
-    assert "packages/stable/npu" in reason
+def test_template_probe_names_the_missing_plugin_and_its_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_tools, "import_paddle", lambda: (fake_paddle([]), ""))
+    monkeypatch.setattr(_tools, "distribution_version", lambda name: None)
+    npu = AscendNpuBackend().probe().reason
+    assert "paddle-custom-npu plugin not installed" in npu and "packages/stable/npu/" in npu
+    iluvatar = IluvatarGpuBackend().probe().reason
+    # Paddle's index serves the Iluvatar plugin from the "ixuca" channel, not one named after the type.
+    assert "paddle-iluvatar-gpu plugin not installed" in iluvatar and "packages/stable/ixuca/" in iluvatar
 
 
-def test_synchronize_and_memory_never_raise_without_device() -> None:
+def test_template_probe_plugin_installed_but_not_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_tools, "import_paddle", lambda: (fake_paddle(["npu"]), ""))
+    monkeypatch.setattr(_tools, "distribution_version", lambda name: "3.1.0")
+    reason = IluvatarGpuBackend().probe().reason
+    assert "paddle-iluvatar-gpu 3.1.0 is installed but Paddle did not load it" in reason
+
+
+# -- the real probe, on whatever host runs the tests ------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ACCELERATORS)
+def test_real_probe_is_consistent_with_what_this_host_has(name: str) -> None:
+    backend = registry.create_backend(name)
+    availability = backend.probe()
+    tool_present = any(shutil.which(tool) for tool in backend.tool_names)
+    plugins_present = all(_tools.distribution_version(p) for p in backend.paddle_plugins)
+    build_present = any(_tools.distribution_version(b) for b in backend.paddle_builds)
+    if availability.available:
+        assert tool_present and plugins_present and build_present, availability.reason
+        return
+    assert availability.reason
+    if not plugins_present:
+        missing = next(p for p in backend.paddle_plugins if not _tools.distribution_version(p))
+        assert f"{missing} plugin not installed" in availability.reason
+
+
+def test_synchronize_and_memory_never_raise() -> None:
     for name in ACCELERATORS:
         backend = registry.create_backend(name)
         backend.synchronize()
-        assert backend.memory_used_bytes() is None or backend.memory_used_bytes() == 0
+        used = backend.memory_used_bytes()
+        assert used is None or used >= 0
+
+
+# -- registries that read the declarations -----------------------------------------------------------
+
+
+class DemoPluginBackend(CustomDeviceBackend):
+    """A third-party plugin backend, declared on the template the way an entry point ships one."""
+
+    name = "demo"
+    device_type = "demo_npu"
+    description = "demo"
+    plugin = "paddle-custom-demo"
+    plugin_channel = "demo"
+    vendor = "Demo"
+    unit = "NPU"
+    fallback_name = "Demo NPU"
+    tool_names = ("demo-smi",)
+    tool_parser = staticmethod(lambda text: ToolReport(None, ()))
+    tool_hint = "install the demo driver"
+    env_prefixes = ("DEMO_",)
+    precision_table = MappingProxyType({p: PrecisionSupport.via("demo") for p in Precision})
+
+
+@pytest.fixture
+def plugin_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two third-party backends on the entry-point group: one imports, one does not."""
+    group = registry.ENTRY_POINT_GROUP
+    fakes = [
+        importlib.metadata.EntryPoint("demo", f"{__name__}:DemoPluginBackend", group),
+        importlib.metadata.EntryPoint("broken", "portbench_no_such_module:Backend", group),
+    ]
+    monkeypatch.setattr(registry, "entry_points", lambda group: fakes)
+
+
+def test_backend_classes_skip_a_plugin_that_fails_to_import(plugin_entry_points: None) -> None:
+    classes = registry.backend_classes()
+    assert classes["demo"] is DemoPluginBackend
+    assert "broken" not in classes
+    assert set(registry.BUILTIN_BACKENDS) <= set(classes)
+    with pytest.raises(ModuleNotFoundError):
+        registry.backend_class("broken")
+
+
+def test_plugin_versions_list_reads_backend_declarations(plugin_entry_points: None) -> None:
+    plugins = paddle_plugins()
+    for plugin in ("paddle-custom-npu", "paddle-custom-mlu", "paddle-iluvatar-gpu", "paddle-custom-demo"):
+        assert plugin in plugins
+    assert "paddlepaddle-gpu" not in plugins  # a Paddle build, not a plugin
+    assert len(plugins) == len(set(plugins))
+
+
+def test_manifest_env_prefixes_read_backend_declarations(plugin_entry_points: None) -> None:
+    prefixes = manifest_env_prefixes()
+    assert {"ASCEND_", "MLU_", "XPU_", "HIP_", "IX_", "DEMO_", "TRT_", "OMP_"} <= set(prefixes)
+    environ = {
+        "IX_VISIBLE_DEVICES": "0,1",
+        "ASCEND_RT_VISIBLE_DEVICES": "2",
+        "DEMO_MODE": "fast",
+        "TRT_LOGGER": "1",
+        "HOME": "/root",
+        "LANG": "C.UTF-8",
+    }
+    assert performance_environment(environ) == {
+        "ASCEND_RT_VISIBLE_DEVICES": "2",
+        "DEMO_MODE": "fast",
+        "IX_VISIBLE_DEVICES": "0,1",
+        "TRT_LOGGER": "1",
+    }
+
+
+def test_hardware_marker_kinds_come_from_declarations(plugin_entry_points: None) -> None:
+    from conftest import hardware_backends
+
+    assert hardware_backends() == {
+        "gpu": "cuda",
+        "tensorrt": "tensorrt",
+        "npu": "npu",
+        "mlu": "mlu",
+        "xpu": "xpu",
+        "dcu": "dcu",
+        "iluvatar": "iluvatar",
+        "demo": "demo",
+    }
+
+
+def test_cli_lists_every_registered_backend_with_its_reason() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "portbench.harness.cli", "backends"],
+        capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "COLUMNS": "400"},  # one table row per line, reasons unwrapped
+    )
+    assert result.returncode == 0, result.stderr
+    rows = {
+        cells[0]: cells[1:]
+        for line in result.stdout.splitlines()
+        if line.startswith("│") and len(cells := [c.strip() for c in line.strip("│").split("│")]) == 4
+    }
+    assert set(rows) == set(registry.backend_names())
+    for name in registry.backend_names():
+        available, reason, _ = rows[name]
+        assert available in ("yes", "no") and reason, (name, rows[name])
+        status = registry.create_backend(name).probe()
+        assert available == ("yes" if status.available else "no")
+        if not status.available:
+            assert reason == status.reason
+    if rows["iluvatar"][0] == "no":
+        assert "iluvatar" in rows["iluvatar"][1] or "ixsmi" in rows["iluvatar"][1]
 
 
 # -- hardware ----------------------------------------------------------------------------------------
@@ -350,15 +617,9 @@ def require(name: str) -> Any:
 @pytest.mark.parametrize(
     "name",
     [
-        pytest.param(name, marks=pytest.mark.hardware(kind))
-        for name, kind in [
-            ("cuda", "gpu"),
-            ("tensorrt", "gpu"),
-            ("npu", "npu"),
-            ("mlu", "mlu"),
-            ("xpu", "xpu"),
-            ("dcu", "dcu"),
-        ]
+        pytest.param(name, marks=pytest.mark.hardware(cls.hardware_kind))
+        for name, cls in registry.backend_classes().items()
+        if cls.hardware_kind is not None
     ],
 )
 def test_tiny_model_runs_on_device(name: str, tmp_path: Path) -> None:
