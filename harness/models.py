@@ -7,7 +7,6 @@ directory), what they must hash to, and what goes in and comes out. ``resolve`` 
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,16 +15,10 @@ from pathlib import Path
 from portbench.backends.base import ModelFiles
 from portbench.errors import ModelError
 
-HASH_CHUNK = 1 << 20
+# Re-exported: the one digest function stays importable from here.
+from portbench.harness.artifacts import sha256_file as sha256_file
+
 MODEL_FORMATS = (("inference.pdmodel", "inference.pdiparams"), ("inference.json", "inference.pdiparams"))
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
