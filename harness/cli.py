@@ -24,6 +24,7 @@ from portbench.backends.registry import backend_names, create_backend
 from portbench.errors import PortbenchError, UnknownNameError
 from portbench.harness import platform_info
 from portbench.harness.config import DEFAULT_CELL_TIMEOUT_S, Mode, RunOptions, default_cache_dir
+from portbench.harness.models import check_model_dir
 from portbench.harness.quantize import DEFAULT_OP_TYPES
 from portbench.harness.results import RunResults, load_results, write_atomic
 from portbench.harness.runner import (
@@ -145,6 +146,7 @@ def run(
         for role, path in parsed_model_dirs.items():
             if not path.is_dir():
                 raise PortbenchError(f"model directory for {role!r} does not exist: {path}")
+            check_model_dir(path)  # a file Paddle would crash on fails here, before any worker
         options = RunOptions(
             suite=suite.name,
             backends=tuple(dict.fromkeys(backends)) or tuple(backend_names()),

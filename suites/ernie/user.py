@@ -18,7 +18,7 @@ from typing import Any
 from portbench.backends.base import ModelFiles
 from portbench.errors import ModelError
 from portbench.harness.artifacts import ArtifactStore, sha256_file
-from portbench.harness.models import MODEL_FORMATS, check_params_readable, find_model_files
+from portbench.harness.models import MODEL_FORMATS, check_model_files, find_model_files
 from portbench.suites.ernie.checkpoint import (
     CONFIG_FILE_ALIASES,
     STATE_FILE,
@@ -55,7 +55,7 @@ def load_user_model(directory: Path, models_root: Path) -> UserModel:
     has_export = any((directory / model).is_file() for model, _ in MODEL_FORMATS)
     if has_export:
         files = find_model_files(directory)
-        check_params_readable(files)
+        check_model_files(files)
         labels = read_labels(directory / LABELS_FILE)
         config_path = next((directory / n for n in CONFIG_FILE_ALIASES if (directory / n).is_file()), None)
         max_positions = read_checkpoint_config(directory).max_position_embeddings if config_path else None
