@@ -9,6 +9,7 @@ The CLI only parses options and renders; a library user calls :func:`run`.
 
     from portbench.harness.api import run
     from portbench.harness.config import RunOptions
+from portbench.harness.models import check_model_dir
     from portbench.harness.suite import get_suite
 
     results = run(get_suite("smoke"), RunOptions(suite="smoke", backends=("cpu",)))
@@ -27,6 +28,7 @@ from portbench.backends.registry import backend_names, create_backend
 from portbench.errors import BackendUnavailableError, PortbenchError, UnknownNameError
 from portbench.harness import platform_info
 from portbench.harness.config import RunOptions
+from portbench.harness.models import check_model_dir
 from portbench.harness.parity import ReferenceSet, TaskCatalog, apply_parity, load_reference
 from portbench.harness.results import CellResult, RunResults, save_results
 from portbench.harness.runner import (
@@ -109,6 +111,7 @@ def _check_model_dirs(model_dirs: Mapping[str, Path]) -> None:
     for role, path in model_dirs.items():
         if not path.is_dir():
             raise PortbenchError(f"model directory for {role!r} does not exist: {path}")
+        check_model_dir(path)  # a file Paddle would crash on fails here, before any worker
 
 
 def _check_dataset_dirs(dataset_dirs: Mapping[str, Path], workloads: Iterable[str]) -> None:

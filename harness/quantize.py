@@ -17,12 +17,10 @@ way Paddle's quantization passes recognise (``op_namescope`` containing ``skip_q
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,7 +35,8 @@ import numpy as np
 
 from portbench.backends.base import ModelFiles
 from portbench.errors import PortbenchError, UnknownNameError
-from portbench.harness.models import hash_model_files, sha256_file
+from portbench.harness.artifacts import ArtifactStore
+from portbench.harness.models import hash_model_files
 from portbench.harness.platform_info import describe_paddle
 
 ALGORITHMS = ("avg", "hist", "KL", "mse")
@@ -249,28 +248,6 @@ def _label(model_name: str | None, source_digests: Mapping[str, str]) -> str:
     return "model-" + hashlib.sha256(joined.encode()).hexdigest()[:12]
 
 
-def _check_cached(directory: Path) -> tuple[dict[str, Any] | None, str | None]:
-    """(provenance, None) when ``directory`` holds an intact artifact, else (None, why not)."""
-    record_path = directory / PROVENANCE_FILE
-    if not record_path.is_file():
-        return None, f"{PROVENANCE_FILE} is missing"
-    try:
-        provenance = json.loads(record_path.read_text(encoding="utf-8"))
-        recorded = dict(provenance["files"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None, f"{PROVENANCE_FILE} is unreadable"
-    for name in (MODEL_FILENAME, PARAMS_FILENAME):
-        if name not in recorded:
-            return None, f"{PROVENANCE_FILE} does not record {name}"
-    for name, digest in recorded.items():
-        path = directory / name
-        if not path.is_file():
-            return None, f"{name} is missing"
-        if sha256_file(path) != digest:
-            return None, f"{name} fails its sha256 check (corrupted or edited)"
-    return provenance, None
-
-
 def quantize_model(
     source: ModelFiles,
     calibration: CalibrationSet,
@@ -292,26 +269,16 @@ def quantize_model(
     version = paddle_version()
     feeds_digest = _feeds_digest(feeds)
     key = cache_key_for(source_digests, settings, used_ids, feeds_digest, version)
-    quantized_root = cache_root / QUANTIZED_DIR
-    target = quantized_root / f"{_label(model_name, source_digests)}-{key[:16]}"
+    store = ArtifactStore(
+        cache_root / QUANTIZED_DIR,
+        manifest=PROVENANCE_FILE,
+        files_field="files",
+        required=(MODEL_FILENAME, PARAMS_FILENAME),
+        error=QuantizationError,
+    )
+    name = f"{_label(model_name, source_digests)}-{key[:16]}"
 
-    rebuilt_because = None
-    if target.exists():
-        provenance, problem = _check_cached(target)
-        if provenance is not None:
-            return QuantizedModel(_artifact_files(target), key, provenance, from_cache=True)
-        rebuilt_because = f"cached quantized model {target.name} rebuilt: {problem}"
-        if log is not None:
-            log(rebuilt_because)
-
-    try:
-        quantized_root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=quantized_root))
-    except OSError as error:
-        raise QuantizationError(
-            f"cannot write the quantization cache {quantized_root} ({error.strerror or error})"
-        ) from None
-    try:
+    def build(staging: Path) -> dict[str, Any]:
         started = time.time()
         answer = _run_child(
             "quantize",
@@ -326,8 +293,7 @@ def quantize_model(
             feeds,
             timeout_s,
         )
-        files = {name: sha256_file(staging / name) for name in (MODEL_FILENAME, PARAMS_FILENAME)}
-        provenance = {
+        return {
             "format": PROVENANCE_FORMAT,
             "cache_key": key,
             "source": {
@@ -352,33 +318,23 @@ def quantize_model(
             "quantized_ops": answer["quantized_ops"],
             "quantized_op_count": len(answer["quantized_ops"]),
             "kept_fp32_ops": answer["skipped_ops"],
-            "files": files,
         }
-        (staging / PROVENANCE_FILE).write_text(
-            json.dumps(provenance, indent=2, sort_keys=True), encoding="utf-8"
-        )
-        _move_into_place(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return QuantizedModel(_artifact_files(target), key, provenance, rebuilt_because=rebuilt_because)
+
+    def reason(problem: str) -> str:
+        return f"cached quantized model {name} rebuilt: {problem}"
+
+    artifact = store.build(name, key, build, on_rebuild=(lambda p: log(reason(p))) if log else None)
+    return QuantizedModel(
+        _artifact_files(artifact.directory),
+        key,
+        dict(artifact.manifest),
+        from_cache=not artifact.built,
+        rebuilt_because=reason(artifact.rebuilt_because) if artifact.rebuilt_because else None,
+    )
 
 
 def _artifact_files(directory: Path) -> ModelFiles:
     return ModelFiles(directory / MODEL_FILENAME, directory / PARAMS_FILENAME)
-
-
-def _move_into_place(staging: Path, target: Path) -> None:
-    if target.exists():
-        stale = Path(tempfile.mkdtemp(prefix=f".{target.name}-stale-", dir=target.parent))
-        with contextlib.suppress(OSError):  # a concurrent rebuild may have moved it already
-            target.rename(stale / "artifact")
-        shutil.rmtree(stale, ignore_errors=True)
-    try:
-        staging.rename(target)
-    except OSError:
-        # Another process put an identical build there first; keep theirs if it is intact.
-        if _check_cached(target)[0] is None:
-            raise
 
 
 def export_legacy_program(

@@ -12,7 +12,7 @@ import pytest
 
 from portbench.harness.models import find_model_files
 from portbench.harness.results import validate_document
-from portbench.suites.ocr.models import PPOCRV4_REC
+from portbench.suites.ocr.models import PPOCRV4_DET, PPOCRV4_REC
 
 
 def portbench(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -91,19 +91,66 @@ def truncated_rec_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return target
 
 
-def test_truncated_params_fail_their_cell_with_a_clear_error(
-    truncated_rec_model: Path, tmp_path: Path, cache_dir: Path
+def _model_dir(tmp_path: Path, model_name: str, model: bytes, params: bytes) -> Path:
+    directory = tmp_path / "model"
+    directory.mkdir()
+    (directory / model_name).write_bytes(model)
+    (directory / "inference.pdiparams").write_bytes(params)
+    return directory
+
+
+def _real(entry_dir: Path, name: str) -> bytes:
+    return (entry_dir / name).read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("role", "case", "fragments"),
+    [
+        ("det", "text-pdmodel", ["inference.pdmodel is not a Paddle program"]),
+        ("det", "empty-params", ["inference.pdiparams is empty"]),
+        ("rec", "truncated-params", ["inference.pdiparams is not a complete Paddle parameter", "truncated"]),
+        ("det", "pir-not-json", ["inference.json is not a Paddle PIR program", "not valid JSON"]),
+    ],
+)
+def test_bad_model_files_fail_before_any_worker(
+    role: str, case: str, fragments: list[str], tmp_path: Path, truncated_rec_model: Path
 ) -> None:
+    real = PPOCRV4_DET.directory()
+    if case == "text-pdmodel":
+        text = b"hello, I am text\n"
+        directory = _model_dir(tmp_path, "inference.pdmodel", text, _real(real, "inference.pdiparams"))
+    elif case == "empty-params":
+        directory = _model_dir(tmp_path, "inference.pdmodel", _real(real, "inference.pdmodel"), b"")
+    elif case == "truncated-params":
+        directory = truncated_rec_model
+    else:
+        directory = _model_dir(tmp_path, "inference.json", b"{not json", _real(real, "inference.pdiparams"))
+    out = tmp_path / "run"
+    result = portbench(
+        "run", "--suite", "smoke", "--backend", "cpu", "--only", f"ocr/{role}", "--out", str(out),
+        "--model-dir", f"{role}={directory}",
+    )
+    line = assert_one_line_error(result, str(directory), *fragments)
+    assert "SIGSEGV" not in line
+    assert not out.exists()  # refused while planning: no worker ran, no results were written
+
+
+def test_params_of_another_model_fail_their_cell_with_a_clear_error(tmp_path: Path, cache_dir: Path) -> None:
+    # Structurally sound files that do not belong together pass the cheap check; Paddle refuses them.
+    rec, det = PPOCRV4_REC.directory(), PPOCRV4_DET.directory()
+    mixed = _model_dir(
+        tmp_path, "inference.pdmodel", _real(rec, "inference.pdmodel"), _real(det, "inference.pdiparams")
+    )
     out = tmp_path / "run"
     result = portbench(
         "run", "--suite", "smoke", "--backend", "cpu", "--only", "ocr/rec", "--out", str(out),
-        "--model-dir", f"rec={truncated_rec_model}", "--cache-dir", str(cache_dir),
+        "--model-dir", f"rec={mixed}", "--cache-dir", str(cache_dir),
     )
-    assert_one_line_error(result, "cannot load model", str(truncated_rec_model))
+    assert_one_line_error(result, "cannot load model", str(mixed))
     saved = json.loads((out / "results.json").read_text())
     validate_document(saved)
     (cell,) = saved["cells"]
-    assert cell["status"] == "failed" and "complete or damaged" in cell["reason"]
+    assert cell["status"] == "failed" and "cannot load model" in cell["reason"]
 
 
 def test_an_image_that_is_not_an_image(tmp_path: Path, cache_dir: Path) -> None:

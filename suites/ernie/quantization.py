@@ -13,12 +13,7 @@ its ``test`` split; synthetic-weight shapes calibrate on seeded random token ids
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 import math
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from portbench.backends.base import ModelFiles
-from portbench.errors import ModelError
-from portbench.harness.models import find_model_files, sha256_file, verify_digests
+from portbench.harness.artifacts import ArtifactStore
+from portbench.harness.models import find_model_files
 from portbench.harness.quantize import (
     MODEL_FILENAME,
     PARAMS_FILENAME,
@@ -38,7 +33,6 @@ from portbench.harness.quantize import (
     export_legacy_program,
 )
 from portbench.suites.ernie.checkpoint import (
-    CONFIG_FILE_ALIASES,
     STATE_FILE,
     check_state_matches,
     read_checkpoint_config,
@@ -47,6 +41,7 @@ from portbench.suites.ernie.checkpoint import (
 from portbench.suites.ernie.export import INPUT_NAMES
 from portbench.suites.ernie.modeling import ErnieConfig, ErnieForSequenceClassification
 from portbench.suites.ernie.tokenizer import ErnieTokenizer
+from portbench.suites.ernie.user import checkpoint_digest
 
 MANIFEST = "manifest.json"
 STATIC_FACTORY = "portbench.suites.ernie.quantization:static_classifier"
@@ -103,73 +98,31 @@ def checkpoint_config(directory: Path) -> ErnieConfig:
     return config
 
 
-def checkpoint_digest(directory: Path) -> str:
-    """sha256 over a checkpoint's config and weights: what its legacy export is keyed by."""
-    digest = hashlib.sha256()
-    for name in (*CONFIG_FILE_ALIASES, STATE_FILE):
-        if (directory / name).is_file():
-            digest.update(name.encode() + sha256_file(directory / name).encode())
-    return digest.hexdigest()
-
-
-def _intact(directory: Path) -> bool:
-    manifest_path = directory / MANIFEST
-    if not manifest_path.is_file():
-        return False
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        verify_digests(directory, manifest["sha256"], directory.name)
-    except (ModelError, ValueError, KeyError, TypeError):
-        return False
-    return True
-
-
-def _remove(directory: Path) -> None:
-    """Move a broken copy aside first, so a concurrent reader never sees it half deleted."""
-    stale = Path(tempfile.mkdtemp(prefix=f".{directory.name}-stale-", dir=directory.parent))
-    with contextlib.suppress(OSError):
-        directory.rename(stale / "old")
-    shutil.rmtree(stale, ignore_errors=True)
-
-
 def cached_legacy_export(
     target: Path, weights_sha256: str, write_state: Callable[[Path], tuple[Path, ErnieConfig]]
 ) -> LegacyExport:
     """The legacy program in ``target``, exported first when missing or corrupt.
 
     ``write_state(staging)`` returns the state file to export and the config it belongs to; it runs
-    only when an export is needed. The build goes to a temporary directory renamed into place.
+    only when an export is needed. The build goes through the artifact store (staged, renamed).
     """
-    if _intact(target):
-        return LegacyExport(find_model_files(target), built=False)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists():
-        _remove(target)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
+
+    def build(staging: Path) -> dict[str, Any]:
         state_file, config = write_state(staging)
         arguments = {"config": config.to_dict()}
         export_legacy_program(STATIC_FACTORY, arguments, state_file, LEGACY_INPUTS, staging)
         for leftover in staging.iterdir():  # a regenerated state dict is not kept
             if leftover.name not in (MODEL_FILENAME, PARAMS_FILENAME):
                 leftover.unlink()
-        manifest = {
+        return {
             "what": "legacy-format (inference.pdmodel) export of these weights, for static PTQ",
             "weights_sha256": weights_sha256,
             "config": config.to_dict(),
-            "sha256": {name: sha256_file(staging / name) for name in (MODEL_FILENAME, PARAMS_FILENAME)},
         }
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        staging.chmod(0o755)  # mkdtemp makes it private; a published model is ordinary data
-        try:
-            staging.rename(target)
-        except OSError:
-            # A concurrent export of the same weights got there first; keep it if it is intact.
-            if not _intact(target):
-                raise QuantizationError(f"cannot publish the legacy export {target}") from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return LegacyExport(find_model_files(target), built=True)
+
+    store = ArtifactStore(target.parent, required=(MODEL_FILENAME, PARAMS_FILENAME), error=QuantizationError)
+    artifact = store.build(target.name, weights_sha256, build)
+    return LegacyExport(find_model_files(artifact.directory), built=artifact.built)
 
 
 def checkpoint_legacy_export(checkpoint_dir: Path, models_root: Path, label: str) -> LegacyExport:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -26,7 +24,8 @@ import paddle
 
 from portbench.backends.base import ModelFiles
 from portbench.errors import ModelError
-from portbench.harness.models import find_model_files, sha256_file, verify_digests
+from portbench.harness.artifacts import ArtifactStore, verify_manifest
+from portbench.harness.models import find_model_files
 from portbench.suites.ernie.checkpoint import save_checkpoint
 from portbench.suites.ernie.data import (
     SENTIMENT_LABELS,
@@ -38,7 +37,6 @@ from portbench.suites.ernie.data import (
 from portbench.suites.ernie.export import export_inference
 from portbench.suites.ernie.metrics import accuracy, macro_f1
 from portbench.suites.ernie.modeling import ErnieConfig
-from portbench.suites.ernie.shapes import publish
 from portbench.suites.ernie.tokenizer import ErnieTokenizer, write_vocab
 from portbench.suites.ernie.training import TrainConfig, TrainProgress, predict_logits, train_classifier
 
@@ -142,12 +140,16 @@ class ReferenceBuild:
 
 def load_reference(directory: Path) -> ReferenceBuild:
     """Read a finished build, verifying the sha256 of every file its manifest lists."""
-    manifest_path = directory / MANIFEST
-    if not manifest_path.is_file():
+    if not (directory / MANIFEST).is_file():
         raise ModelError(f"{directory} is not a built {REFERENCE_NAME} model (no {MANIFEST})")
+    manifest, problem = verify_manifest(directory, MANIFEST)
+    if manifest is None:
+        raise ModelError(f"{REFERENCE_NAME} build {directory}: {problem}; delete it to rebuild")
+    return _reference_build(directory, manifest)
+
+
+def _reference_build(directory: Path, manifest: Mapping[str, Any]) -> ReferenceBuild:
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        verify_digests(directory, manifest["sha256"], str(manifest["name"]))
         scores = manifest["test"]
         return ReferenceBuild(
             directory=directory,
@@ -157,18 +159,15 @@ def load_reference(directory: Path) -> ReferenceBuild:
             build_seconds=float(manifest["build_seconds"]),
             manifest=manifest,
         )
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-        raise ModelError(f"{manifest_path} is corrupt; delete {directory} to rebuild") from None
+    except (KeyError, TypeError, ValueError):
+        raise ModelError(f"{directory / MANIFEST} is corrupt; delete {directory} to rebuild") from None
 
 
 def ensure_reference_model(
     models_root: Path, recipe: ReferenceRecipe = DEFAULT_RECIPE, progress: TrainProgress | None = None
 ) -> ReferenceBuild:
-    """The cached reference model for ``recipe``, built first if missing or incomplete."""
-    directory = recipe.directory(models_root)
-    if (directory / MANIFEST).is_file():
-        return load_reference(directory)
-    return build_reference_model(models_root, recipe, progress)
+    """The cached reference model for ``recipe``, built first if missing, incomplete or corrupt."""
+    return _build(models_root, recipe, progress, rebuild=False)
 
 
 def build_reference_model(
@@ -178,17 +177,19 @@ def build_reference_model(
 
     An existing build of the same recipe is replaced.
     """
-    started = time.perf_counter()
-    splits = split_corpus(load_sentiment_corpus(), recipe.seed, recipe.calib_size, recipe.test_size)
-    train = splits.train[: recipe.max_train_examples] if recipe.max_train_examples else splits.train
-    vocab_tokens = build_char_vocab((e.text for e in train), recipe.vocab_chars)
-    tokenizer = ErnieTokenizer({t: i for i, t in enumerate(vocab_tokens)}, recipe.max_seq_len)
-    config = recipe.model_config(len(vocab_tokens))
+    return _build(models_root, recipe, progress, rebuild=True)
 
-    directory = recipe.directory(models_root)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
-    try:
+
+def _build(
+    models_root: Path, recipe: ReferenceRecipe, progress: TrainProgress | None, rebuild: bool
+) -> ReferenceBuild:
+    def build(staging: Path) -> dict[str, Any]:
+        started = time.perf_counter()
+        splits = split_corpus(load_sentiment_corpus(), recipe.seed, recipe.calib_size, recipe.test_size)
+        train = splits.train[: recipe.max_train_examples] if recipe.max_train_examples else splits.train
+        vocab_tokens = build_char_vocab((e.text for e in train), recipe.vocab_chars)
+        tokenizer = ErnieTokenizer({t: i for i, t in enumerate(vocab_tokens)}, recipe.max_seq_len)
+        config = recipe.model_config(len(vocab_tokens))
         train_started = time.perf_counter()
         model = train_classifier(config, tokenizer, train, recipe.train, recipe.seed, progress)
         train_seconds = time.perf_counter() - train_started
@@ -201,7 +202,7 @@ def build_reference_model(
         (staging / LABELS_FILE).write_text("".join(f"{x}\n" for x in SENTIMENT_LABELS), encoding="utf-8")
         predictions = logits.argmax(axis=1)
         truth = [e.label for e in splits.test]
-        manifest = {
+        return {
             "name": recipe.name,
             "synthetic_weights": False,
             "recipe": asdict(recipe),
@@ -221,16 +222,11 @@ def build_reference_model(
             "paddle_version": paddle.__version__,
             "machine": platform.machine(),
         }
-        manifest["sha256"] = {
-            p.name: sha256_file(p) for p in sorted(staging.iterdir()) if p.is_file() and p.name != MANIFEST
-        }
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
-        if directory.exists():
-            shutil.rmtree(directory)
-        publish(staging, directory)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return load_reference(directory)
+
+    store = ArtifactStore(models_root, manifest=MANIFEST, error=ModelError)
+    directory = recipe.directory(models_root)
+    artifact = store.build(directory.name, recipe.digest(), build, rebuild=rebuild)
+    return _reference_build(artifact.directory, artifact.manifest)
 
 
 def corpus_examples(ids: Sequence[str]) -> list[Example]:

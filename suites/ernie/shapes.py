@@ -9,23 +9,22 @@ logits mean nothing, and every result built from these models must say ``synthet
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import paddle
 
 from portbench.backends.base import ModelFiles
-from portbench.errors import UnknownNameError
-from portbench.harness.models import find_model_files, hash_model_files, verify_digests
+from portbench.errors import ModelError, UnknownNameError
+from portbench.harness.artifacts import ArtifactStore
+from portbench.harness.models import find_model_files
 from portbench.suites.ernie.export import export_inference
 from portbench.suites.ernie.modeling import ErnieConfig, ErnieForSequenceClassification
 
 SYNTHETIC_SEED = 2023
-MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -92,39 +91,20 @@ def ensure_synthetic_model(models_root: Path, shape: str, seed: int = SYNTHETIC_
     under ``models_root`` (e.g. ``~/.cache/portbench/models``)."""
     spec = get_shape(shape)
     directory = synthetic_model_dir(models_root, shape, seed)
-    manifest_path = directory / MANIFEST
-    if manifest_path.is_file():
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        verify_digests(directory, manifest["sha256"], directory.name)
-        return find_model_files(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
-    try:
+    identity = {"architecture": spec.paddlenlp_name, "config": spec.config.to_dict(), "seed": seed}
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+    def build(staging: Path) -> dict[str, Any]:
         paddle.seed(seed)
-        model = ErnieForSequenceClassification(spec.config)
-        files = export_inference(model, staging)
-        manifest = {
+        export_inference(ErnieForSequenceClassification(spec.config), staging)
+        return {
             "name": directory.name,
             "architecture": spec.paddlenlp_name,
             "synthetic_weights": True,
             "seed": seed,
             "parameters": parameter_count(spec.config),
             "config": spec.config.to_dict(),
-            "sha256": hash_model_files(files),
         }
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        publish(staging, directory)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return find_model_files(directory)
 
-
-def publish(staging: Path, directory: Path) -> None:
-    """Move a finished build into place; a concurrent builder that got there first wins."""
-    # mkdtemp creates the staging directory private (0700); a published model is ordinary data.
-    staging.chmod(0o755)
-    try:
-        os.rename(staging, directory)
-    except OSError:
-        if not (directory / MANIFEST).is_file():
-            raise
+    artifact = ArtifactStore(models_root, error=ModelError).build(directory.name, key, build)
+    return find_model_files(artifact.directory)

@@ -10,16 +10,15 @@ Accepted directories:
 from __future__ import annotations
 
 import hashlib
-import json
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from portbench.backends.base import ModelFiles
 from portbench.errors import ModelError
-from portbench.harness.models import MODEL_FORMATS, check_params_readable, find_model_files, sha256_file
+from portbench.harness.artifacts import ArtifactStore, sha256_file
+from portbench.harness.models import MODEL_FORMATS, check_model_files, find_model_files
 from portbench.suites.ernie.checkpoint import (
     CONFIG_FILE_ALIASES,
     STATE_FILE,
@@ -29,7 +28,6 @@ from portbench.suites.ernie.checkpoint import (
 )
 from portbench.suites.ernie.data import read_labels
 from portbench.suites.ernie.export import export_inference
-from portbench.suites.ernie.shapes import publish
 from portbench.suites.ernie.tokenizer import read_vocab
 
 VOCAB_FILE = "vocab.txt"
@@ -57,7 +55,7 @@ def load_user_model(directory: Path, models_root: Path) -> UserModel:
     has_export = any((directory / model).is_file() for model, _ in MODEL_FORMATS)
     if has_export:
         files = find_model_files(directory)
-        check_params_readable(files)
+        check_model_files(files)
         labels = read_labels(directory / LABELS_FILE)
         config_path = next((directory / n for n in CONFIG_FILE_ALIASES if (directory / n).is_file()), None)
         max_positions = read_checkpoint_config(directory).max_position_embeddings if config_path else None
@@ -79,28 +77,25 @@ def _export_checkpoint(directory: Path, models_root: Path) -> tuple[ModelFiles, 
     """Export once per distinct (config, weights) pair; later runs reuse the cached export.
 
     Returns the files and the classifier's class count (recorded next to the export)."""
+    digest = checkpoint_digest(directory)
+
+    def build(staging: Path) -> dict[str, Any]:
+        model = load_checkpoint(directory)
+        export_inference(model, staging)
+        return {"checkpoint": str(directory.resolve()), "num_labels": model.config.num_labels}
+
+    store = ArtifactStore(models_root, manifest=SOURCE_FILE, error=ModelError)
+    artifact = store.build(f"ernie-user-{digest[:16]}", digest, build)
+    return find_model_files(artifact.directory), int(artifact.manifest["num_labels"])
+
+
+def checkpoint_digest(directory: Path) -> str:
+    """sha256 over a checkpoint's config and weights: what its exports are keyed by."""
     digest = hashlib.sha256()
     for name in (*CONFIG_FILE_ALIASES, STATE_FILE):
         if (directory / name).is_file():
             digest.update(name.encode() + sha256_file(directory / name).encode())
-    target = models_root / f"ernie-user-{digest.hexdigest()[:16]}"
-    if (target / SOURCE_FILE).is_file():
-        source = json.loads((target / SOURCE_FILE).read_text(encoding="utf-8"))
-        return find_model_files(target), int(source["num_labels"])
-    model = load_checkpoint(directory)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
-        export_inference(model, staging)
-        (staging / SOURCE_FILE).write_text(
-            json.dumps({"checkpoint": str(directory.resolve()), "num_labels": model.config.num_labels})
-            + "\n",
-            encoding="utf-8",
-        )
-        publish(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return find_model_files(target), model.config.num_labels
+    return digest.hexdigest()
 
 
 def _checkpoint_labels(directory: Path, config_labels: tuple[str, ...], num_labels: int) -> tuple[str, ...]:

@@ -19,8 +19,6 @@ import importlib.util
 import json
 import math
 import re
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from functools import cache
@@ -33,6 +31,7 @@ from PIL import Image, ImageDraw, ImageFont
 from PIL import __version__ as pillow_version
 
 from portbench.errors import DatasetError, UnknownNameError
+from portbench.harness.artifacts import ArtifactStore, sha256_file, write_manifest
 from portbench.suites.ocr.datasets import (
     DET_LABEL_FILE,
     MANIFEST_FILE,
@@ -103,55 +102,40 @@ def calibration(spec: SynthSpec) -> SynthSpec:
 
 def dataset_name(spec: SynthSpec) -> str:
     """``synth-ocr-v1-<split>-<hash>``; the hash covers the spec, the generator and its input files."""
+    return f"synth-ocr-v{GENERATOR_VERSION}-{spec.split}-{_dataset_digest(spec)[:10]}"
+
+
+def _dataset_digest(spec: SynthSpec) -> str:
     identity = {
         "generator": GENERATOR,
         "version": GENERATOR_VERSION,
         "spec": _spec_json(spec),
         "inputs": _resources().input_digests(),
     }
-    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
-    return f"synth-ocr-v{GENERATOR_VERSION}-{spec.split}-{digest[:10]}"
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 
 def generate(spec: SynthSpec, root: Path) -> OcrDataset:
     """Render the dataset into ``root`` (created if needed, must be empty) and read it back."""
     if root.exists() and any(root.iterdir()):
         raise DatasetError(f"{root} is not empty; generate the synthetic OCR set into an empty directory")
-    _write_dataset(spec, root)
+    root.mkdir(parents=True, exist_ok=True)
+    write_manifest(root, _write_dataset(spec, root), MANIFEST_FILE, files_field="files")
     return load_user_dataset(root)
 
 
 def ensure_dataset(spec: SynthSpec, cache_root: Path) -> OcrDataset:
     """Load ``cache_root/<dataset_name(spec)>``, generating it first when missing or incomplete.
 
-    Generation happens in a temporary sibling directory renamed into place at the end, so an
+    Generation goes through the artifact store: built beside the target and renamed into place, so an
     interrupted run never leaves a half-written dataset under the final name.
     """
-    name = dataset_name(spec)
-    target = cache_root / name
-    if _is_complete(target, name):
-        return load_user_dataset(target)
-    try:
-        cache_root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=cache_root))
-    except OSError as error:
-        reason = error.strerror or error
-        raise DatasetError(f"cannot write the dataset cache {cache_root} ({reason})") from None
-    try:
-        _write_dataset(spec, staging)
-        if target.exists():
-            stale = Path(tempfile.mkdtemp(prefix=f".{name}-stale-", dir=cache_root))
-            target.rename(stale / "dataset")
-            shutil.rmtree(stale, ignore_errors=True)
-        try:
-            staging.rename(target)
-        except OSError:
-            # Another process finished the same dataset first; theirs is as good as ours.
-            if not _is_complete(target, name):
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return load_user_dataset(target)
+    store = ArtifactStore(cache_root, manifest=MANIFEST_FILE, files_field="files", error=DatasetError)
+    # Looked up at call time (not bound here), so tests can stand in for the renderer.
+    artifact = store.build(
+        dataset_name(spec), _dataset_digest(spec), lambda staging: _write_dataset(spec, staging)
+    )
+    return load_user_dataset(artifact.directory)
 
 
 # --- inputs: font, dictionary, text -----------------------------------------------------------------
@@ -173,17 +157,17 @@ class _Resources:
         if not self.font_path.is_file():
             raise DatasetError(f"{self.font_path} is missing; reinstall it: pip install {FONT_PIP_NAME}")
         self.font_index = _face_index(self.font_path, FONT_FACE)
-        self.font_sha256 = _sha256_file(self.font_path)
+        self.font_sha256 = sha256_file(self.font_path)
         keys_path = ppocr_keys_path()
         self.dictionary = frozenset(keys_path.read_text(encoding="utf-8").splitlines()) - {""}
-        self.dictionary_sha256 = _sha256_file(keys_path)
+        self.dictionary_sha256 = sha256_file(keys_path)
         text_dir = _package_dir(TEXT_PACKAGE, TEXT_PIP_NAME)
         self.sources = tuple(
             _TextSource(
                 relative,
                 tuple(filter(None, (text_dir / relative).read_text(encoding="utf-8").splitlines())),
                 segmented,
-                _sha256_file(text_dir / relative),
+                sha256_file(text_dir / relative),
             )
             for relative, segmented in TEXT_SOURCES
         )
@@ -605,7 +589,8 @@ def _sample_rng(spec: SynthSpec, sample_id: str) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest[:16], "little"))
 
 
-def _write_dataset(spec: SynthSpec, root: Path) -> None:
+def _write_dataset(spec: SynthSpec, root: Path) -> dict[str, Any]:
+    """Render every sample into ``root``; returns the manifest (the caller writes it)."""
     resources = _resources()
     name = dataset_name(spec)
     for folder in ("det", "rec"):
@@ -666,8 +651,7 @@ def _write_dataset(spec: SynthSpec, root: Path) -> None:
         "files": files,
         "samples": samples,
     }
-    manifest_text = json.dumps(manifest, ensure_ascii=False, indent=1) + "\n"
-    (root / MANIFEST_FILE).write_text(manifest_text, encoding="utf-8")
+    return manifest
 
 
 def _write_bytes(path: Path, data: bytes) -> str:
@@ -675,23 +659,8 @@ def _write_bytes(path: Path, data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _is_complete(root: Path, name: str) -> bool:
-    """True when root holds the named dataset with every file intact."""
-    try:
-        manifest = json.loads((root / MANIFEST_FILE).read_text(encoding="utf-8"))
-        if manifest.get("generator") != GENERATOR or manifest.get("name") != name:
-            return False
-        files = manifest["files"]
-        return all(_sha256_file(root / relative) == digest for relative, digest in files.items())
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return False
-
-
 def _spec_json(spec: SynthSpec) -> dict[str, Any]:
     as_dict = asdict(spec)
     as_dict["degradations"] = list(spec.degradations)
     return as_dict
 
-
-def _sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
