@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -244,6 +245,19 @@ def test_user_checkpoint_runs_as_an_ernie_model(
     (cell,) = json.loads((tmp_path / "run" / "results.json").read_text())["cells"]
     assert cell["status"] == "passed" and cell["raw"]["accuracy_samples"] == 2
     assert cell["metrics"]["accuracy"] in (0.0, 0.5, 1.0)  # two samples: only these are possible
+    # The cell, the terminal table and summary.md name the model that ran, not the suite's built-in one.
+    assert cell["cell_id"].startswith("ernie/cls/user:ckpt@") and cell["model"] == "user:ckpt"
+    summary = (tmp_path / "run" / "summary.md").read_text()
+    assert "user:ckpt" in summary and "ernie-sentiment-smoke" not in summary
+    assert "user:ckpt" in result.stdout
+    # Evidence hashes what the user handed in, not only the on-the-fly export.
+    (record,) = cell["models"]
+    assert record["supplied_path"] == str(model)
+    assert record["supplied_sha256"] == {
+        name: hashlib.sha256((model / name).read_bytes()).hexdigest()
+        for name in ("labels.txt", "model_config.json", "model_state.pdparams", "vocab.txt")
+    }
+    assert "model_state.pdparams" not in record["sha256"]  # what ran is the export
 
 
 @pytest.mark.parametrize(
