@@ -7,6 +7,7 @@ A run whose cells failed at measurement time exits 1; anything measured is alrea
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import warnings
 from collections.abc import Sequence
@@ -38,6 +39,19 @@ from portbench.suites.definitions import DEFAULT_SUITE, SUITES, get_suite
 
 DEFAULT_OUT = Path("portbench-results")
 STATUS_STYLE = {"passed": "green", "failed": "bold red", "skipped": "yellow"}
+# Waits much longer than this overflow the OS poll the runner waits on (about 24 days of milliseconds).
+MAX_CELL_TIMEOUT_S = 7 * 24 * 3600.0
+
+
+class FiniteFloatRange(click.FloatRange):
+    """A FloatRange that also refuses nan and infinity: nan passes every bound check (and then
+    every comparison the option feeds is false), infinity breaks the arithmetic behind it."""
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        number = cast(float, super().convert(value, param, ctx))
+        if not math.isfinite(number):
+            self.fail(f"{number} is not a finite number", param, ctx)
+        return number
 
 
 def parse_precisions(text: str) -> tuple[Precision, ...]:
@@ -98,8 +112,10 @@ def cli() -> None:
               help="Finish the missing cells of an interrupted run directory.")
 @click.option("--mode", type=click.Choice(["both", "accuracy", "performance"]), default="both",
               show_default=True, help="Accuracy pass, timed pass, or both.")
-@click.option("--threads", type=int, default=0, help="CPU math threads (0: physical cores).")
-@click.option("--device-id", type=int, default=0, show_default=True, help="Accelerator index.")
+@click.option("--threads", type=click.IntRange(min=0), default=0,
+              help="CPU math threads (0: physical cores).")
+@click.option("--device-id", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Accelerator index.")
 @click.option("--model-dir", "model_dirs", multiple=True, metavar="ROLE=PATH",
               help="Use your own exported model for a role (det, rec, model).")
 @click.option("--dataset", "datasets", multiple=True, metavar="[WORKLOAD=]PATH",
@@ -111,7 +127,9 @@ def cli() -> None:
               help="An earlier run directory whose FP32 CPU cells are the parity reference.")
 @click.option("--only", "only", multiple=True, metavar="TEXT",
               help="Run only cells whose id contains TEXT (repeatable), e.g. --only ocr/rec.")
-@click.option("--timeout", "cell_timeout_s", type=float, default=DEFAULT_CELL_TIMEOUT_S, show_default=True,
+@click.option("--timeout", "cell_timeout_s",
+              type=FiniteFloatRange(min=0, min_open=True, max=MAX_CELL_TIMEOUT_S),
+              default=DEFAULT_CELL_TIMEOUT_S, show_default=True,
               help="Seconds before a cell's worker is killed.")
 def run(
     suite_name: str,
@@ -232,9 +250,9 @@ def report(run_dir: Path, benchmark_storage: Path | None) -> None:
 @cli.command()
 @click.argument("baseline_dir", type=click.Path(path_type=Path))
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--max-slowdown", type=float, default=0.10, show_default=True,
+@click.option("--max-slowdown", type=FiniteFloatRange(min=0), default=0.10, show_default=True,
               help="Largest tolerated p50 slowdown (a fraction), beyond the runs' own noise.")
-@click.option("--max-metric-drop", type=float, default=0.005, show_default=True,
+@click.option("--max-metric-drop", type=FiniteFloatRange(min=0), default=0.005, show_default=True,
               help="Largest tolerated absolute drop of any accuracy metric.")
 @click.option("--strict-manifest", is_flag=True,
               help="Treat cells measured with different settings (manifest) as regressions.")
@@ -337,16 +355,18 @@ def models(ctx: click.Context, verify: bool) -> None:
 @click.option("--model-dir", type=click.Path(path_type=Path), default=None,
               help="Quantize your own export of this model instead of the registered files.")
 @click.option("--algo", type=click.Choice(["avg", "hist", "KL", "mse"]), default="avg", show_default=True)
-@click.option("--samples", "calibration_samples", type=int, default=32, show_default=True,
+@click.option("--samples", "calibration_samples", type=click.IntRange(min=1), default=32, show_default=True,
               help="Calibration samples (from the calibration split only).")
-@click.option("--batch-size", type=int, default=4, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True)
 @click.option("--op-types", default=",".join(DEFAULT_OP_TYPES), show_default=True,
               help="Comma-separated op types to quantize.")
 @click.option("--skip-ops", default="", help="Comma-separated op names (see --list-ops) to keep in FP32.")
 @click.option("--list-ops", is_flag=True, help="List the quantizable ops and exit.")
-@click.option("--search", "search_gate", type=float, default=None, metavar="GATE",
+# Checked here as well as in the search itself, so a bad gate fails before the FP32 reference is scored.
+@click.option("--search", "search_gate", type=FiniteFloatRange(min=0, max=1, min_open=True), default=None,
+              metavar="GATE",
               help="Keep the most sensitive ops in FP32 until INT8 reaches GATE × FP32 (e.g. 0.99).")
-@click.option("--max-skipped", type=int, default=8, show_default=True,
+@click.option("--max-skipped", type=click.IntRange(min=0), default=8, show_default=True,
               help="Most ops the search may keep in FP32.")
 @click.option("--dataset", default="synth-smoke", show_default=True,
               help="Generated set: its calibration split calibrates, its eval split scores the search.")

@@ -46,10 +46,33 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: 
         (["run", "--suite", "smoke", "--only", "no-such-cell"], ["matches no cell"]),
         (["run", "--resume", "/no/such/run"], ["no results at /no/such/run"]),
         (["report", "/no/such/run"], ["no results at"]),
+        # Numbers out of range: refused before any backend is probed or any cell runs.
+        (["run", "--threads", "-3"], ["--threads", "-3"]),
+        (["run", "--timeout", "0"], ["--timeout", "0.0"]),
+        (["run", "--timeout", "-5"], ["--timeout", "-5"]),
+        (["run", "--timeout", "nan"], ["--timeout", "nan is not a finite number"]),
+        (["run", "--timeout", "inf"], ["--timeout", "inf"]),
+        (["run", "--device-id", "-1"], ["--device-id", "-1"]),
+        (["compare", "a", "b", "--max-slowdown", "-0.1"], ["--max-slowdown", "-0.1"]),
+        (["compare", "a", "b", "--max-slowdown", "nan"], ["--max-slowdown", "nan"]),
+        (["compare", "a", "b", "--max-metric-drop", "-1"], ["--max-metric-drop", "-1"]),
+        (["quantize", "ppocrv4-mobile-rec", "--samples", "0"], ["--samples", "0"]),
+        (["quantize", "ppocrv4-mobile-rec", "--batch-size", "-2"], ["--batch-size", "-2"]),
+        (["quantize", "ppocrv4-mobile-rec", "--search", "0"], ["--search", "0"]),
+        (["quantize", "ppocrv4-mobile-rec", "--search", "1.5"], ["--search", "1.5"]),
+        (["quantize", "ppocrv4-mobile-rec", "--max-skipped", "-1"], ["--max-skipped", "-1"]),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args: list[str], fragments: list[str], tmp_path: Path) -> None:
     assert_one_line_error(portbench(*args, cwd=tmp_path), *fragments)
+
+
+def test_auto_threads_and_a_positive_timeout_stay_valid(tmp_path: Path) -> None:
+    # 0 means "physical cores": the range check must not refuse it. --only no-such-cell stops the run
+    # after the options were accepted, with an error that names the cells, not the numbers.
+    result = portbench("run", "--suite", "smoke", "--backend", "cpu", "--threads", "0", "--timeout", "0.5",
+                       "--only", "no-such-cell", cwd=tmp_path)
+    assert_one_line_error(result, "matches no cell")
 
 
 def test_missing_device_is_a_clear_error(tmp_path: Path) -> None:
