@@ -37,6 +37,7 @@ import numpy as np
 
 from portbench.backends.base import ModelFiles
 from portbench.errors import PortbenchError, UnknownNameError
+from portbench.files import publish_dir_mode
 from portbench.harness.models import hash_model_files, sha256_file
 from portbench.harness.platform_info import describe_paddle
 
@@ -368,6 +369,7 @@ def _artifact_files(directory: Path) -> ModelFiles:
 
 
 def _move_into_place(staging: Path, target: Path) -> None:
+    publish_dir_mode(staging)  # mkdtemp made it private; the cached model is shared as the umask allows
     if target.exists():
         stale = Path(tempfile.mkdtemp(prefix=f".{target.name}-stale-", dir=target.parent))
         with contextlib.suppress(OSError):  # a concurrent rebuild may have moved it already

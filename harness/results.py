@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from portbench.errors import PortbenchError
+from portbench.files import default_file_mode
 
 SCHEMA_VERSION = "1.0"
 SCHEMA_PATH = Path(__file__).with_name("results.schema.json")
@@ -179,10 +180,19 @@ class RunResults:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write via a temp file in the same directory and rename: readers never see half a file."""
+    """Write via a temp file in the same directory and rename: readers never see half a file.
+
+    The file gets the mode a plain ``open(path, "w")`` would leave: an existing file keeps its own,
+    a new one follows the umask (mkstemp alone would make it 0600).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        mode = default_file_mode()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()

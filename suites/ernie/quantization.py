@@ -28,6 +28,7 @@ import numpy as np
 
 from portbench.backends.base import ModelFiles
 from portbench.errors import ModelError
+from portbench.files import publish_dir_mode
 from portbench.harness.models import find_model_files, sha256_file, verify_digests
 from portbench.harness.quantize import (
     MODEL_FILENAME,
@@ -160,7 +161,7 @@ def cached_legacy_export(
             "sha256": {name: sha256_file(staging / name) for name in (MODEL_FILENAME, PARAMS_FILENAME)},
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        staging.chmod(0o755)  # mkdtemp makes it private; a published model is ordinary data
+        publish_dir_mode(staging)  # a published model is ordinary data, shared as the umask allows
         try:
             staging.rename(target)
         except OSError:

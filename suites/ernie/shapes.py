@@ -20,6 +20,7 @@ import paddle
 
 from portbench.backends.base import ModelFiles
 from portbench.errors import UnknownNameError
+from portbench.files import publish_dir_mode
 from portbench.harness.models import find_model_files, hash_model_files, verify_digests
 from portbench.suites.ernie.export import export_inference
 from portbench.suites.ernie.modeling import ErnieConfig, ErnieForSequenceClassification
@@ -121,8 +122,7 @@ def ensure_synthetic_model(models_root: Path, shape: str, seed: int = SYNTHETIC_
 
 def publish(staging: Path, directory: Path) -> None:
     """Move a finished build into place; a concurrent builder that got there first wins."""
-    # mkdtemp creates the staging directory private (0700); a published model is ordinary data.
-    staging.chmod(0o755)
+    publish_dir_mode(staging)  # a published model is ordinary data, shared as the umask allows
     try:
         os.rename(staging, directory)
     except OSError:

@@ -33,6 +33,7 @@ from PIL import Image, ImageDraw, ImageFont
 from PIL import __version__ as pillow_version
 
 from portbench.errors import DatasetError, UnknownNameError
+from portbench.files import publish_dir_mode
 from portbench.suites.ocr.datasets import (
     DET_LABEL_FILE,
     MANIFEST_FILE,
@@ -143,6 +144,7 @@ def ensure_dataset(spec: SynthSpec, cache_root: Path) -> OcrDataset:
             stale = Path(tempfile.mkdtemp(prefix=f".{name}-stale-", dir=cache_root))
             target.rename(stale / "dataset")
             shutil.rmtree(stale, ignore_errors=True)
+        publish_dir_mode(staging)  # mkdtemp made it private; the cache is shared as the umask allows
         try:
             staging.rename(target)
         except OSError:
