@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import cast
 
 import click
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -25,6 +24,7 @@ from portbench.backends.registry import backend_names, create_backend
 from portbench.errors import PortbenchError, UnknownNameError
 from portbench.harness import platform_info
 from portbench.harness.config import DEFAULT_CELL_TIMEOUT_S, Mode, RunOptions, default_cache_dir
+from portbench.harness.console import make_console
 from portbench.harness.quantize import DEFAULT_OP_TYPES
 from portbench.harness.results import RunResults, load_results, write_atomic
 from portbench.harness.runner import (
@@ -148,7 +148,7 @@ def run(
     cell_timeout_s: float,
 ) -> None:
     """Run a suite and write DIR/results.json, DIR/summary.md."""
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     if resume_dir is not None:
         results, options = resume_results(resume_dir)
         run_dir = resume_dir
@@ -228,8 +228,8 @@ def _write_reports(results: RunResults, run_dir: Path) -> None:
     from portbench.reports.terminal import print_summary
 
     write_atomic(run_dir / "summary.md", render_markdown(results))
-    print_summary(results, Console())
-    Console(stderr=True).print(f"results: {run_dir / 'results.json'}\nsummary: {run_dir / 'summary.md'}")
+    print_summary(results, make_console())
+    make_console(stderr=True).print(f"results: {run_dir / 'results.json'}\nsummary: {run_dir / 'summary.md'}")
 
 
 @cli.command()
@@ -244,7 +244,7 @@ def report(run_dir: Path, benchmark_storage: Path | None) -> None:
         from portbench.reports.pytest_benchmark import save_pytest_benchmark
 
         path = save_pytest_benchmark(results, benchmark_storage)
-        Console(stderr=True).print(f"pytest-benchmark: {path}")
+        make_console(stderr=True).print(f"pytest-benchmark: {path}")
 
 
 @cli.command()
@@ -265,7 +265,7 @@ def compare(
     comparison = compare_runs(
         load_results(baseline_dir), load_results(run_dir), max_slowdown, max_metric_drop, strict_manifest
     )
-    console = Console()
+    console = make_console()
     for cell in comparison.cells:
         for difference in cell.manifest_differences:
             console.print(f"[bold yellow]manifest differs[/] {cell.cell_id}: {difference}", markup=True)
@@ -300,7 +300,7 @@ def list_backends() -> None:
             table.add_row(name, "[green]yes[/]", f"{info.name} ({status.reason})", precisions)
         else:
             table.add_row(name, "[yellow]no[/]", status.reason, "")
-    Console().print(table)
+    make_console().print(table)
 
 
 @cli.command("suites")
@@ -316,7 +316,7 @@ def list_suites() -> None:
         )
         name = suite.name + (" (default)" if suite.name == DEFAULT_SUITE else "")
         table.add_row(name, suite.description, cells)
-    Console().print(table)
+    make_console().print(table)
 
 
 @cli.group("models", invoke_without_command=True)
@@ -345,7 +345,7 @@ def models(ctx: click.Context, verify: bool) -> None:
         else:
             status = "not checked"
         table.add_row(entry.name, f"{entry.workload}/{entry.task}", entry.source, status)
-    Console().print(table)
+    make_console().print(table)
     if bad:
         raise PortbenchError(f"{bad} model(s) failed verification")
 
@@ -380,7 +380,7 @@ def quantize_cmd(
     from portbench.harness import quantize_command as qc
     from portbench.harness.quantize import QuantizeSettings
 
-    console = Console()
+    console = make_console()
     cache = cache_dir or default_cache_dir()
     settings = QuantizeSettings(
         algo=algo, calibration_samples=calibration_samples, batch_size=batch_size,
@@ -422,7 +422,7 @@ def build_model(name: str, cache_dir: Path | None) -> None:
     from portbench.suites.ernie.reference import RECIPES, build_with_report
 
     recipe = RECIPES["smoke" if name.endswith("-smoke") else "default"]
-    build_with_report((cache_dir or default_cache_dir()) / "models", recipe, Console().print)
+    build_with_report((cache_dir or default_cache_dir()) / "models", recipe, make_console().print)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

