@@ -25,6 +25,7 @@ from portbench.errors import PortbenchError, UnknownNameError
 from portbench.harness import platform_info
 from portbench.harness.config import DEFAULT_CELL_TIMEOUT_S, Mode, RunOptions, default_cache_dir
 from portbench.harness.console import make_console
+from portbench.harness.parity import load_reference
 from portbench.harness.quantize import DEFAULT_OP_TYPES
 from portbench.harness.results import RunResults, load_results, write_atomic
 from portbench.harness.runner import (
@@ -52,6 +53,15 @@ class FiniteFloatRange(click.FloatRange):
         if not math.isfinite(number):
             self.fail(f"{number} is not a finite number", param, ctx)
         return number
+
+
+def ensure_directory(path: Path, what: str) -> Path:
+    """Create ``path`` now, so a file in the way or a missing permission fails before any work."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise PortbenchError(f"cannot use {path} as the {what}: {error.strerror or error}") from None
+    return path
 
 
 def parse_precisions(text: str) -> tuple[Precision, ...]:
@@ -151,14 +161,15 @@ def run(
     console = make_console(stderr=True)
     if resume_dir is not None:
         results, options = resume_results(resume_dir)
-        run_dir = resume_dir
+        # Like `report`, accept the run's results.json as well as its directory.
+        run_dir = resume_dir if resume_dir.is_dir() else resume_dir.parent
     else:
         suite = get_suite(suite_name)
         for name in backends:
             if name not in backend_names():
                 raise UnknownNameError("backend", name, backend_names())
         if reference_dir is not None:
-            load_results(reference_dir)  # fail now, not after an hour of measuring
+            load_reference(reference_dir)  # fail now, not after an hour of measuring
         parsed_model_dirs = parse_model_dirs(model_dirs)
         for role, path in parsed_model_dirs.items():
             if not path.is_dir():
@@ -172,7 +183,7 @@ def run(
             mode=cast(Mode, mode),
             cpu_threads=threads,
             device_id=device_id,
-            cache_dir=cache_dir or default_cache_dir(),
+            cache_dir=ensure_directory(cache_dir or default_cache_dir(), "cache directory"),
             cell_timeout_s=cell_timeout_s,
             model_dirs=parsed_model_dirs,
             only=only,
@@ -192,6 +203,7 @@ def run(
     planned = plan_cells(suite, options, run_dir)
     if not planned:
         raise PortbenchError(f"--only {' '.join(options.only)} matches no cell of suite {suite.name}")
+    ensure_directory(run_dir, "run directory")
     pending = runner.pending(planned)
     console.print(
         f"portbench {__version__}: suite [bold]{suite.name}[/], backends {', '.join(options.backends)}, "
@@ -239,6 +251,8 @@ def _write_reports(results: RunResults, run_dir: Path) -> None:
 def report(run_dir: Path, benchmark_storage: Path | None) -> None:
     """Validate a run's results.json and render its summary again."""
     results = load_results(run_dir)
+    if benchmark_storage is not None:
+        ensure_directory(benchmark_storage, "pytest-benchmark storage")
     _write_reports(results, run_dir if run_dir.is_dir() else run_dir.parent)
     if benchmark_storage is not None:
         from portbench.reports.pytest_benchmark import save_pytest_benchmark
@@ -381,7 +395,7 @@ def quantize_cmd(
     from portbench.harness.quantize import QuantizeSettings
 
     console = make_console()
-    cache = cache_dir or default_cache_dir()
+    cache = ensure_directory(cache_dir or default_cache_dir(), "cache directory")
     settings = QuantizeSettings(
         algo=algo, calibration_samples=calibration_samples, batch_size=batch_size,
         op_types=tuple(t.strip() for t in op_types.split(",") if t.strip()),
@@ -422,7 +436,8 @@ def build_model(name: str, cache_dir: Path | None) -> None:
     from portbench.suites.ernie.reference import RECIPES, build_with_report
 
     recipe = RECIPES["smoke" if name.endswith("-smoke") else "default"]
-    build_with_report((cache_dir or default_cache_dir()) / "models", recipe, make_console().print)
+    cache = ensure_directory(cache_dir or default_cache_dir(), "cache directory")
+    build_with_report(cache / "models", recipe, make_console().print)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

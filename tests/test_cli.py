@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from portbench.backends.base import Precision
 from portbench.harness.models import find_model_files
 from portbench.harness.results import validate_document
 from portbench.suites.ocr.models import PPOCRV4_REC
@@ -131,6 +132,61 @@ def test_columns_still_bounds_tables_off_a_terminal(tmp_path: Path, monkeypatch:
     assert not any(LONG_MODEL in line for line in table_lines)
     # ... but the reason line below the table is still whole.
     assert f"failed {LONG_CELL_ID}: {LONG_REASON}" in lines
+
+
+def test_paths_that_cannot_be_used_are_one_line_errors(tmp_path: Path) -> None:
+    in_the_way = tmp_path / "a-file"
+    in_the_way.write_text("not a directory")
+    finished = tmp_path / "finished"
+    results_with_long_lines(finished)  # one failed cell: no FP32 CPU cell to serve as a reference
+    (tmp_path / "empty").mkdir()
+    cases = [
+        (["run", "--suite", "smoke", "--backend", "cpu", "--out", f"{in_the_way}/run"],
+         ["cannot use", "run directory", "Not a directory"]),
+        (["run", "--suite", "smoke", "--backend", "cpu", "--cache-dir", str(in_the_way)],
+         ["cannot use", "cache directory"]),
+        (["models", "build", "ernie-sentiment-smoke", "--cache-dir", str(in_the_way)], ["cache directory"]),
+        (["quantize", "ppocrv4-mobile-rec", "--cache-dir", str(in_the_way)], ["cache directory"]),
+        (["report", str(finished), "--pytest-benchmark", str(in_the_way)], ["pytest-benchmark storage"]),
+        (["run", "--suite", "smoke", "--reference", str(tmp_path / "empty")], ["no results at"]),
+        (["run", "--suite", "smoke", "--backend", "cpu", "--reference", str(finished)],
+         ["has no passed FP32 cpu cell"]),
+    ]
+    for args, fragments in cases:
+        assert_one_line_error(portbench(*args, cwd=tmp_path), *fragments)
+    assert not (tmp_path / "portbench-results").exists()  # refused before a run directory was made
+
+
+def test_resume_of_a_damaged_request_is_a_one_line_error(tmp_path: Path) -> None:
+    results_with_long_lines(tmp_path)
+    document = json.loads((tmp_path / "results.json").read_text())
+    document["request"] = {"suite": "smoke"}  # no backends, no precisions
+    (tmp_path / "results.json").write_text(json.dumps(document))
+    assert_one_line_error(portbench("run", "--resume", str(tmp_path)), "run request", "unusable")
+
+
+def test_resume_accepts_the_results_file_itself(tmp_path: Path, cache_dir: Path) -> None:
+    from portbench.harness.config import RunOptions
+    from portbench.harness.platform_info import describe_platform
+    from portbench.harness.results import CellResult, RunResults, save_results
+
+    run_dir = tmp_path / "run"
+    cell_id = "ernie/perf/ernie-3.0-pico-synthetic@pico-s32-b1/cpu/fp32/single-stream"
+    options = RunOptions(suite="smoke", backends=("cpu",), precisions=(Precision.FP32,), cache_dir=cache_dir,
+                         only=(cell_id,))
+    done = CellResult(
+        cell_id=cell_id, workload="ernie", task="perf", model="ernie-3.0-pico-synthetic", backend="cpu",
+        precision="fp32", scenario="single-stream", dataset="synthetic-tokens", status="skipped",
+        reason="finished earlier",
+    )
+    save_results(RunResults(
+        run_id="20260101T000000Z-abcdef", started_at="2026-01-01T00:00:00+00:00", portbench_version="0.1.0",
+        suite="smoke", platform=describe_platform(), request=options.to_dict(), cells=[done],
+    ), run_dir)
+    result = portbench("run", "--resume", str(run_dir / "results.json"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (run_dir / "summary.md").is_file()
+    assert json.loads((run_dir / "results.json").read_text())["finished_at"]
 
 
 def test_missing_device_is_a_clear_error(tmp_path: Path) -> None:

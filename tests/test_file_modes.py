@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from portbench.errors import PortbenchError
 from portbench.harness.results import RunResults, save_results, write_atomic
 
 
@@ -88,3 +89,9 @@ def test_generated_dataset_directory_follows_the_umask(umask: int, tmp_path: Pat
     spec = SynthSpec(pages_clean=1, pages_degraded=0, lines_clean=1, lines_degraded=0)
     dataset = ensure_dataset(spec, tmp_path)
     assert mode_of(dataset.root) == EXPECTED_DIR[umask]
+
+
+def test_a_path_that_cannot_be_written_is_a_portbench_error(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(PortbenchError, match=r"cannot write .*a-file/run/results\.json: Not a directory"):
+        write_atomic(tmp_path / "a-file" / "run" / "results.json", "{}")
