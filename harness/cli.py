@@ -17,6 +17,7 @@ from typing import cast
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from portbench import __version__
 from portbench.backends.base import Precision
@@ -53,6 +54,12 @@ class FiniteFloatRange(click.FloatRange):
         if not math.isfinite(number):
             self.fail(f"{number} is not a finite number", param, ctx)
         return number
+
+
+def labelled(label: str, style: str, rest: str) -> Text:
+    """``label`` styled, then ``rest`` verbatim: cell ids and worker errors such as "[/usr/lib]" or
+    "[operator < x > error]" are text, never rich markup (which would fail, or swallow them)."""
+    return Text.assemble((label, style), rest)
 
 
 def ensure_directory(path: Path, what: str) -> Path:
@@ -219,7 +226,7 @@ def run(
             for result in runner.run(pending):
                 style = STATUS_STYLE.get(result.status, "")
                 note = f" ({result.reason})" if result.reason else ""
-                progress.console.print(f"[{style}]{result.status:>7}[/] {result.cell_id}{note}")
+                progress.console.print(labelled(f"{result.status:>7}", style, f" {result.cell_id}{note}"))
                 progress.advance(task)
                 upcoming = [c for c in pending if runner.results.cell(c.plan.cell_id) is None]
                 if upcoming:
@@ -282,12 +289,13 @@ def compare(
     console = make_console()
     for cell in comparison.cells:
         for difference in cell.manifest_differences:
-            console.print(f"[bold yellow]manifest differs[/] {cell.cell_id}: {difference}", markup=True)
+            console.print(labelled("manifest differs", "bold yellow", f" {cell.cell_id}: {difference}"))
         if cell.regressed:
             for problem in cell.problems:
-                console.print(f"[bold red]REGRESSION[/] {cell.cell_id}: {problem}")
+                console.print(labelled("REGRESSION", "bold red", f" {cell.cell_id}: {problem}"))
     for cell_id in comparison.missing:
-        console.print(f"[bold red]REGRESSION[/] {cell_id}: in the baseline, missing from this run")
+        missing = f" {cell_id}: in the baseline, missing from this run"
+        console.print(labelled("REGRESSION", "bold red", missing))
     quiet = len(comparison.cells) - len(comparison.regressions)
     console.print(f"{len(comparison.regressions) + len(comparison.missing)} regression(s); "
                   f"{quiet} cell(s) within limits; {len(comparison.new)} new")

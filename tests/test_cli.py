@@ -364,3 +364,17 @@ def test_checkpoint_shapes_that_contradict_the_config(
     (model / "model_config.json").write_text(json.dumps(config))
     result = run_ernie_cls(tmp_path, cache_dir, "--model-dir", f"model={model}")
     assert_one_line_error(result, "model_state.pdparams")
+
+
+def test_progress_lines_print_worker_errors_verbatim() -> None:
+    # Paddle errors carry brackets: "[/usr/lib]" would crash rich markup, "[operator < x >]" vanish.
+    import io
+
+    from rich.console import Console
+
+    from portbench.harness.cli import labelled
+
+    console = Console(file=io.StringIO(), width=200)
+    note = " ocr/rec/m/cpu/fp32/single-stream (error [/usr/lib] in [operator < pd_kernel > error])"
+    console.print(labelled(" failed", "bold red", note))
+    assert console.file.getvalue() == f" failed{note}\n"  # type: ignore[attr-defined]
