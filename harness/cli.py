@@ -12,7 +12,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -49,7 +49,7 @@ class FiniteFloatRange(click.FloatRange):
     """A FloatRange that also refuses nan and infinity: nan passes every bound check (and then
     every comparison the option feeds is false), infinity breaks the arithmetic behind it."""
 
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
         number = cast(float, super().convert(value, param, ctx))
         if not math.isfinite(number):
             self.fail(f"{number} is not a finite number", param, ctx)
