@@ -26,6 +26,7 @@ from typing import Protocol
 from portbench.backends.base import Backend, Precision
 from portbench.backends.registry import backend_names, create_backend
 from portbench.errors import BackendUnavailableError, PortbenchError, UnknownNameError
+from portbench.files import ensure_directory
 from portbench.harness import platform_info
 from portbench.harness.config import RunOptions
 from portbench.harness.models import check_model_dir
@@ -190,6 +191,7 @@ def execute(
     cell_runner: Callable[..., CellOutcome] = run_cell_in_worker,
 ) -> RunOutcome:
     """Run the plan's pending cells (results saved after each), then judge parity and save."""
+    ensure_directory(plan.run_dir, "run directory")
     runner = Runner(plan.results, plan.run_dir, plan.options, cell_runner)
     for cell, result in runner.run(plan.pending, started=observer.cell_started if observer else None):
         del cell

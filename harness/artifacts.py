@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from portbench.errors import PortbenchError
+from portbench.files import publish_dir_mode
 
 HASH_CHUNK = 1 << 20
 KEY_FIELD = "artifact_key"
@@ -184,8 +185,7 @@ class ArtifactStore:
         try:
             metadata = builder(staging) or {}
             record = write_manifest(staging, metadata, self.manifest, self.files_field, key)
-            # mkdtemp makes the directory private (0700); a published entry is ordinary data.
-            staging.chmod(0o755)
+            publish_dir_mode(staging)  # mkdtemp made it private; the cache is shared as the umask allows
             won = self._publish(staging, name, key, replace=rebuild)
         finally:
             shutil.rmtree(staging, ignore_errors=True)

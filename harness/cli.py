@@ -7,23 +7,27 @@ A run whose cells failed at measurement time exits 1; anything measured is alrea
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import click
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from portbench import __version__
 from portbench.backends.base import Precision
 from portbench.backends.registry import backend_names, create_backend
 from portbench.errors import PortbenchError, UnknownNameError
+from portbench.files import ensure_directory
 from portbench.harness import reporting
 from portbench.harness.config import DEFAULT_CELL_TIMEOUT_S, Mode, RunOptions, default_cache_dir
+from portbench.harness.console import make_console
+from portbench.harness.parity import load_reference
 from portbench.harness.quantize import DEFAULT_OP_TYPES
 from portbench.harness.results import CellResult, RunResults, load_results
 from portbench.harness.runner import PlannedCell, suite_for
@@ -31,6 +35,25 @@ from portbench.harness.suite import DEFAULT_SUITE, Suite, builtin_suite_names, g
 from portbench.harness.workload import workload_names
 
 STATUS_STYLE = {"passed": "green", "failed": "bold red", "skipped": "yellow"}
+# Waits much longer than this overflow the OS poll the runner waits on (about 24 days of milliseconds).
+MAX_CELL_TIMEOUT_S = 7 * 24 * 3600.0
+
+
+class FiniteFloatRange(click.FloatRange):
+    """A FloatRange that also refuses nan and infinity: nan passes every bound check (and then
+    every comparison the option feeds is false), infinity breaks the arithmetic behind it."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        number = cast(float, super().convert(value, param, ctx))
+        if not math.isfinite(number):
+            self.fail(f"{number} is not a finite number", param, ctx)
+        return number
+
+
+def labelled(label: str, style: str, rest: str) -> Text:
+    """``label`` styled, then ``rest`` verbatim: cell ids and worker errors such as "[/usr/lib]" or
+    "[operator < x > error]" are text, never rich markup (which would fail, or swallow them)."""
+    return Text.assemble((label, style), rest)
 
 
 def parse_precisions(text: str) -> tuple[Precision, ...]:
@@ -93,8 +116,10 @@ def cli() -> None:
               help="Finish the missing cells of an interrupted run directory.")
 @click.option("--mode", type=click.Choice(["both", "accuracy", "performance"]), default="both",
               show_default=True, help="Accuracy pass, timed pass, or both.")
-@click.option("--threads", type=int, default=0, help="CPU math threads (0: physical cores).")
-@click.option("--device-id", type=int, default=0, show_default=True, help="Accelerator index.")
+@click.option("--threads", type=click.IntRange(min=0), default=0,
+              help="CPU math threads (0: physical cores).")
+@click.option("--device-id", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Accelerator index.")
 @click.option("--model-dir", "model_dirs", multiple=True, metavar="ROLE=PATH",
               help="Use your own exported model for a role (det, rec, model).")
 @click.option("--dataset", "datasets", multiple=True, metavar="[WORKLOAD=]PATH",
@@ -106,7 +131,9 @@ def cli() -> None:
               help="An earlier run directory whose FP32 CPU cells are the parity reference.")
 @click.option("--only", "only", multiple=True, metavar="TEXT",
               help="Run only cells whose id contains TEXT (repeatable), e.g. --only ocr/rec.")
-@click.option("--timeout", "cell_timeout_s", type=float, default=DEFAULT_CELL_TIMEOUT_S, show_default=True,
+@click.option("--timeout", "cell_timeout_s",
+              type=FiniteFloatRange(min=0, min_open=True, max=MAX_CELL_TIMEOUT_S),
+              default=DEFAULT_CELL_TIMEOUT_S, show_default=True,
               help="Seconds before a cell's worker is killed.")
 def run(
     suite_name: str,
@@ -128,7 +155,7 @@ def run(
     """Run a suite and write DIR/results.json, DIR/summary.md."""
     from portbench.harness import api
 
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     if resume_dir is not None:
         if sets:
             raise PortbenchError("--set cannot change a resumed run: it finishes the suite it started with")
@@ -142,7 +169,7 @@ def run(
             mode=cast(Mode, mode),
             cpu_threads=threads,
             device_id=device_id,
-            cache_dir=cache_dir or default_cache_dir(),
+            cache_dir=ensure_directory(cache_dir or default_cache_dir(), "cache directory"),
             cell_timeout_s=cell_timeout_s,
             model_dirs=parse_model_dirs(model_dirs),
             only=only,
@@ -189,15 +216,15 @@ class ProgressObserver:
     def cell_finished(self, result: CellResult) -> None:
         style = STATUS_STYLE.get(result.status, "")
         note = f" ({result.reason})" if result.reason else ""
-        self.progress.console.print(f"[{style}]{result.status:>7}[/] {result.cell_id}{note}")
+        self.progress.console.print(labelled(f"{result.status:>7}", style, f" {result.cell_id}{note}"))
         self.progress.advance(self.task)
 
 
 def _write_reports(results: RunResults, run_dir: Path) -> None:
-    console = Console()
+    console = make_console()
     written = [reporting.render(name, results, run_dir, console) for name in reporting.RUN_REPORTS]
     lines = [f"results: {run_dir / 'results.json'}", *(f"summary: {path}" for path in written if path)]
-    Console(stderr=True).print("\n".join(lines))
+    make_console(stderr=True).print("\n".join(lines))
 
 
 @cli.command()
@@ -207,11 +234,13 @@ def _write_reports(results: RunResults, run_dir: Path) -> None:
 def report(run_dir: Path, benchmark_storage: Path | None) -> None:
     """Validate a run's results.json and render its summary again."""
     results = load_results(run_dir)
+    if benchmark_storage is not None:
+        ensure_directory(benchmark_storage, "pytest-benchmark storage")
     _write_reports(results, run_dir if run_dir.is_dir() else run_dir.parent)
     if benchmark_storage is not None:
         run_dir = run_dir if run_dir.is_dir() else run_dir.parent
-        path = reporting.render("pytest-benchmark", results, run_dir, Console(), benchmark_storage)
-        Console(stderr=True).print(f"pytest-benchmark: {path}")
+        path = reporting.render("pytest-benchmark", results, run_dir, make_console(), benchmark_storage)
+        make_console(stderr=True).print(f"pytest-benchmark: {path}")
 
 
 @cli.command("parity")
@@ -229,7 +258,6 @@ def parity_command(run_dir: Path, reference_dir: Path | None, gates_file: Path |
         ParityGates,
         TaskCatalog,
         apply_parity,
-        load_reference,
         verdict_counts,
     )
     from portbench.harness.results import save_results
@@ -244,7 +272,7 @@ def parity_command(run_dir: Path, reference_dir: Path | None, gates_file: Path |
     save_results(results, base)
     _write_reports(results, base)
     counts = verdict_counts(results.cells)
-    Console(stderr=True).print(
+    make_console(stderr=True).print(
         f"parity: {counts['pass']} pass, {counts['fail']} fail, {counts['skipped']} skipped"
     )
     if counts["fail"]:
@@ -254,9 +282,9 @@ def parity_command(run_dir: Path, reference_dir: Path | None, gates_file: Path |
 @cli.command()
 @click.argument("baseline_dir", type=click.Path(path_type=Path))
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--max-slowdown", type=float, default=0.10, show_default=True,
+@click.option("--max-slowdown", type=FiniteFloatRange(min=0), default=0.10, show_default=True,
               help="Largest tolerated p50 slowdown (a fraction), beyond the runs' own noise.")
-@click.option("--max-metric-drop", type=float, default=0.005, show_default=True,
+@click.option("--max-metric-drop", type=FiniteFloatRange(min=0), default=0.005, show_default=True,
               help="Largest tolerated absolute drop of any accuracy metric.")
 @click.option("--strict-manifest", is_flag=True,
               help="Treat cells measured with different settings (manifest) as regressions.")
@@ -269,15 +297,16 @@ def compare(
     comparison = compare_runs(
         load_results(baseline_dir), load_results(run_dir), max_slowdown, max_metric_drop, strict_manifest
     )
-    console = Console()
+    console = make_console()
     for cell in comparison.cells:
         for difference in cell.manifest_differences:
-            console.print(f"[bold yellow]manifest differs[/] {cell.cell_id}: {difference}", markup=True)
+            console.print(labelled("manifest differs", "bold yellow", f" {cell.cell_id}: {difference}"))
         if cell.regressed:
             for problem in cell.problems:
-                console.print(f"[bold red]REGRESSION[/] {cell.cell_id}: {problem}")
+                console.print(labelled("REGRESSION", "bold red", f" {cell.cell_id}: {problem}"))
     for cell_id in comparison.missing:
-        console.print(f"[bold red]REGRESSION[/] {cell_id}: in the baseline, missing from this run")
+        missing = f" {cell_id}: in the baseline, missing from this run"
+        console.print(labelled("REGRESSION", "bold red", missing))
     quiet = len(comparison.cells) - len(comparison.regressions)
     console.print(f"{len(comparison.regressions) + len(comparison.missing)} regression(s); "
                   f"{quiet} cell(s) within limits; {len(comparison.new)} new")
@@ -304,7 +333,7 @@ def list_backends() -> None:
             table.add_row(name, "[green]yes[/]", f"{info.name} ({status.reason})", precisions)
         else:
             table.add_row(name, "[yellow]no[/]", status.reason, "")
-    Console().print(table)
+    make_console().print(table)
 
 
 @cli.command("suites")
@@ -320,7 +349,7 @@ def list_suites(suite_file: str | None, sets: tuple[str, ...]) -> None:
             suite = get_suite(name, sets, workloads=workload_names())
             label = name + (" (default)" if name == DEFAULT_SUITE else "")
             table.add_row(label, suite.description, _cell_lines(suite))
-        Console().print(table)
+        make_console().print(table)
         return
     suite = resolve_suite(suite_file, sets, workloads=workload_names())
     # Plain lines, not a table: whole cell ids, whatever the terminal width, for grep and diff.
@@ -367,7 +396,7 @@ def models(ctx: click.Context, verify: bool) -> None:
         else:
             status = "not checked"
         table.add_row(entry.name, f"{entry.workload}/{entry.task}", entry.source, status)
-    Console().print(table)
+    make_console().print(table)
     if bad:
         raise PortbenchError(f"{bad} model(s) failed verification")
 
@@ -377,16 +406,18 @@ def models(ctx: click.Context, verify: bool) -> None:
 @click.option("--model-dir", type=click.Path(path_type=Path), default=None,
               help="Quantize your own export of this model instead of the registered files.")
 @click.option("--algo", type=click.Choice(["avg", "hist", "KL", "mse"]), default="avg", show_default=True)
-@click.option("--samples", "calibration_samples", type=int, default=32, show_default=True,
+@click.option("--samples", "calibration_samples", type=click.IntRange(min=1), default=32, show_default=True,
               help="Calibration samples (from the calibration split only).")
-@click.option("--batch-size", type=int, default=4, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True)
 @click.option("--op-types", default=",".join(DEFAULT_OP_TYPES), show_default=True,
               help="Comma-separated op types to quantize.")
 @click.option("--skip-ops", default="", help="Comma-separated op names (see --list-ops) to keep in FP32.")
 @click.option("--list-ops", is_flag=True, help="List the quantizable ops and exit.")
-@click.option("--search", "search_gate", type=float, default=None, metavar="GATE",
+# Checked here as well as in the search itself, so a bad gate fails before the FP32 reference is scored.
+@click.option("--search", "search_gate", type=FiniteFloatRange(min=0, max=1, min_open=True), default=None,
+              metavar="GATE",
               help="Keep the most sensitive ops in FP32 until INT8 reaches GATE × FP32 (e.g. 0.99).")
-@click.option("--max-skipped", type=int, default=8, show_default=True,
+@click.option("--max-skipped", type=click.IntRange(min=0), default=8, show_default=True,
               help="Most ops the search may keep in FP32.")
 @click.option("--dataset", default="synth-smoke", show_default=True,
               help="Generated set: its calibration split calibrates, its eval split scores the search.")
@@ -400,8 +431,8 @@ def quantize_cmd(
     from portbench.harness import quantize_command as qc
     from portbench.harness.quantize import QuantizeSettings
 
-    console = Console()
-    cache = cache_dir or default_cache_dir()
+    console = make_console()
+    cache = ensure_directory(cache_dir or default_cache_dir(), "cache directory")
     settings = QuantizeSettings(
         algo=algo, calibration_samples=calibration_samples, batch_size=batch_size,
         op_types=tuple(t.strip() for t in op_types.split(",") if t.strip()),
@@ -441,7 +472,8 @@ def build_model(name: str, cache_dir: Path | None) -> None:
     buildable = buildable_models()
     if name not in buildable:
         raise UnknownNameError("buildable model", name, list(buildable))
-    buildable[name].build_model(name, cache_dir or default_cache_dir(), Console().print)
+    cache = ensure_directory(cache_dir or default_cache_dir(), "cache directory")
+    buildable[name].build_model(name, cache, make_console().print)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from portbench.errors import PortbenchError
+from portbench.files import default_file_mode
 from portbench.harness.verdict import ParityVerdict
 
 # 1.1: suite_definition, the resolved suite (1.0 documents still load: they name a built-in suite).
@@ -192,17 +193,32 @@ class RunResults:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write via a temp file in the same directory and rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    """Write via a temp file in the same directory and rename: readers never see half a file.
+
+    The file gets the mode a plain ``open(path, "w")`` would leave: an existing file keeps its own,
+    a new one follows the umask (mkstemp alone would make it 0600). A path that cannot be written
+    (a parent that is a file, no permission, a full disk) is a PortbenchError naming it.
+    """
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            mode = path.stat().st_mode & 0o7777
+        except FileNotFoundError:
+            mode = default_file_mode()
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as error:
+        raise PortbenchError(f"cannot write {path}: {error.strerror or error}") from None
+    try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise PortbenchError(f"cannot write {path}: {error.strerror or error}") from None
         raise
 
 

@@ -265,8 +265,13 @@ def resume_results(run_dir: Path) -> tuple[RunResults, RunOptions]:
     results = load_results(run_dir)
     if not results.request:
         raise PortbenchError(f"{run_dir} holds no run request to resume from")
+    try:
+        options = RunOptions.from_dict(results.request)
+    except (KeyError, TypeError, ValueError) as error:
+        # results.json is user-editable: a damaged request must not surface as a traceback.
+        raise PortbenchError(f"{run_dir}: the run request in results.json is unusable ({error!r})") from None
     results.finished_at = None
-    return results, RunOptions.from_dict(results.request)
+    return results, options
 
 
 def suite_for(results: RunResults) -> Suite:

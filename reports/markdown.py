@@ -32,6 +32,7 @@ from portbench.reports.tables import (
     rows_by_task,
     rows_by_workload,
     run_header_lines,
+    scenarios_differ,
     status_counts,
     subset_columns,
     subset_rows,
@@ -76,11 +77,14 @@ def key_value_table(pairs: Sequence[tuple[str, str]]) -> list[str]:
 
 def cells_table(rows: Sequence[CellRow]) -> list[str]:
     metrics = metric_columns(rows)
-    header = [*CELL_COLUMNS, *(metric_header(name) for name in metrics), *LATENCY_COLUMNS]
+    scenario = scenarios_differ(rows)
+    cell_columns = [*CELL_COLUMNS[:2], *(["Scenario"] if scenario else []), *CELL_COLUMNS[2:]]
+    header = [*cell_columns, *(metric_header(name) for name in metrics), *LATENCY_COLUMNS]
     body = [
         [
             row.task,
             row.model_label,
+            *([row.scenario] if scenario else []),
             row.backend,
             row.device,
             row.precision,
@@ -93,7 +97,7 @@ def cells_table(rows: Sequence[CellRow]) -> list[str]:
         ]
         for row in rows
     ]
-    return markdown_table(header, body, align_right_from=len(CELL_COLUMNS))
+    return markdown_table(header, body, align_right_from=len(cell_columns))
 
 
 def workload_section(workload: str, rows: Sequence[CellRow], results: RunResults) -> list[str]:
@@ -111,10 +115,12 @@ def workload_section(workload: str, rows: Sequence[CellRow], results: RunResults
     subsets = subset_rows(cells)
     if subsets:
         columns = subset_columns(subsets)
+        scenario = scenarios_differ(subsets)
         subset_body = [
             [
                 row.task,
                 row.model,
+                *([row.scenario] if scenario else []),
                 row.backend,
                 row.precision,
                 row.metric,
@@ -122,11 +128,14 @@ def workload_section(workload: str, rows: Sequence[CellRow], results: RunResults
             ]
             for row in subsets
         ]
+        subset_header = (
+            "Task", "Model", *(["Scenario"] if scenario else []), "Backend", "Precision", "Metric"
+        )
         lines += [
             "",
             f"### {workload}: accuracy by subset",
             "",
-            *markdown_table(("Task", "Model", "Backend", "Precision", "Metric", *columns), subset_body, 5),
+            *markdown_table((*subset_header, *columns), subset_body, len(subset_header)),
         ]
         if sum(len(cell.metrics_by_subset) for cell in cells) > len(subsets):
             lines += ["", "Headline metrics only; every metric of every subset is in results.json."]

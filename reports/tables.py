@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from portbench.harness.parity import model_label
 from portbench.harness.results import CellResult, CellStatus, LatencySummary, RunResults
 
 WITHHELD = "—"
@@ -124,10 +125,18 @@ class CellRow:
     samples_per_s: str
     percentiles_withheld: bool
     unstable: bool = False
+    # What tells apart cells of one task and model (e.g. ERNIE "s64-b8": 64 tokens, batch 8): the
+    # cell id's label, shown so that no two rows of a table read the same.
+    variant: str = ""
+    scenario: str = ""
+
+    @property
+    def model_name(self) -> str:
+        return f"{self.model}@{self.variant}" if self.variant else self.model
 
     @property
     def model_label(self) -> str:
-        return f"{self.model} {SYNTHETIC_LABEL}" if self.synthetic_weights else self.model
+        return f"{self.model_name} {SYNTHETIC_LABEL}" if self.synthetic_weights else self.model_name
 
     @property
     def status_label(self) -> str:
@@ -144,6 +153,7 @@ class SubsetRow:
     precision: str
     metric: str
     values: Mapping[str, str]  # subset name -> formatted value
+    scenario: str = ""
 
 
 @dataclass(frozen=True)
@@ -164,6 +174,28 @@ def _latency_columns(latency: LatencySummary | None) -> tuple[str, str, str, boo
         return "", "", "", False
     withheld = latency.p90 is None or latency.p99 is None
     return format_ms(latency.p50), format_ms(latency.p90), format_ms(latency.p99), withheld
+
+
+def cell_variant(cell: CellResult) -> str:
+    """The label after ``model@`` in the cell id ("" without one)."""
+    named = model_label(cell)
+    return named.removeprefix(f"{cell.model}@") if named.startswith(f"{cell.model}@") else ""
+
+
+def _identity_but_scenario(row: CellRow | SubsetRow) -> tuple[str, ...]:
+    if isinstance(row, CellRow):
+        return (row.workload, row.task, row.model_name, row.backend, row.precision)
+    return (row.task, row.model, row.backend, row.precision, row.metric)
+
+
+def scenarios_differ(rows: Iterable[CellRow | SubsetRow]) -> bool:
+    """Whether some of ``rows`` differ only by scenario, so their table must show it."""
+    seen: dict[tuple[str, ...], str] = {}
+    for row in rows:
+        scenario = seen.setdefault(_identity_but_scenario(row), row.scenario)
+        if scenario != row.scenario:
+            return True
+    return False
 
 
 def cell_row(cell: CellResult) -> CellRow:
@@ -188,6 +220,8 @@ def cell_row(cell: CellResult) -> CellRow:
         samples_per_s=format_rate(cell.throughput.samples_per_s) if cell.throughput else "",
         percentiles_withheld=withheld,
         unstable=bool(cell.trials and cell.trials.unstable),
+        variant=cell_variant(cell),
+        scenario=cell.scenario,
     )
 
 
@@ -231,7 +265,7 @@ def subset_rows(cells: Iterable[CellResult]) -> list[SubsetRow]:
             rows.append(
                 SubsetRow(
                     task=cell.task,
-                    model=cell.model,
+                    model=model_label(cell),
                     backend=cell.backend,
                     precision=cell.precision,
                     metric=metric,
@@ -239,6 +273,7 @@ def subset_rows(cells: Iterable[CellResult]) -> list[SubsetRow]:
                         subset: format_metric(by_subset[subset])
                         for subset in ordered(by_subset, PREFERRED_SUBSET_ORDER)
                     },
+                    scenario=cell.scenario,
                 )
             )
     return rows

@@ -27,6 +27,7 @@ from portbench.reports.tables import (
     headline_metrics,
     platform_lines,
     rows_by_workload,
+    scenarios_differ,
     status_counts,
     unfinished_cells,
 )
@@ -39,10 +40,12 @@ def status_text(status: str) -> Text:
     return Text(status, style=STATUS_STYLES.get(status, ""))
 
 
-def cell_text(workload: str, row: CellRow) -> Text:
+def cell_text(workload: str, row: CellRow, show_scenario: bool = False) -> Text:
     # Text, not str, everywhere: a name or reason such as "[cpu]" must not be read as rich markup.
     text = Text(f"{workload}/{row.task}\n", style="bold")
-    text.append(row.model)
+    text.append(row.model_name)
+    if show_scenario:
+        text.append(f"\n{row.scenario}")
     if row.synthetic_weights:
         text.append(f"\n{SYNTHETIC_LABEL}", style="dim")
     return text
@@ -73,10 +76,12 @@ def render_summary_table(results: RunResults) -> Table:
     table.add_column("Accuracy", overflow="fold", min_width=17)
     for name in ("p50\nms", "p99\nms", "samples\nper s"):
         table.add_column(name, justify="right", no_wrap=True)
-    for workload, rows in rows_by_workload(results).items():
+    grouped = rows_by_workload(results)
+    show_scenario = scenarios_differ(row for rows in grouped.values() for row in rows)
+    for workload, rows in grouped.items():
         for row in rows:
             table.add_row(
-                cell_text(workload, row),
+                cell_text(workload, row, show_scenario),
                 backend_text(row),
                 status_text(row.status),
                 metrics_text(row),

