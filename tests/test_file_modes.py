@@ -6,7 +6,6 @@ import os
 import stat
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,13 +73,15 @@ def test_results_json_and_report_files_follow_the_umask(umask: int, tmp_path: Pa
     assert not [p.name for p in run_dir.iterdir() if p.name.startswith(".")]  # no temp files left
 
 
-def test_published_model_directories_follow_the_umask(umask: int, tmp_path: Path) -> None:
-    from portbench.suites.ernie.shapes import MANIFEST, publish
+def test_published_cache_entries_follow_the_umask(umask: int, tmp_path: Path) -> None:
+    from portbench.harness.artifacts import ArtifactStore
 
-    staging = Path(tempfile.mkdtemp(dir=tmp_path))
-    (staging / MANIFEST).write_text("{}")
-    publish(staging, tmp_path / "model")
-    assert mode_of(tmp_path / "model") == EXPECTED_DIR[umask]
+    def build(staging: Path) -> dict[str, str]:
+        (staging / "weights.bin").write_bytes(b"\x00" * 8)
+        return {}
+
+    entry = ArtifactStore(tmp_path).build("model", "key-1", build)
+    assert mode_of(entry.directory) == EXPECTED_DIR[umask]
 
 
 def test_generated_dataset_directory_follows_the_umask(umask: int, tmp_path: Path) -> None:
