@@ -17,11 +17,14 @@ DEFAULT_CELL_TIMEOUT_S = 1800.0
 
 @dataclass(frozen=True)
 class RunOptions:
-    """Run-wide settings, recorded in results so ``--resume`` can rebuild the same cells."""
+    """Run-wide settings, recorded in results so ``--resume`` can rebuild the same cells.
+
+    Asked for, ``backends`` empty means every available backend and ``precisions`` empty the suite's
+    own; a plan (``harness.api.plan_run``) records what was chosen."""
 
     suite: str
-    backends: tuple[str, ...]
-    precisions: tuple[Precision, ...]
+    backends: tuple[str, ...] = ()
+    precisions: tuple[Precision, ...] = ()
     mode: Mode = "both"
     cpu_threads: int = 0
     device_id: int = 0

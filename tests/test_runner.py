@@ -136,3 +136,27 @@ def test_skipped_cells_never_start_a_worker(tmp_path: Path) -> None:
 def test_resume_of_a_directory_without_results_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(PortbenchError, match="no results"):
         resume_results(tmp_path)
+
+
+def test_a_plan_resolves_what_was_left_open(tmp_path: Path) -> None:
+    # As the README's library example asks: no precisions given, so the suite's own (smoke: fp32).
+    plan = api.plan_run(get_suite("smoke"), RunOptions(suite="smoke", backends=("cpu",)), tmp_path / "run")
+    assert plan.options.precisions == (Precision.FP32,)
+    assert plan.options.backends == ("cpu",)
+    assert [c.plan.cell_id for c in plan.cells] == [
+        t.cell_id("cpu", "fp32") for t in get_suite("smoke").cells
+    ]
+    assert not (tmp_path / "run").exists()  # planning writes nothing
+
+
+def test_plan_refusals_come_before_any_work(tmp_path: Path) -> None:
+    suite = get_suite("smoke")
+    with pytest.raises(PortbenchError, match="unknown backend 'quantum'"):
+        api.plan_run(suite, RunOptions(suite="smoke", backends=("quantum",)), tmp_path / "run")
+    with pytest.raises(PortbenchError, match="matches no cell"):
+        api.plan_run(suite, RunOptions(suite="smoke", backends=("cpu",), only=("nothing",)), tmp_path / "r")
+    with pytest.raises(PortbenchError, match="model directory for 'det' does not exist"):
+        api.plan_run(
+            suite, RunOptions(suite="smoke", backends=("cpu",), model_dirs={"det": tmp_path / "x"}), tmp_path
+        )
+    assert not (tmp_path / "run").exists() and not (tmp_path / "r").exists()
