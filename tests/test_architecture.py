@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.fast  # contracts, planning, parity, reports with fakes: tox -e fast
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = {"harness": "harness", "backends": "backends", "suites": "suites", "reports": "reports",
             "portbench": "portbench"}  # fmt: skip

@@ -13,6 +13,8 @@ import pytest
 from portbench.errors import DatasetError
 from portbench.harness.artifacts import KEY_FIELD, ArtifactStore, sha256_file, verify_manifest
 
+pytestmark = pytest.mark.fast  # contracts, planning, parity, reports with fakes: tox -e fast
+
 # sha256 of b"abc" and b"" (FIPS 180-2 test vector and the well-known empty digest).
 ABC_SHA256 = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"

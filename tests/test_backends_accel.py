@@ -43,6 +43,8 @@ from portbench.errors import PortbenchError
 from portbench.harness.measure import manifest_env_prefixes, performance_environment
 from portbench.harness.platform_info import paddle_plugins
 
+pytestmark = pytest.mark.fast  # contracts, planning, parity, reports with fakes: tox -e fast
+
 FIXTURES = Path(__file__).parent / "fixtures" / "devices"
 MIB = 1 << 20
 BUILTIN_ACCELERATORS = {"cuda", "tensorrt", "npu", "mlu", "xpu", "dcu", "iluvatar"}

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from portbench.harness.compare import compare_cell, compare_runs
 from portbench.harness.results import (
     CellResult,
@@ -15,6 +17,8 @@ from portbench.harness.results import (
     TrialSummary,
     save_results,
 )
+
+pytestmark = pytest.mark.fast  # contracts, planning, parity, reports with fakes: tox -e fast
 
 PLATFORM = {
     "cpu": {"vendor": "GenuineIntel", "model_name": "test", "architecture": "x86_64"},

@@ -34,6 +34,8 @@ from portbench.harness.measure import (
 )
 from portbench.harness.workload import Query
 
+pytestmark = pytest.mark.fast  # contracts, planning, parity, reports with fakes: tox -e fast
+
 
 def test_min_samples_for_tail_percentiles() -> None:
     # Two samples must sit at or beyond the percentile: 2 / (1 - p).

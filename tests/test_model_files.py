@@ -16,6 +16,8 @@ from portbench.errors import ModelError
 from portbench.harness.models import check_model_dir, check_model_files, find_model_files, resolve
 from portbench.suites.ocr.models import PPOCR_MOBILE_V2_CLS, PPOCRV4_DET, PPOCRV4_REC
 
+pytestmark = pytest.mark.fast  # contracts, planning, parity, reports with fakes: tox -e fast
+
 FP32, INT64 = 5, 3  # VarType.Type codes in Paddle's framework.proto
 
 

@@ -10,6 +10,8 @@ import pytest
 from portbench.errors import ModelError, PortbenchError
 from portbench.suites.ocr.ctc import CTCDecoder
 
+pytestmark = pytest.mark.fast  # contracts, planning, parity, reports with fakes: tox -e fast
+
 # Class layout for a dictionary "a", "b", "c": blank, a, b, c, space.
 BLANK, A, B, C, SPACE = range(5)
 

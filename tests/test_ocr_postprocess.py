@@ -14,6 +14,8 @@ from portbench.suites.ocr.postprocess import (
     sorted_boxes,
 )
 
+pytestmark = pytest.mark.fast  # contracts, planning, parity, reports with fakes: tox -e fast
+
 MAP_H, MAP_W = 200, 300
 TEXT_PROB = 0.9
 

@@ -41,6 +41,8 @@ from portbench.reports.parity import parity_matrix
 from portbench.reports.tables import format_delta, format_speedup
 from portbench.reports.terminal import print_summary
 
+pytestmark = pytest.mark.fast  # contracts, planning, parity, reports with fakes: tox -e fast
+
 DET_MODEL = "ppocrv4-mobile-det"
 PLATFORM = {
     "cpu": {

@@ -16,6 +16,8 @@ from portbench.harness.platform_info import (
     parse_paddle_commit,
 )
 
+pytestmark = pytest.mark.fast  # contracts, planning, parity, reports with fakes: tox -e fast
+
 FIXTURES = Path(__file__).parent / "fixtures" / "platform"
 
 

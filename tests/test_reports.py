@@ -23,6 +23,8 @@ from portbench.reports.tables import (
 )
 from portbench.reports.terminal import print_summary, render_summary_table
 
+pytestmark = pytest.mark.fast  # contracts, planning, parity, reports with fakes: tox -e fast
+
 DET_SHA = "2ad68ed2768fe6c41166a5bc64680cc9f445390acb6528da449a4db2f7b90e14"
 DET_PARAMS_SHA = "49ee815e30cff43cb1057d33bf0d94193e4d4f1ae28451cad15b40be830df915"
 ERNIE_SHA = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"

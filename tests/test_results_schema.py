@@ -23,6 +23,8 @@ from portbench.harness.results import (
     validate_document,
 )
 
+pytestmark = pytest.mark.fast  # contracts, planning, parity, reports with fakes: tox -e fast
+
 DET_PDMODEL_SHA = "2ad68ed2768fe6c41166a5bc64680cc9f445390acb6528da449a4db2f7b90e14"
 DET_PDIPARAMS_SHA = "49ee815e30cff43cb1057d33bf0d94193e4d4f1ae28451cad15b40be830df915"
 

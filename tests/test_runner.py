@@ -16,6 +16,8 @@ from portbench.harness.runner import CellOutcome, PlannedCell, Runner, resume_re
 from portbench.harness.suite import get_suite
 from portbench.harness.worker import new_cell_result
 
+pytestmark = pytest.mark.fast  # contracts, planning, parity, reports with fakes: tox -e fast
+
 PLATFORM = {
     "cpu": {"vendor": "GenuineIntel", "model_name": "test", "architecture": "x86_64"},
     "memory_total_bytes": 1,

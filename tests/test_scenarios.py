@@ -21,6 +21,8 @@ from portbench.harness.suite import get_suite
 from portbench.harness.worker import _measure_inference_stages, _measure_scenario, new_cell_result
 from portbench.harness.workload import AccuracyResult, PreparedTask, Query, ScenarioUnsupported, TaskSpec
 
+pytestmark = pytest.mark.fast  # contracts, planning, parity, reports with fakes: tox -e fast
+
 QUICK = MeasureSettings(
     warmup_queries=1, min_queries=6, max_queries=6, min_duration_s=0.0, max_duration_s=5.0,
     warmup_stable_windows=0,

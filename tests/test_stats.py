@@ -14,6 +14,8 @@ from portbench.harness.stats import (
     t_critical_95,
 )
 
+pytestmark = pytest.mark.fast  # contracts, planning, parity, reports with fakes: tox -e fast
+
 
 def student_t_cdf_mass(t: float, df: int) -> float:
     """P(0 <= T <= t) by integrating the Student-t density numerically: an independent check."""

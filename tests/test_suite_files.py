@@ -26,6 +26,8 @@ from portbench.harness.suite import (
     resolve_suite,
 )
 
+pytestmark = pytest.mark.fast  # contracts, planning, parity, reports with fakes: tox -e fast
+
 WORKLOADS = ("ocr", "ernie")
 
 MINIMAL = """

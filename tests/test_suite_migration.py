@@ -14,6 +14,8 @@ import pytest
 from portbench.harness.parity import ParityGates
 from portbench.harness.suite import Suite, builtin_suite_names, get_suite
 
+pytestmark = pytest.mark.fast  # contracts, planning, parity, reports with fakes: tox -e fast
+
 TODAY = {
     "smoke": {
         "description": "Proves the stack runs: 4 OCR pages, 16 lines, a seconds-built ERNIE classifier",
