@@ -21,7 +21,7 @@ import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from portbench.backends.base import Backend, Precision
 from portbench.backends.registry import backend_names, create_backend
@@ -145,6 +145,17 @@ def _check_gates(suite: Suite, cells: Iterable[PlannedCell], catalog: TaskCatalo
     suite.gates.check_names(w for name in sorted(names) if (w := catalog.workload(name)))
 
 
+def task_declarations(cells: Iterable[PlannedCell], catalog: TaskCatalog) -> dict[str, Any]:
+    """What the workloads declare of every task the cells run, as results store it."""
+    declared: dict[str, Any] = {}
+    for cell in cells:
+        spec = cell.plan.spec
+        info = catalog.task(spec.workload, spec.task)
+        if info is not None:
+            declared.setdefault(f"{spec.workload}/{spec.task}", info.to_dict())
+    return declared
+
+
 def plan_run(suite: Suite, options: RunOptions, out_dir: Path | None = None) -> RunPlan:
     """Check ``options`` against ``suite`` and this machine and plan every cell; nothing is written.
 
@@ -170,6 +181,7 @@ def plan_run(suite: Suite, options: RunOptions, out_dir: Path | None = None) -> 
     if not cells:
         raise PortbenchError(f"--only {' '.join(options.only)} matches no cell of suite {suite.name}")
     _check_gates(suite, cells, catalog)
+    results.tasks = task_declarations(cells, catalog)
     return RunPlan(options, suite, run_dir, results, backends, cells, reference, catalog)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from portbench.backends.base import ModelFiles, Precision, PredictorOptions
 from portbench.backends.cpu import CpuBackend
-from portbench.errors import UnknownNameError
+from portbench.errors import PortbenchError, UnknownNameError
 from portbench.harness.models import ModelEntry, resolve
 from portbench.harness.quantize import (
     CalibrationSet,
@@ -75,6 +75,13 @@ def search_metric(target: QuantizeTarget) -> str:
         searchable = [f"{target.workload.name}/{t.name}" for t in tasks.values() if t.headline]
         raise UnknownNameError(
             "quantization search task", f"{target.workload.name}/{target.role}", searchable
+        )
+    metric = info.metric(info.headline[0])
+    if metric is not None and not metric.higher_is_better:
+        # The search keeps ops in FP32 until INT8 reaches GATE × FP32, which reads a higher-is-better score.
+        raise PortbenchError(
+            f"the quantization search protects a higher-is-better metric; "
+            f"{target.workload.name}/{target.role} gates {metric.name}, where lower is better"
         )
     return info.headline[0]
 

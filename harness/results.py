@@ -159,6 +159,9 @@ class RunResults:
     command: list[str] = field(default_factory=list)
     # What was asked for (suite, backends, precisions, options): lets --resume rebuild the same cells.
     request: dict[str, Any] = field(default_factory=dict)
+    # "workload/task" -> what the workload declares of it (metrics in reading order, their direction,
+    # headline and shown metrics): reports lay cells out from this, with no workload installed.
+    tasks: dict[str, Any] = field(default_factory=dict)
     # The resolved suite (portbench.harness.suite.Suite.to_dict): the cells, measure settings, trials
     # and gates this run was started with, whatever the suite file says later.
     suite_definition: dict[str, Any] | None = None

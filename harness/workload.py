@@ -145,12 +145,29 @@ class TaskInfo:
     headline: tuple[str, ...] = ()
     output_metrics: tuple[Metric, ...] = ()
     compare_outputs: OutputComparer | None = None
+    # What one-line summaries show (the terminal table); the headline when empty.
+    shown: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         known = {m.name for m in self.metrics}
-        unknown = [name for name in self.headline if name not in known]
+        unknown = [name for name in (*self.headline, *self.shown) if name not in known]
         if unknown:
-            raise ValueError(f"task {self.name}: headline metric {unknown[0]!r} is not among its metrics")
+            raise ValueError(f"task {self.name}: metric {unknown[0]!r} is not among its metrics")
+
+    def to_dict(self) -> dict[str, Any]:
+        """What results store of the task, so reports need no workload installed to lay it out."""
+
+        def listed(metrics: Sequence[Metric]) -> list[dict[str, Any]]:
+            return [{"name": m.name, "higher_is_better": m.higher_is_better, "description": m.description}
+                    for m in metrics]
+
+        return {
+            "description": self.description,
+            "metrics": listed(self.metrics),
+            "headline": list(self.headline),
+            "shown": list(self.shown or self.headline),
+            "output_metrics": listed(self.output_metrics),
+        }
 
     def metric(self, name: str) -> Metric | None:
         return next((m for m in (*self.metrics, *self.output_metrics) if m.name == name), None)

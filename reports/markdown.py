@@ -112,7 +112,7 @@ def workload_section(workload: str, rows: Sequence[CellRow], results: RunResults
         lines += ["", f"{UNSTABLE} after p50: {UNSTABLE_NOTE}."]
 
     cells = [cell for cell in results.cells if cell.workload == workload]
-    subsets = subset_rows(cells)
+    subsets = subset_rows(results, cells)
     if subsets:
         columns = subset_columns(subsets)
         scenario = scenarios_differ(subsets)

@@ -21,36 +21,28 @@ UNSTABLE_NOTE = "unstable: the median latency varied across trials by more than 
 SYNTHETIC_LABEL = "(synthetic weights: speed only)"
 SHA256_PREFIX_LENGTH = 12
 
-# Headline metrics first, in the order readers compare them; anything else follows alphabetically.
-PREFERRED_METRIC_ORDER = (
-    # OCR (suites/ocr/metrics.py)
-    "det_precision",
-    "det_recall",
-    "det_hmean",
-    "rec_char_accuracy",
-    "rec_line_accuracy",
-    "e2e_hmean",
-    "e2e_precision",
-    "e2e_recall",
-    "e2e_char_accuracy",
-    # text classification (ERNIE)
-    "accuracy",
-    "macro_f1",
-)
-PREFERRED_SUBSET_ORDER = ("clean", "degraded")
-# The one or two numbers per task a reader compares first; the full set is in summary.md / results.json.
-HEADLINE_METRICS = (
-    "det_hmean",
-    "rec_char_accuracy",
-    "rec_line_accuracy",
-    "e2e_hmean",
-    "accuracy",
-    "macro_f1",
-)
-HEADLINE_FALLBACK_COUNT = 2
+# Without a declaration (results from a workload that declared none), the first few metrics show.
+SHOWN_FALLBACK_COUNT = 2
 
 
-def ordered(names: Iterable[str], preferred: Sequence[str]) -> list[str]:
+@dataclass(frozen=True)
+class TaskLayout:
+    """How a task's numbers are laid out, from what its workload declared (``RunResults.tasks``):
+    metrics in reading order, and the ones a one-line summary shows."""
+
+    order: tuple[str, ...] = ()
+    shown: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, results: RunResults, cell: CellResult) -> TaskLayout:
+        declared = results.tasks.get(f"{cell.workload}/{cell.task}") or {}
+        return cls(
+            order=tuple(m["name"] for m in declared.get("metrics", ())),
+            shown=tuple(declared.get("shown") or declared.get("headline") or ()),
+        )
+
+
+def ordered(names: Iterable[str], preferred: Sequence[str] = ()) -> list[str]:
     """Distinct ``names``: those in ``preferred`` first (in that order), the rest alphabetically."""
     distinct = set(names)
     rank = {name: index for index, name in enumerate(preferred)}
@@ -118,7 +110,7 @@ class CellRow:
     precision: str
     status: CellStatus
     reason: str
-    metrics: Mapping[str, str]  # metric name -> formatted value
+    metrics: Mapping[str, str]  # metric name -> formatted value, in the task's declared order
     p50_ms: str
     p90_ms: str
     p99_ms: str
@@ -129,6 +121,8 @@ class CellRow:
     # cell id's label, shown so that no two rows of a table read the same.
     variant: str = ""
     scenario: str = ""
+    shown: tuple[str, ...] = ()  # the metrics a one-line summary shows (declared by the workload)
+    declared_order: tuple[str, ...] = ()  # the task's metrics in the workload's reading order
 
     @property
     def model_name(self) -> str:
@@ -198,8 +192,9 @@ def scenarios_differ(rows: Iterable[CellRow | SubsetRow]) -> bool:
     return False
 
 
-def cell_row(cell: CellResult) -> CellRow:
+def cell_row(cell: CellResult, layout: TaskLayout | None = None) -> CellRow:
     p50, p90, p99, withheld = _latency_columns(cell.latency_ms)
+    layout = layout or TaskLayout()
     return CellRow(
         cell_id=cell.cell_id,
         workload=cell.workload,
@@ -211,9 +206,7 @@ def cell_row(cell: CellResult) -> CellRow:
         precision=cell.precision,
         status=cell.status,
         reason=one_line(cell.reason),
-        metrics={
-            name: format_metric(cell.metrics[name]) for name in ordered(cell.metrics, PREFERRED_METRIC_ORDER)
-        },
+        metrics={name: format_metric(cell.metrics[name]) for name in ordered(cell.metrics, layout.order)},
         p50_ms=f"{p50} {UNSTABLE}" if cell.trials and cell.trials.unstable else p50,
         p90_ms=p90,
         p99_ms=p99,
@@ -222,21 +215,22 @@ def cell_row(cell: CellResult) -> CellRow:
         unstable=bool(cell.trials and cell.trials.unstable),
         variant=cell_variant(cell),
         scenario=cell.scenario,
+        shown=tuple(name for name in layout.shown if name in cell.metrics),
+        declared_order=layout.order,
     )
 
 
-def headline_metrics(metrics: Mapping[str, str]) -> dict[str, str]:
-    """The headline metrics present, in order; without any, the first few of ``metrics``."""
-    chosen = [name for name in HEADLINE_METRICS if name in metrics]
-    names = chosen or list(metrics)[:HEADLINE_FALLBACK_COUNT]
-    return {name: metrics[name] for name in names}
+def shown_metrics(row: CellRow) -> dict[str, str]:
+    """The metrics the workload chose for a one-line summary; without a choice, the first few."""
+    names = row.shown or tuple(row.metrics)[:SHOWN_FALLBACK_COUNT]
+    return {name: row.metrics[name] for name in names}
 
 
 def rows_by_workload(results: RunResults) -> dict[str, list[CellRow]]:
     """Cell rows grouped by workload, workloads and cells in the order the run produced them."""
     grouped: dict[str, list[CellRow]] = {}
     for cell in results.cells:
-        grouped.setdefault(cell.workload, []).append(cell_row(cell))
+        grouped.setdefault(cell.workload, []).append(cell_row(cell, TaskLayout.of(results, cell)))
     return grouped
 
 
@@ -247,20 +241,23 @@ def rows_by_task(rows: Iterable[CellRow]) -> dict[str, list[CellRow]]:
     return grouped
 
 
-def metric_columns(rows: Iterable[CellRow]) -> list[str]:
-    return ordered((name for row in rows for name in row.metrics), PREFERRED_METRIC_ORDER)
+def metric_columns(rows: Sequence[CellRow]) -> list[str]:
+    """Every metric of ``rows``: the declared ones in the workload's order, then the rest by name."""
+    declared = tuple(dict.fromkeys(name for row in rows for name in row.declared_order))
+    return ordered((name for row in rows for name in row.metrics), declared)
 
 
-def subset_rows(cells: Iterable[CellResult]) -> list[SubsetRow]:
-    """``metrics_by_subset`` (metric -> subset -> value) as one row per cell and headline metric.
+def subset_rows(results: RunResults, cells: Iterable[CellResult]) -> list[SubsetRow]:
+    """``metrics_by_subset`` (metric -> subset -> value) as one row per cell and shown metric.
 
-    A cell without any headline metric split by subset shows all of its split metrics.
+    A cell without any shown metric split by subset shows all of its split metrics.
     """
     rows = []
     for cell in cells:
         split = cell.metrics_by_subset
-        headline = [name for name in HEADLINE_METRICS if name in split]
-        for metric in headline or ordered(split, PREFERRED_METRIC_ORDER):
+        layout = TaskLayout.of(results, cell)
+        shown = [name for name in layout.shown if name in split]
+        for metric in shown or ordered(split, layout.order):
             by_subset = cell.metrics_by_subset[metric]
             rows.append(
                 SubsetRow(
@@ -270,8 +267,7 @@ def subset_rows(cells: Iterable[CellResult]) -> list[SubsetRow]:
                     precision=cell.precision,
                     metric=metric,
                     values={
-                        subset: format_metric(by_subset[subset])
-                        for subset in ordered(by_subset, PREFERRED_SUBSET_ORDER)
+                        subset: format_metric(by_subset[subset]) for subset in sorted(by_subset)
                     },
                     scenario=cell.scenario,
                 )
@@ -280,7 +276,8 @@ def subset_rows(cells: Iterable[CellResult]) -> list[SubsetRow]:
 
 
 def subset_columns(rows: Iterable[SubsetRow]) -> list[str]:
-    return ordered((subset for row in rows for subset in row.values), PREFERRED_SUBSET_ORDER)
+    # Subsets are the workload's own names (e.g. clean, degraded): alphabetical, the same in every table.
+    return sorted({subset for row in rows for subset in row.values})
 
 
 def model_file_rows(results: RunResults) -> list[ModelFileRow]:
@@ -304,7 +301,7 @@ def model_file_rows(results: RunResults) -> list[ModelFileRow]:
 
 
 def unfinished_cells(results: RunResults) -> list[CellRow]:
-    return [cell_row(cell) for cell in results.cells if cell.status != "passed"]
+    return [cell_row(cell, TaskLayout.of(results, cell)) for cell in results.cells if cell.status != "passed"]
 
 
 def status_counts(results: RunResults) -> dict[str, int]:

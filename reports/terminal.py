@@ -24,10 +24,10 @@ from portbench.reports.tables import (
     WITHHELD,
     WITHHELD_NOTE,
     CellRow,
-    headline_metrics,
     platform_lines,
     rows_by_workload,
     scenarios_differ,
+    shown_metrics,
     status_counts,
     unfinished_cells,
 )
@@ -57,7 +57,7 @@ def backend_text(row: CellRow) -> Text:
 
 
 def metrics_text(row: CellRow) -> Text:
-    return Text("\n".join(f"{name} {value}" for name, value in headline_metrics(row.metrics).items()))
+    return Text("\n".join(f"{name} {value}" for name, value in shown_metrics(row).items()))
 
 
 def render_summary_table(results: RunResults) -> Table:

@@ -11,15 +11,16 @@ from rich.console import Console
 from portbench.harness.results import CellResult, LatencySummary, ModelRecord, RunResults, Throughput
 from portbench.reports.markdown import escape_cell, render_markdown
 from portbench.reports.tables import (
+    TaskLayout,
     cell_row,
     format_metric,
     format_ms,
     format_rate,
-    headline_metrics,
     model_file_rows,
     ordered,
     platform_lines,
     rows_by_workload,
+    shown_metrics,
 )
 from portbench.reports.terminal import print_summary, render_summary_table
 
@@ -158,6 +159,23 @@ def ernie_failed_cell() -> CellResult:
     )
 
 
+def declared(*names: str, headline: tuple[str, ...] = (), shown: tuple[str, ...] = ()) -> dict[str, object]:
+    return {
+        "metrics": [{"name": n, "higher_is_better": True} for n in names],
+        "headline": list(headline), "shown": list(shown or headline),
+    }
+
+
+# What a run stores of its tasks (RunResults.tasks), written out by hand as the workloads declare them.
+TASKS = {
+    "ocr/det": declared("det_precision", "det_recall", "det_hmean", headline=("det_hmean",)),
+    "ocr/rec": declared(
+        "rec_char_accuracy", "rec_line_accuracy",
+        headline=("rec_char_accuracy",), shown=("rec_char_accuracy", "rec_line_accuracy"),
+    ),
+}
+
+
 @pytest.fixture
 def results() -> RunResults:
     return RunResults(
@@ -175,6 +193,7 @@ def results() -> RunResults:
             ernie_synthetic_cell(),
             ernie_failed_cell(),
         ],
+        tasks=TASKS,
     )
 
 
@@ -221,7 +240,8 @@ def test_preferred_order_first_then_alphabetical() -> None:
 
 
 def test_cell_row_formats_and_orders_metrics() -> None:
-    row = cell_row(ocr_det_cell())
+    # The declared order first (as the OCR workload declares det), anything undeclared after it.
+    row = cell_row(ocr_det_cell(), TaskLayout(("det_precision", "det_recall", "det_hmean"), ("det_hmean",)))
     assert list(row.metrics.items()) == [
         ("det_precision", "0.9000"),
         ("det_recall", "0.8000"),
@@ -466,11 +486,21 @@ def test_terminal_summary_fits_80_columns_without_cutting_numbers(results: RunRe
         assert number in text
 
 
-def test_headline_metrics_pick_the_comparable_numbers() -> None:
-    system = {"det_precision": "1", "det_hmean": "2", "e2e_recall": "3", "e2e_hmean": "4"}
-    assert headline_metrics(system) == {"det_hmean": "2", "e2e_hmean": "4"}
-    other = {"bleu": "1", "chrf": "2", "ter": "3"}
-    assert headline_metrics(other) == {"bleu": "1", "chrf": "2"}
+def test_summaries_show_what_the_workload_chose() -> None:
+    cell = ocr_det_cell()
+    cell.task = "system"
+    cell.metrics = {"det_precision": 1.0, "det_hmean": 0.5, "e2e_recall": 0.25, "e2e_hmean": 0.125}
+    chosen = cell_row(cell, TaskLayout(shown=("det_hmean", "e2e_hmean")))
+    assert shown_metrics(chosen) == {"det_hmean": "0.5000", "e2e_hmean": "0.1250"}
+    # Nothing declared (a workload this report does not know): the first two, in stored order.
+    cell.metrics = {"bleu": 0.1, "chrf": 0.2, "ter": 0.3}
+    assert shown_metrics(cell_row(cell)) == {"bleu": "0.1000", "chrf": "0.2000"}
+
+
+def test_results_carry_the_layout_the_reports_use(results: RunResults) -> None:
+    layout = TaskLayout.of(results, ocr_det_cell())
+    assert layout == TaskLayout(("det_precision", "det_recall", "det_hmean"), ("det_hmean",))
+    assert TaskLayout.of(results, ernie_synthetic_cell()) == TaskLayout((), ())
 
 
 def test_terminal_status_is_coloured(results: RunResults) -> None:

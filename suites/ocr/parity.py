@@ -210,15 +210,19 @@ TASK_INFO: dict[str, TaskInfo] = {
         "rec", "text line recognition (CTC) on line crops",
         metrics=(Metric("rec_char_accuracy"), Metric("rec_line_accuracy")),
         headline=("rec_char_accuracy",),
+        shown=("rec_char_accuracy", "rec_line_accuracy"),
         output_metrics=(Metric("text_exact_match"), Metric("char_agreement")),
         compare_outputs=compare_rec,
     ),
     "system": TaskInfo(
         "system", "detection, crops and recognition end to end on page images",
+        # The pipeline's detection is scored too (one matching serves both): compared side by side.
         metrics=(
+            Metric("det_precision"), Metric("det_recall"), Metric("det_hmean"),
             Metric("e2e_hmean"), Metric("e2e_precision"), Metric("e2e_recall"), Metric("e2e_char_accuracy"),
         ),
         headline=("e2e_hmean",),
+        shown=("det_hmean", "e2e_hmean"),
         output_metrics=(
             Metric("line_agreement"), Metric("text_agreement"), Metric("text_exact_match"),
             Metric("mean_iou"),
