@@ -12,7 +12,7 @@ import functools
 import io
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from portbench.backends import _tools
 from portbench.backends.base import (
@@ -120,7 +120,7 @@ class CudaBackend(PaddleGpuBackend):
     description = "NVIDIA GPU through Paddle Inference CUDA/cuDNN kernels"
     paddle_builds = ("paddlepaddle-gpu",)
     tool_names = (NVIDIA_SMI_QUERY[0],)
-    env_prefixes = ("CUDA_", "CUDNN_", "NVIDIA_TF32")
+    env_prefixes: ClassVar[tuple[str, ...]] = ("CUDA_", "CUDNN_", "NVIDIA_TF32")
     hardware_kind = "gpu"
 
     def __init__(self, device_id: int = 0, gpu: NvidiaGpu | None = None) -> None:

@@ -203,7 +203,7 @@ def _check_program_desc(path: Path) -> None:
             if not blocks:
                 raise _WireError("has no program blocks")
             for block in blocks:
-                fields = _fields(bytes(block), _BLOCK_FIELDS, "BlockDesc")  # type: ignore[arg-type]
+                fields = _fields(bytes(block), _BLOCK_FIELDS, "BlockDesc")
                 if 1 not in fields or 2 not in fields:
                     raise _WireError("has a block without its index")
         except _WireError as error:
