@@ -5,11 +5,8 @@ Backends are imported lazily so a machine without an accelerator SDK can still l
 
 from __future__ import annotations
 
-import importlib
-from importlib.metadata import entry_points
-
 from portbench.backends.base import Backend
-from portbench.errors import UnknownNameError
+from portbench.plugins import Registry
 
 BUILTIN_BACKENDS: dict[str, str] = {
     "cpu": "portbench.backends.cpu:CpuBackend",
@@ -23,28 +20,20 @@ BUILTIN_BACKENDS: dict[str, str] = {
 }
 
 ENTRY_POINT_GROUP = "portbench.backends"
+BACKENDS = Registry("backend", Backend, BUILTIN_BACKENDS, ENTRY_POINT_GROUP)
 
 
 def backend_targets() -> dict[str, str]:
     """Every backend name with its ``module:Class`` target; built-ins win over plugins."""
-    targets = {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
-    targets.update(BUILTIN_BACKENDS)
-    return targets
+    return BACKENDS.targets()
 
 
 def backend_names() -> list[str]:
-    return list(backend_targets())
+    return BACKENDS.names()
 
 
 def backend_class(name: str) -> type[Backend]:
-    targets = backend_targets()
-    if name not in targets:
-        raise UnknownNameError("backend", name, list(targets))
-    module_name, _, class_name = targets[name].partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    if not (isinstance(cls, type) and issubclass(cls, Backend)):
-        raise TypeError(f"{targets[name]} is not a portbench Backend")
-    return cls
+    return BACKENDS.load(name)
 
 
 def backend_classes() -> dict[str, type[Backend]]:

@@ -8,17 +8,15 @@ on the results model without a cycle, and a new report (or a third party's, thro
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import ClassVar
 
 from rich.console import Console
 
-from portbench.errors import UnknownNameError
 from portbench.harness.results import RunResults
+from portbench.plugins import Registry
 
 
 class Report(ABC):
@@ -42,26 +40,13 @@ BUILTIN_REPORTS: Mapping[str, str] = {
     "pytest-benchmark": "portbench.reports.pytest_benchmark:PytestBenchmarkExport",
 }
 ENTRY_POINT_GROUP = "portbench.reports"
+REPORTS = Registry("report", Report, BUILTIN_REPORTS, ENTRY_POINT_GROUP)
 # Rendered after every run and by ``portbench report``.
 RUN_REPORTS = ("summary", "terminal")
 
 
-def report_targets() -> dict[str, str]:
-    """Every report name with its ``module:Class`` target; built-ins win over plugins."""
-    targets = {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
-    targets.update(BUILTIN_REPORTS)
-    return targets
-
-
 def create_report(name: str) -> Report:
-    targets = report_targets()
-    if name not in targets:
-        raise UnknownNameError("report", name, list(targets))
-    module_name, _, class_name = targets[name].partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    if not (isinstance(cls, type) and issubclass(cls, Report)):
-        raise TypeError(f"{targets[name]} is not a portbench Report")
-    return cls()
+    return REPORTS.load(name)()
 
 
 def render(

@@ -193,17 +193,6 @@ def run_cell_in_worker(plan: CellPlan, timeout_s: float) -> CellOutcome:
 CellRunner = Callable[[CellPlan, float], CellOutcome]
 
 
-@dataclass
-class RunSummary:
-    results: RunResults
-    run_dir: Path
-    input_errors: list[str]
-
-    @property
-    def failed(self) -> list[CellResult]:
-        return [c for c in self.results.cells if c.status == "failed"]
-
-
 class Runner:
     """Runs planned cells, saving results after each; reports progress through callbacks."""
 

@@ -14,12 +14,10 @@ third parties register theirs in the ``portbench.workloads`` entry-point group.
 
 from __future__ import annotations
 
-import importlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -27,6 +25,7 @@ import numpy as np
 
 from portbench.backends.base import InferenceSession, ModelFiles
 from portbench.errors import PortbenchError, UnknownNameError
+from portbench.plugins import Registry
 
 if TYPE_CHECKING:
     from portbench.harness.models import ModelEntry
@@ -336,29 +335,16 @@ BUILTIN_WORKLOADS: Mapping[str, str] = {
     "ernie": "portbench.suites.ernie.workload:ErnieWorkload",
 }
 ENTRY_POINT_GROUP = "portbench.workloads"
-
-
-def workload_targets() -> dict[str, str]:
-    """Every workload name with its ``module:Class`` target; built-ins win over plugins."""
-    targets = {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
-    targets.update(BUILTIN_WORKLOADS)
-    return targets
+WORKLOADS = Registry("workload", Workload, BUILTIN_WORKLOADS, ENTRY_POINT_GROUP)
 
 
 def workload_names() -> list[str]:
-    return list(workload_targets())
+    return WORKLOADS.names()
 
 
 def create_workload(name: str) -> Workload:
     """The workload registered as ``name``; imported only now (listing suites must not load Paddle)."""
-    targets = workload_targets()
-    if name not in targets:
-        raise UnknownNameError("workload", name, list(targets))
-    module_name, _, class_name = targets[name].partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    if not (isinstance(cls, type) and issubclass(cls, Workload)):
-        raise TypeError(f"{targets[name]} is not a portbench Workload")
-    return cls()
+    return WORKLOADS.load(name)()
 
 
 def registered_models() -> dict[str, tuple[ModelEntry, Workload]]:

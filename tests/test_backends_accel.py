@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from paddle.inference import PrecisionType
 
+from portbench import plugins
 from portbench.backends import _tools, registry
 from portbench.backends.base import (
     Availability,
@@ -514,7 +515,12 @@ def plugin_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
         importlib.metadata.EntryPoint("demo", f"{__name__}:DemoPluginBackend", group),
         importlib.metadata.EntryPoint("broken", "portbench_no_such_module:Backend", group),
     ]
-    monkeypatch.setattr(registry, "entry_points", lambda group: fakes)
+    real = plugins.entry_points
+
+    def entry_points(group: str) -> Any:
+        return fakes if group == registry.ENTRY_POINT_GROUP else real(group=group)
+
+    monkeypatch.setattr(plugins, "entry_points", entry_points)
 
 
 def test_backend_classes_skip_a_plugin_that_fails_to_import(plugin_entry_points: None) -> None:
