@@ -92,9 +92,6 @@ def _backends(options: RunOptions) -> dict[str, Backend]:
     """Every backend the run may use, built once. Asked-for backends must exist and be available
     (a clear error otherwise); with none asked for, every available backend runs."""
     known = backend_names()
-    for name in options.backends:
-        if name not in known:
-            raise UnknownNameError("backend", name, known)
     candidates = {name: create_backend(name, options.device_id) for name in options.backends or known}
     availability = {name: backend.probe() for name, backend in candidates.items()}
     if options.backends:
@@ -162,6 +159,10 @@ def plan_run(suite: Suite, options: RunOptions, out_dir: Path | None = None) -> 
     ``options.backends`` empty means every available backend, ``options.precisions`` empty the
     suite's own; the plan's options hold what was chosen (and are recorded in the results)."""
     catalog = TaskCatalog()
+    known = backend_names()
+    for name in options.backends:  # names first: cheap, and the commonest typo
+        if name not in known:
+            raise UnknownNameError("backend", name, known)
     _check_model_dirs(options.model_dirs)
     _check_dataset_dirs(options.dataset_dirs, [t.workload for t in suite.cells])
     for workload in {t.workload for t in suite.cells}:
