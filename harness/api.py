@@ -206,8 +206,7 @@ def execute(
     """Run the plan's pending cells (results saved after each), then judge parity and save."""
     ensure_directory(plan.run_dir, "run directory")
     runner = Runner(plan.results, plan.run_dir, plan.options, cell_runner)
-    for cell, result in runner.run(plan.pending, started=observer.cell_started if observer else None):
-        del cell
+    for _, result in runner.run(plan.pending, started=observer.cell_started if observer else None):
         if observer is not None:
             observer.cell_finished(result)
     # Parity needs every cell (the FP32 CPU reference may run last), so it is judged at the end.
