@@ -24,6 +24,7 @@ from portbench.backends.registry import backend_names, create_backend
 from portbench.errors import PortbenchError, UnknownNameError
 from portbench.harness import platform_info
 from portbench.harness.config import DEFAULT_CELL_TIMEOUT_S, Mode, RunOptions, default_cache_dir
+from portbench.harness.container import container
 from portbench.harness.quantize import DEFAULT_OP_TYPES
 from portbench.harness.results import RunResults, load_results, write_atomic
 from portbench.harness.runner import (
@@ -403,6 +404,9 @@ def build_model(name: str, cache_dir: Path | None) -> None:
 
     recipe = RECIPES["smoke" if name.endswith("-smoke") else "default"]
     build_with_report((cache_dir or default_cache_dir()) / "models", recipe, Console().print)
+
+
+cli.add_command(container)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
