@@ -2,9 +2,9 @@
 # Build portbench images without a registry: a local base image, a wheelhouse, then the image.
 #
 #   containers/build.sh base                      # mmdebstrap Debian 12 -> podman import (CPU base)
-#   containers/build.sh wheelhouse                # pip wheel/download the pinned closure + portbench
+#   containers/build.sh wheelhouse [py311|py310]  # pip wheel the pinned closure (py310: give PYTHON=python3.10)
 #   containers/build.sh image cpu [BASE_IMAGE]    # podman build --isolation=chroot
-#   containers/build.sh image cuda|ascend|mlu|xpu|dcu   # needs the vendor files in containers/.build/vendor/<target>/
+#   containers/build.sh image cuda|ascend|mlu|xpu|dcu   # needs containers/.build/vendor/<target>/ (README)
 #   containers/build.sh smoke [IMAGE]             # run the smoke suite inside, --network=none, results on the host
 #
 # Everything is built for this machine's architecture (uname -m): like Paddle's and Ascend's images,
@@ -51,14 +51,25 @@ build_base() {
     log "base image $LOCAL_BASE ready"
 }
 
+# The Python a target's base ships decides its lock: Debian 12 and the CANN image have 3.11, Paddle's
+# device images 3.10.
+python_for() { case "$1" in cpu|ascend) echo py311 ;; *) echo py310 ;; esac; }
+lock_file() { [[ "$1" == py311 ]] && echo "$HERE/requirements.lock" || echo "$HERE/requirements-$1.lock"; }
+
 build_wheelhouse() {
-    local context="$BUILD_DIR/context-$ARCH"
+    local flavour="${1:-py311}"
+    local context="$BUILD_DIR/context-$ARCH-$flavour" lock
+    lock="$(lock_file "$flavour")"
+    local want="${flavour#py}" have
+    have="$("$PYTHON" -c 'import sys; print(f"{sys.version_info[0]}{sys.version_info[1]}")')"
+    [[ "$have" == "$want" ]] || { echo "the $flavour wheelhouse needs a Python $want PYTHON (got $have)" >&2; exit 2; }
     rm -rf "$context/wheelhouse" && mkdir -p "$context/wheelhouse"
-    log "pip wheel the pinned closure (containers/requirements.lock) -> $context/wheelhouse"
+    log "pip wheel the pinned closure ($(basename "$lock")) -> $context/wheelhouse"
     # pip wheel reuses published wheels and builds the sdist-only ones (pure Python) into wheels.
     # shellcheck disable=SC2086
     "$PYTHON" -m pip wheel --quiet --no-deps --only-binary=paddlepaddle,opencv-python,numpy \
-        -r "$HERE/requirements.lock" -w "$context/wheelhouse" ${PIP_DOWNLOAD_ARGS:-}
+        -r "$lock" -w "$context/wheelhouse" ${PIP_DOWNLOAD_ARGS:-}
+    cp "$lock" "$context/requirements.lock"
     build_portbench_wheel "$context"
     log "wheelhouse: $(find "$context/wheelhouse" -name '*.whl' | wc -l) wheels, $(du -sh "$context/wheelhouse" | cut -f1)"
 }
@@ -74,15 +85,17 @@ build_portbench_wheel() {
 stage_context() {
     # The parts of the context every recipe COPYs; the wheels come from build_wheelhouse.
     local context="$1"
-    cp "$HERE/requirements.lock" "$HERE/bake.sh" "$HERE/os-packages.sh" "$context/"
+    cp "$HERE/bake.sh" "$HERE/os-packages.sh" "$HERE/user.sh" "$context/"
 }
 
 build_image() {
     local target="$1" base="${2:-}"
     local recipe="$HERE/$target/Containerfile"
     [[ -f "$recipe" ]] || { echo "no recipe $recipe" >&2; exit 2; }
-    local context="$BUILD_DIR/context-$ARCH"
-    [[ -d "$context/wheelhouse" ]] || { echo "no wheelhouse in $context: run '$0 wheelhouse' first" >&2; exit 2; }
+    local flavour context
+    flavour="$(python_for "$target")"
+    context="$BUILD_DIR/context-$ARCH-$flavour"
+    [[ -d "$context/wheelhouse" ]] || { echo "no wheelhouse in $context: run '$0 wheelhouse $flavour' first" >&2; exit 2; }
     build_portbench_wheel "$context"
     stage_context "$context"
     if [[ "$target" != cpu ]]; then
@@ -118,7 +131,7 @@ run_smoke() {
 
 case "${1:-}" in
     base) build_base ;;
-    wheelhouse) build_wheelhouse ;;
+    wheelhouse) shift; build_wheelhouse "${1:-py311}" ;;
     image) shift; build_image "${1:?target: cpu|cuda|ascend|mlu|xpu|dcu}" "${2:-}" ;;
     smoke) shift; run_smoke "${1:-}" ;;
     *) sed -n '2,15p' "$0" >&2; exit 2 ;;

@@ -79,7 +79,7 @@ def test_recipe_structure(target: str) -> None:
     steps = instructions(CONTAINERS / target / "Containerfile")
     keywords = [k for k, _ in steps]
     assert set(keywords) <= {"ARG", "FROM", "LABEL", "ENV", "COPY", "RUN", "USER", "WORKDIR", "VOLUME",
-                             "HEALTHCHECK", "CMD", "SHELL"}
+                             "HEALTHCHECK", "CMD", "SHELL", "ENTRYPOINT"}
     first_from = keywords.index("FROM")
     assert set(keywords[:first_from]) <= {"ARG"}
     defaults = arg_defaults(steps)
