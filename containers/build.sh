@@ -10,6 +10,7 @@
 # Everything is built for this machine's architecture (uname -m): like Paddle's and Ascend's images,
 # each architecture is built on a native host. Environment overrides:
 #   ENGINE=podman|docker   PORTBENCH_BAKE_SUITES="smoke standard scenarios ernie-shapes"
+#   EXTRA_BUILD_ARGS="--build-arg PADDLE_XPU_VERSION=3.2.0.dev20261101" (words added to the build command)
 #   BUILD_DIR=containers/.build   PYTHON=python3 (the one whose wheels match the image's Python)
 #   PIP_DOWNLOAD_ARGS="..." (e.g. --index-url https://www.paddlepaddle.org.cn/packages/stable/cu126/ for cuda)
 set -euo pipefail
@@ -106,12 +107,15 @@ build_image() {
         rm -rf "$context/vendor" && cp -r "$vendor" "$context/vendor"
     fi
     local tag="localhost/portbench:$VERSION-$target-$ARCH"
-    local args=(build --format docker -f "$recipe" -t "$tag"
+    local args=(build -f "$recipe" -t "$tag"
         --build-arg "PORTBENCH_VERSION=$VERSION" --build-arg "VCS_REF=$REVISION"
         --build-arg "CREATED=$(date -u +%Y-%m-%dT%H:%M:%SZ)" --build-arg "PORTBENCH_BAKE_SUITES=$BAKE_SUITES")
     [[ -n "$base" ]] && args+=(--build-arg "BASE_IMAGE=$base")
     [[ "$target" == cpu && -z "$base" ]] && args+=(--build-arg "BASE_IMAGE=$LOCAL_BASE")
-    [[ "$ENGINE" == podman ]] && args+=(--isolation=chroot)
+    # podman: chroot isolation (the OCI default fails on hybrid-cgroup kernels), Docker format (HEALTHCHECK).
+    [[ "$ENGINE" == podman ]] && args+=(--isolation=chroot --format docker)
+    # shellcheck disable=SC2206
+    args+=(${EXTRA_BUILD_ARGS:-})
     log "$ENGINE ${args[*]} $context"
     "$ENGINE" "${args[@]}" "$context"
     log "image $tag ready"

