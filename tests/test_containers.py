@@ -117,8 +117,10 @@ def test_recipe_is_air_gapped_and_ordered_for_the_cache(target: str) -> None:
     code = next(i for i, rest in runs if "portbench-*.whl" in rest)
     bake = next(i for i, rest in runs if "bake.sh" in rest)
     assert deps < code < bake
-    # The portbench wheel enters only through its own step's bind mount, never a COPY layer.
-    assert not any(rest.split()[0].startswith("portbench") for k, rest in steps if k == "COPY")
+    # The portbench wheel is COPYed (content-keyed) after the dependency install, right before its own.
+    (source_copy,) = [i for i, (k, rest) in enumerate(steps) if k == "COPY" and rest.startswith("portbench")]
+    assert deps < source_copy < code
+    assert all(k != "RUN" for k, _ in steps[source_copy + 1:code])
     # Build arguments that change each build must not be in scope of an install step.
     volatile = [i for i, (k, rest) in enumerate(steps) if k == "ARG" and rest.split("=")[0] in
                 ("CREATED", "VCS_REF")]
@@ -218,6 +220,13 @@ def test_extra_run_arguments_pass_through_and_an_explicit_backend_wins(tmp_path:
     assert command[command.index("i") + 1:] == [
         "portbench", "run", "--out", "/results/r", "--suite", "smoke", "--backend", "cpu"]
     assert flag_pairs(command, "--device") == []
+
+
+def test_engine_choice() -> None:
+    assert ct.find_engine(None, {"docker": "/usr/bin/docker"}.get) == "docker"
+    assert ct.find_engine(None, {"docker": "/d", "podman": "/p"}.get) == "podman"
+    with pytest.raises(PortbenchError, match="docker is not installed"):
+        ct.find_engine("docker", {"podman": "/p"}.get)
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
