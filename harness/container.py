@@ -1,10 +1,11 @@
 """``portbench container run``: the engine command for a platform's image, with its devices and mounts.
 
-Device nodes, driver mounts, shared-memory sizes and environment per target follow the vendors' and
-Paddle's documented ``docker run`` lines (docs/… reference: paddle-platforms §8.2, containers-and-fleet
-§1.5, §1.7, §2.1), but without ``--privileged`` and ``--network=host``: only the named devices are passed,
-the network is ``none`` (the images are baked, a run needs nothing from outside), the root filesystem is
-read-only, and results land in a host directory mounted at ``/results``.
+Device nodes, driver mounts and shared-memory sizes per target follow the vendors' and Paddle's
+documented ``docker run`` lines (project reference notes: paddle-platforms §8.2, containers-and-fleet
+§1.5, §1.7, §2.1), but without ``--privileged`` and ``--network=host``: only the named devices are
+passed, the network is ``none`` (the images are baked, a run needs nothing from outside), the root
+filesystem is read-only, and results land in a host directory mounted at ``/results``. The platform's
+environment (FLAGS_*, CANN and DTK paths) is set in its image.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -43,11 +44,8 @@ class Target:
     mounts: tuple[str, ...] = ()
     required_mounts: tuple[str, ...] = ()
     shm_size: str = "8g"
-    env: tuple[tuple[str, str], ...] = ()
     group_add: tuple[str, ...] = ()
     nvidia: bool = False  # --gpus all (docker) / CDI nvidia.com/gpu=all (podman)
-    notes: str = ""
-    extra_args: tuple[str, ...] = field(default_factory=tuple)
 
 
 TARGETS: dict[str, Target] = {
@@ -177,9 +175,7 @@ def compose(
     for path in target.mounts:
         if path_exists(path):
             command += ["-v", f"{path}:{path}:ro"]
-    for key, value in target.env:
-        command += ["-e", f"{key}={value}"]
-    command += ["-v", f"{results_dir.resolve()}:{CONTAINER_RESULTS}:rw", *target.extra_args, image]
+    command += ["-v", f"{results_dir.resolve()}:{CONTAINER_RESULTS}:rw", image]
     run = ["portbench", "run", "--out", f"{CONTAINER_RESULTS}/{run_name}"]
     if not any(a == "--backend" or a.startswith("--backend=") for a in run_args):
         for backend in target.backends:
