@@ -229,9 +229,12 @@ def test_engine_choice() -> None:
         ct.find_engine("docker", {"podman": "/p"}.get)
 
 
+# The installed console script: `python -m` from the repository root would import ./portbench instead.
+PORTBENCH = [str(Path(sys.executable).parent / "portbench")]
+
+
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "portbench.harness.cli", *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run([*PORTBENCH, *args], capture_output=True, text=True, timeout=120)
 
 
 @pytest.mark.parametrize("target", [t for t in TARGETS if t != "cpu"])
@@ -313,7 +316,7 @@ def test_cpu_image_builds_and_runs_smoke_offline_as_non_root(tmp_path: Path) -> 
     assert who == "1000"
 
     results_dir = tmp_path / "results"
-    done = subprocess.run([sys.executable, "-m", "portbench.harness.cli", "container", "run", "--target",
+    done = subprocess.run([*PORTBENCH, "container", "run", "--target",
                            "cpu", "--engine", "podman", "--results", str(results_dir), "--name", "smoke",
                            "--", "--suite", "smoke"], env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -322,7 +325,7 @@ def test_cpu_image_builds_and_runs_smoke_offline_as_non_root(tmp_path: Path) -> 
     assert inside["platform"]["container"]["engine"].startswith("podman")
 
     host_dir = tmp_path / "host"
-    subprocess.run([sys.executable, "-m", "portbench.harness.cli", "run", "--suite", "smoke", "--backend",
+    subprocess.run([*PORTBENCH, "run", "--suite", "smoke", "--backend",
                     "cpu", "--out", str(host_dir)], check=True, timeout=900)
     host = json.loads((host_dir / "results.json").read_text())
     assert host["platform"]["container"] is None or host["platform"]["container"]["engine"] != "podman"
