@@ -27,6 +27,8 @@ from portbench.files import ensure_directory
 from portbench.harness import reporting
 from portbench.harness.config import DEFAULT_CELL_TIMEOUT_S, Mode, RunOptions, default_cache_dir
 from portbench.harness.console import make_console
+from portbench.harness.container import container
+from portbench.harness.fleet import fleet
 from portbench.harness.parity import load_reference
 from portbench.harness.quantize import DEFAULT_OP_TYPES
 from portbench.harness.results import CellResult, RunResults, load_results
@@ -474,6 +476,10 @@ def build_model(name: str, cache_dir: Path | None) -> None:
         raise UnknownNameError("buildable model", name, list(buildable))
     cache = ensure_directory(cache_dir or default_cache_dir(), "cache directory")
     buildable[name].build_model(name, cache, make_console().print)
+
+
+cli.add_command(container)
+cli.add_command(fleet)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import importlib.metadata
 import importlib.util
+import os
 import platform
 import re
 import shlex
@@ -30,6 +31,12 @@ USR_OS_RELEASE = Path("/usr/lib/os-release")
 KYLIN_PRODUCTINFO = Path("/etc/.productinfo")
 MACHINE_ID = Path("/etc/machine-id")
 CPU0_GOVERNOR = Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
+# Container markers: podman writes /run/.containerenv, Docker /.dockerenv; cgroup v1 paths name the engine.
+CONTAINERENV = Path("/run/.containerenv")
+DOCKERENV = Path("/.dockerenv")
+SELF_CGROUP = Path("/proc/self/cgroup")
+CGROUP_ENGINES = (("kubepods", "kubernetes"), ("libpod", "podman"), ("docker", "docker"),
+                  ("crio", "cri-o"), ("containerd", "containerd"), ("lxc", "lxc"))
 # Families portbench reports; matched against ID, then each ID_LIKE entry, case-insensitively.
 OS_FAMILIES: Mapping[str, str] = {
     "kylin": "kylin",
@@ -165,6 +172,28 @@ def describe_paddle() -> dict[str, Any]:
     }
 
 
+def detect_container(
+    containerenv: str | None, dockerenv: bool, cgroup: str, environ: Mapping[str, str]
+) -> dict[str, str] | None:
+    """Which engine the process runs under, from its markers; None on a bare host.
+
+    ``containerenv`` is the text of /run/.containerenv (None when absent), ``cgroup`` /proc/self/cgroup.
+    """
+    engine = evidence = None
+    if containerenv is not None:
+        found = re.search(r'^engine="?([^"\n]+)"?', containerenv, re.MULTILINE)
+        engine, evidence = (found.group(1) if found else "podman"), str(CONTAINERENV)
+    elif dockerenv:
+        engine, evidence = "docker", str(DOCKERENV)
+    else:
+        engine = next((name for marker, name in CGROUP_ENGINES if marker in cgroup), None)
+        evidence = str(SELF_CGROUP) if engine else None
+    if "KUBERNETES_SERVICE_HOST" in environ:
+        return {"engine": engine or "unknown", "orchestrator": "kubernetes",
+                "evidence": evidence or "KUBERNETES_SERVICE_HOST"}
+    return {"engine": engine, "evidence": evidence} if engine and evidence else None
+
+
 def _machine_id_sha256() -> str | None:
     machine_id = (_read_text(MACHINE_ID) or "").strip()
     return hashlib.sha256(machine_id.encode()).hexdigest() if machine_id else None
@@ -183,4 +212,8 @@ def describe_platform() -> dict[str, Any]:
         "python": {"version": platform.python_version(), "implementation": platform.python_implementation()},
         "paddle": describe_paddle(),
         "cpu_frequency_governor": governor,
+        "container": detect_container(
+            _read_text(CONTAINERENV) if CONTAINERENV.exists() else None, DOCKERENV.exists(),
+            _read_text(SELF_CGROUP) or "", os.environ,
+        ),
     }
