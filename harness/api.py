@@ -113,7 +113,7 @@ def _check_model_dirs(model_dirs: Mapping[str, Path]) -> None:
 
 
 def _check_dataset_dirs(dataset_dirs: Mapping[str, Path], workloads: Iterable[str]) -> None:
-    known = list(workloads)
+    known = sorted(set(workloads))
     for workload, path in dataset_dirs.items():
         if workload not in known:
             raise UnknownNameError("workload", workload, known)
@@ -195,6 +195,7 @@ def resume_run(run_dir: Path) -> RunPlan:
     suite = suite_for(results)
     backends = {name: create_backend(name, options.device_id) for name in options.backends}
     cells = plan_cells(suite, options, backends, run_dir, catalog)
+    results.tasks = results.tasks or task_declarations(cells, catalog)  # runs started before tasks were stored
     return RunPlan(options, suite, run_dir, results, backends, cells, _reference(options, catalog), catalog)
 
 
