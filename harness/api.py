@@ -195,7 +195,8 @@ def resume_run(run_dir: Path) -> RunPlan:
     suite = suite_for(results)
     backends = {name: create_backend(name, options.device_id) for name in options.backends}
     cells = plan_cells(suite, options, backends, run_dir, catalog)
-    results.tasks = results.tasks or task_declarations(cells, catalog)  # runs started before tasks were stored
+    # Runs started before task declarations were stored get them now.
+    results.tasks = results.tasks or task_declarations(cells, catalog)
     return RunPlan(options, suite, run_dir, results, backends, cells, _reference(options, catalog), catalog)
 
 
