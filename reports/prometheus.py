@@ -12,7 +12,7 @@ Two destinations, one set of metrics:
 Names follow Prometheus' conventions: a ``portbench_`` prefix, base units spelled in the name
 (seconds, not the milliseconds results keep), ratios 0-1 as ``_ratio``, ``_timestamp_seconds`` for
 times, ``_info`` pseudo-metrics valued 1. Every cell series carries the labels
-``workload, task, model, backend, precision, scenario, platform, run_id`` and ``cell`` (the cell id:
+``workload, task, model, backend, precision, scenario, platform, suite, run_id`` and ``cell`` (the cell id:
 two cells of one model that differ in their parameters, e.g. batch size, are told apart by it).
 A percentile the run withheld (too few samples) is absent, never 0 or NaN.
 """
@@ -33,7 +33,9 @@ from portbench.errors import PortbenchError
 from portbench.harness.reporting import Report
 from portbench.harness.results import CellResult, RunResults, write_atomic
 
-CELL_LABELS = ("workload", "task", "model", "backend", "precision", "scenario", "platform", "run_id", "cell")
+CELL_LABELS = (
+    "workload", "task", "model", "backend", "precision", "scenario", "platform", "suite", "run_id", "cell",
+)
 STATUSES = ("passed", "failed", "skipped")
 # Results keep these percentiles (milliseconds) under these names; the quantile label is Prometheus'.
 QUANTILES = (("0.5", "p50"), ("0.9", "p90"), ("0.99", "p99"), ("0.999", "p999"))
@@ -90,7 +92,7 @@ class RunCollector:
     def _cell_labels(self, cell: CellResult) -> tuple[str, ...]:
         return (
             cell.workload, cell.task, cell.model, cell.backend, cell.precision, cell.scenario,
-            self.platform, self.results.run_id, cell.cell_id,
+            self.platform, self.results.suite, self.results.run_id, cell.cell_id,
         )
 
     def families(self) -> list[_Family]:
