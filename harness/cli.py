@@ -141,6 +141,10 @@ def cli() -> None:
               help="Also push the metrics to a Prometheus Pushgateway, e.g. http://127.0.0.1:9091.")
 @click.option("--pushgateway-job", default="portbench", show_default=True, metavar="JOB",
               help="The job label of the Pushgateway group.")
+@click.option("--mlflow", "mlflow_uri", default=None, metavar="URI",
+              help="Also log each cell as an MLflow run (extra portbench[mlflow]), e.g. sqlite:///mlflow.db.")
+@click.option("--mlflow-experiment", default="portbench", show_default=True, metavar="NAME",
+              help="The MLflow experiment the runs go to.")
 def run(
     suite_name: str,
     sets: tuple[str, ...],
@@ -160,12 +164,16 @@ def run(
     prometheus_file: Path | None,
     pushgateway_url: str | None,
     pushgateway_job: str,
+    mlflow_uri: str | None,
+    mlflow_experiment: str,
 ) -> None:
     """Run a suite and write DIR/results.json, DIR/summary.md."""
     from portbench.harness import api
 
     console = make_console(stderr=True)
-    monitoring = MonitoringExports(prometheus_file, pushgateway_url, pushgateway_job)
+    monitoring = MonitoringExports(
+        prometheus_file, pushgateway_url, pushgateway_job, mlflow_uri, mlflow_experiment
+    )
     if resume_dir is not None:
         if sets:
             raise PortbenchError("--set cannot change a resumed run: it finishes the suite it started with")
@@ -232,10 +240,17 @@ class ProgressObserver:
 
 
 class MonitoringExports:
-    """``--prometheus`` / ``--pushgateway``: checked before a run starts (a typo must not cost an
-    hour of measuring), exported after its reports are written."""
+    """``--prometheus`` / ``--pushgateway`` / ``--mlflow``: checked before a run starts (a typo or a
+    missing extra must not cost an hour of measuring), exported after its reports are written."""
 
-    def __init__(self, prometheus_file: Path | None, pushgateway_url: str | None, job: str) -> None:
+    def __init__(
+        self,
+        prometheus_file: Path | None,
+        pushgateway_url: str | None,
+        job: str,
+        mlflow_uri: str | None = None,
+        mlflow_experiment: str = "portbench",
+    ) -> None:
         self.prometheus_file, self.pushgateway_url, self.job = prometheus_file, pushgateway_url, job
         if prometheus_file is not None and prometheus_file.suffix != ".prom":
             raise PortbenchError(
@@ -246,6 +261,9 @@ class MonitoringExports:
             reporting.create_report("pushgateway", url=pushgateway_url, job=job)
             if pushgateway_url is not None else None
         )
+        self.mlflow_uri, self.mlflow_experiment = mlflow_uri, mlflow_experiment
+        if mlflow_uri is not None:
+            reporting.create_report("mlflow", uri=mlflow_uri, experiment=mlflow_experiment)
 
     def export(self, results: RunResults, run_dir: Path) -> None:
         lines = []
@@ -255,6 +273,10 @@ class MonitoringExports:
         if self.pushgateway is not None:
             self.pushgateway.render(results, None, make_console())
             lines.append(f"pushgateway: {self.pushgateway_url} (job {self.job})")
+        if self.mlflow_uri is not None:
+            reporting.render("mlflow", results, run_dir, make_console(), None, uri=self.mlflow_uri,
+                             experiment=self.mlflow_experiment, run_dir=run_dir)
+            lines.append(f"mlflow: {self.mlflow_uri} (experiment {self.mlflow_experiment})")
         if lines:
             make_console(stderr=True).print("\n".join(lines))
 
@@ -276,15 +298,23 @@ def _write_reports(results: RunResults, run_dir: Path) -> None:
               help="Also push the metrics to a Prometheus Pushgateway, e.g. http://127.0.0.1:9091.")
 @click.option("--pushgateway-job", default="portbench", show_default=True, metavar="JOB",
               help="The job label of the Pushgateway group.")
+@click.option("--mlflow", "mlflow_uri", default=None, metavar="URI",
+              help="Also log each cell as an MLflow run (extra portbench[mlflow]), e.g. sqlite:///mlflow.db.")
+@click.option("--mlflow-experiment", default="portbench", show_default=True, metavar="NAME",
+              help="The MLflow experiment the runs go to.")
 def report(
     run_dir: Path,
     benchmark_storage: Path | None,
     prometheus_file: Path | None,
     pushgateway_url: str | None,
     pushgateway_job: str,
+    mlflow_uri: str | None,
+    mlflow_experiment: str,
 ) -> None:
     """Validate a run's results.json and render its summary again."""
-    monitoring = MonitoringExports(prometheus_file, pushgateway_url, pushgateway_job)
+    monitoring = MonitoringExports(
+        prometheus_file, pushgateway_url, pushgateway_job, mlflow_uri, mlflow_experiment
+    )
     results = load_results(run_dir)
     if benchmark_storage is not None:
         ensure_directory(benchmark_storage, "pytest-benchmark storage")

@@ -40,6 +40,7 @@ BUILTIN_REPORTS: Mapping[str, str] = {
     "pytest-benchmark": "portbench.reports.pytest_benchmark:PytestBenchmarkExport",
     "prometheus": "portbench.reports.prometheus:PrometheusTextfile",
     "pushgateway": "portbench.reports.prometheus:PushgatewayExport",
+    "mlflow": "portbench.reports.mlflow_tracking:MlflowExport",
 }
 ENTRY_POINT_GROUP = "portbench.reports"
 REPORTS = Registry("report", Report, BUILTIN_REPORTS, ENTRY_POINT_GROUP)
