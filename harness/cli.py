@@ -274,8 +274,11 @@ class MonitoringExports:
             self.pushgateway.render(results, None, make_console())
             lines.append(f"pushgateway: {self.pushgateway_url} (job {self.job})")
         if self.mlflow_uri is not None:
-            reporting.render("mlflow", results, run_dir, make_console(), None, uri=self.mlflow_uri,
-                             experiment=self.mlflow_experiment, run_dir=run_dir)
+            # The report attaches each cell's outputs file, which lies in the run directory.
+            exporter = reporting.create_report(
+                "mlflow", uri=self.mlflow_uri, experiment=self.mlflow_experiment, run_dir=run_dir
+            )
+            exporter.render(results, None, make_console())
             lines.append(f"mlflow: {self.mlflow_uri} (experiment {self.mlflow_experiment})")
         if lines:
             make_console(stderr=True).print("\n".join(lines))

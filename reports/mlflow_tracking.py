@@ -138,10 +138,19 @@ class MlflowExport(Report):
             from mlflow.exceptions import MlflowException
         except ImportError:
             raise PortbenchError(MISSING_EXTRA) from None
+        # What a store that cannot be used raises: MLflow's own errors, OSError (a path that is not a
+        # directory; requests' connection errors derive from it too), SQLAlchemy's for the SQL stores.
+        store_errors: tuple[type[BaseException], ...] = (MlflowException, OSError)
+        try:
+            from sqlalchemy.exc import SQLAlchemyError
+
+            store_errors = (*store_errors, SQLAlchemyError)
+        except ImportError:
+            pass
         try:
             log_run(results, self.uri, self.experiment, self.run_dir, self.platform)
-        except MlflowException as error:
-            lines = str(getattr(error, "message", error)).strip().splitlines()
+        except store_errors as error:
+            lines = str(getattr(error, "message", None) or error).strip().splitlines()
             detail = lines[0] if lines else type(error).__name__
             raise PortbenchError(f"MLflow at {self.uri}: {detail}") from None
         return None
