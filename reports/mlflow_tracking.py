@@ -200,11 +200,11 @@ def log_run(
         run_id = child.info.run_id
         ids[cell.cell_id] = run_id
         params = [Param(k, v) for k, v in cell_params(results, cell, platform).items()]
-        for chunk in _chunks(params, MAX_PARAMS_PER_BATCH):
-            client.log_batch(run_id, params=list(chunk))
+        for param_chunk in _chunks(params, MAX_PARAMS_PER_BATCH):
+            client.log_batch(run_id, params=list(param_chunk))
         metrics = [Metric(k, v, started or 0, step) for k, v, step in cell_metrics(cell)]
-        for chunk in _chunks(metrics, MAX_METRICS_PER_BATCH):
-            client.log_batch(run_id, metrics=list(chunk))
+        for metric_chunk in _chunks(metrics, MAX_METRICS_PER_BATCH):
+            client.log_batch(run_id, metrics=list(metric_chunk))
         if cell.manifest:
             with tempfile.TemporaryDirectory() as folder:
                 manifest = Path(folder) / "manifest.json"
