@@ -137,6 +137,16 @@ def cli() -> None:
               type=FiniteFloatRange(min=0, min_open=True, max=MAX_CELL_TIMEOUT_S),
               default=DEFAULT_CELL_TIMEOUT_S, show_default=True,
               help="Seconds before a cell's worker is killed.")
+@click.option("--prometheus", "prometheus_file", type=click.Path(path_type=Path), default=None,
+              metavar="FILE.prom", help="Also write the metrics for node_exporter's textfile collector.")
+@click.option("--pushgateway", "pushgateway_url", default=None, metavar="URL",
+              help="Also push the metrics to a Prometheus Pushgateway, e.g. http://127.0.0.1:9091.")
+@click.option("--pushgateway-job", default="portbench", show_default=True, metavar="JOB",
+              help="The job label of the Pushgateway group.")
+@click.option("--mlflow", "mlflow_uri", default=None, metavar="URI",
+              help="Also log each cell as an MLflow run (extra portbench[mlflow]), e.g. sqlite:///mlflow.db.")
+@click.option("--mlflow-experiment", default="portbench", show_default=True, metavar="NAME",
+              help="The MLflow experiment the runs go to.")
 def run(
     suite_name: str,
     sets: tuple[str, ...],
@@ -153,11 +163,19 @@ def run(
     reference_dir: Path | None,
     only: tuple[str, ...],
     cell_timeout_s: float,
+    prometheus_file: Path | None,
+    pushgateway_url: str | None,
+    pushgateway_job: str,
+    mlflow_uri: str | None,
+    mlflow_experiment: str,
 ) -> None:
     """Run a suite and write DIR/results.json, DIR/summary.md."""
     from portbench.harness import api
 
     console = make_console(stderr=True)
+    monitoring = MonitoringExports(
+        prometheus_file, pushgateway_url, pushgateway_job, mlflow_uri, mlflow_experiment
+    )
     if resume_dir is not None:
         if sets:
             raise PortbenchError("--set cannot change a resumed run: it finishes the suite it started with")
@@ -199,6 +217,7 @@ def run(
                       f"portbench run --resume {run_dir}")
         sys.exit(130)
     _write_reports(outcome.results, run_dir)
+    monitoring.export(outcome.results, run_dir)
     if outcome.input_errors:
         raise PortbenchError(outcome.input_errors[0])
     if outcome.failed:
@@ -222,6 +241,51 @@ class ProgressObserver:
         self.progress.advance(self.task)
 
 
+class MonitoringExports:
+    """``--prometheus`` / ``--pushgateway`` / ``--mlflow``: checked before a run starts (a typo or a
+    missing extra must not cost an hour of measuring), exported after its reports are written."""
+
+    def __init__(
+        self,
+        prometheus_file: Path | None,
+        pushgateway_url: str | None,
+        job: str,
+        mlflow_uri: str | None = None,
+        mlflow_experiment: str = "portbench",
+    ) -> None:
+        self.prometheus_file, self.pushgateway_url, self.job = prometheus_file, pushgateway_url, job
+        if prometheus_file is not None and prometheus_file.suffix != ".prom":
+            raise PortbenchError(
+                f"--prometheus {prometheus_file}: node_exporter's textfile collector reads only *.prom files"
+            )
+        # The report checks the URL and job name as it is made, so a typo fails before any cell runs.
+        self.pushgateway = (
+            reporting.create_report("pushgateway", url=pushgateway_url, job=job)
+            if pushgateway_url is not None else None
+        )
+        self.mlflow_uri, self.mlflow_experiment = mlflow_uri, mlflow_experiment
+        if mlflow_uri is not None:
+            reporting.create_report("mlflow", uri=mlflow_uri, experiment=mlflow_experiment)
+
+    def export(self, results: RunResults, run_dir: Path) -> None:
+        lines = []
+        if self.prometheus_file is not None:
+            path = reporting.render("prometheus", results, run_dir, make_console(), self.prometheus_file)
+            lines.append(f"prometheus: {path}")
+        if self.pushgateway is not None:
+            self.pushgateway.render(results, None, make_console())
+            lines.append(f"pushgateway: {self.pushgateway_url} (job {self.job})")
+        if self.mlflow_uri is not None:
+            # The report attaches each cell's outputs file, which lies in the run directory.
+            exporter = reporting.create_report(
+                "mlflow", uri=self.mlflow_uri, experiment=self.mlflow_experiment, run_dir=run_dir
+            )
+            exporter.render(results, None, make_console())
+            lines.append(f"mlflow: {self.mlflow_uri} (experiment {self.mlflow_experiment})")
+        if lines:
+            make_console(stderr=True).print("\n".join(lines))
+
+
 def _write_reports(results: RunResults, run_dir: Path) -> None:
     console = make_console()
     written = [reporting.render(name, results, run_dir, console) for name in reporting.RUN_REPORTS]
@@ -233,8 +297,29 @@ def _write_reports(results: RunResults, run_dir: Path) -> None:
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--pytest-benchmark", "benchmark_storage", type=click.Path(path_type=Path), default=None,
               metavar="STORAGE", help="Also export the run for `pytest-benchmark compare --storage STORAGE`.")
-def report(run_dir: Path, benchmark_storage: Path | None) -> None:
+@click.option("--prometheus", "prometheus_file", type=click.Path(path_type=Path), default=None,
+              metavar="FILE.prom", help="Also write the metrics for node_exporter's textfile collector.")
+@click.option("--pushgateway", "pushgateway_url", default=None, metavar="URL",
+              help="Also push the metrics to a Prometheus Pushgateway, e.g. http://127.0.0.1:9091.")
+@click.option("--pushgateway-job", default="portbench", show_default=True, metavar="JOB",
+              help="The job label of the Pushgateway group.")
+@click.option("--mlflow", "mlflow_uri", default=None, metavar="URI",
+              help="Also log each cell as an MLflow run (extra portbench[mlflow]), e.g. sqlite:///mlflow.db.")
+@click.option("--mlflow-experiment", default="portbench", show_default=True, metavar="NAME",
+              help="The MLflow experiment the runs go to.")
+def report(
+    run_dir: Path,
+    benchmark_storage: Path | None,
+    prometheus_file: Path | None,
+    pushgateway_url: str | None,
+    pushgateway_job: str,
+    mlflow_uri: str | None,
+    mlflow_experiment: str,
+) -> None:
     """Validate a run's results.json and render its summary again."""
+    monitoring = MonitoringExports(
+        prometheus_file, pushgateway_url, pushgateway_job, mlflow_uri, mlflow_experiment
+    )
     results = load_results(run_dir)
     if benchmark_storage is not None:
         ensure_directory(benchmark_storage, "pytest-benchmark storage")
@@ -243,6 +328,7 @@ def report(run_dir: Path, benchmark_storage: Path | None) -> None:
         run_dir = run_dir if run_dir.is_dir() else run_dir.parent
         path = reporting.render("pytest-benchmark", results, run_dir, make_console(), benchmark_storage)
         make_console(stderr=True).print(f"pytest-benchmark: {path}")
+    monitoring.export(results, run_dir if run_dir.is_dir() else run_dir.parent)
 
 
 @cli.command("parity")

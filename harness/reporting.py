@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rich.console import Console
 
@@ -38,6 +38,9 @@ BUILTIN_REPORTS: Mapping[str, str] = {
     "summary": "portbench.reports.markdown:MarkdownSummary",
     "terminal": "portbench.reports.terminal:TerminalSummary",
     "pytest-benchmark": "portbench.reports.pytest_benchmark:PytestBenchmarkExport",
+    "prometheus": "portbench.reports.prometheus:PrometheusTextfile",
+    "pushgateway": "portbench.reports.prometheus:PushgatewayExport",
+    "mlflow": "portbench.reports.mlflow_tracking:MlflowExport",
 }
 ENTRY_POINT_GROUP = "portbench.reports"
 REPORTS = Registry("report", Report, BUILTIN_REPORTS, ENTRY_POINT_GROUP)
@@ -45,15 +48,22 @@ REPORTS = Registry("report", Report, BUILTIN_REPORTS, ENTRY_POINT_GROUP)
 RUN_REPORTS = ("summary", "terminal")
 
 
-def create_report(name: str) -> Report:
-    return REPORTS.load(name)()
+def create_report(name: str, **options: Any) -> Report:
+    """An instance of report ``name``; ``options`` go to its constructor (a report whose destination
+    is not a file, such as a Pushgateway URL, takes it here)."""
+    return REPORTS.load(name)(**options)
 
 
 def render(
-    name: str, results: RunResults, run_dir: Path, console: Console, destination: Path | None = None
+    name: str,
+    results: RunResults,
+    run_dir: Path,
+    console: Console,
+    destination: Path | None = None,
+    **options: Any,
 ) -> Path | None:
     """Render report ``name`` of the run in ``run_dir`` to ``destination`` or its default place."""
-    report = create_report(name)
+    report = create_report(name, **options)
     if destination is None and report.default_filename is not None:
         destination = run_dir / report.default_filename
     return report.render(results, destination, console)
