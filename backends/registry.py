@@ -20,7 +20,7 @@ BUILTIN_BACKENDS: dict[str, str] = {
 }
 
 ENTRY_POINT_GROUP = "portbench.backends"
-BACKENDS = Registry("backend", Backend, BUILTIN_BACKENDS, ENTRY_POINT_GROUP)
+BACKENDS = Registry[Backend]("backend", Backend, BUILTIN_BACKENDS, ENTRY_POINT_GROUP)
 
 
 def backend_targets() -> dict[str, str]:

@@ -43,7 +43,7 @@ BUILTIN_REPORTS: Mapping[str, str] = {
     "mlflow": "portbench.reports.mlflow_tracking:MlflowExport",
 }
 ENTRY_POINT_GROUP = "portbench.reports"
-REPORTS = Registry("report", Report, BUILTIN_REPORTS, ENTRY_POINT_GROUP)
+REPORTS = Registry[Report]("report", Report, BUILTIN_REPORTS, ENTRY_POINT_GROUP)
 # Rendered after every run and by ``portbench report``.
 RUN_REPORTS = ("summary", "terminal")
 

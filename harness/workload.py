@@ -335,7 +335,7 @@ BUILTIN_WORKLOADS: Mapping[str, str] = {
     "ernie": "portbench.suites.ernie.workload:ErnieWorkload",
 }
 ENTRY_POINT_GROUP = "portbench.workloads"
-WORKLOADS = Registry("workload", Workload, BUILTIN_WORKLOADS, ENTRY_POINT_GROUP)
+WORKLOADS = Registry[Workload]("workload", Workload, BUILTIN_WORKLOADS, ENTRY_POINT_GROUP)
 
 
 def workload_names() -> list[str]:

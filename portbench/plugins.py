@@ -8,7 +8,7 @@ import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 from portbench.errors import UnknownNameError
 
@@ -18,7 +18,9 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class Registry(Generic[T]):
     kind: str  # "backend", "workload", "report": how errors name it
-    base: type[T]
+    # The contract's (abstract) class; typed plain ``type`` because mypy refuses an abstract class
+    # where ``type[T]`` is expected, and these bases are abstract by design.
+    base: type
     builtins: Mapping[str, str]
     group: str  # the entry-point group, e.g. "portbench.backends"
 
@@ -40,4 +42,4 @@ class Registry(Generic[T]):
         cls = getattr(importlib.import_module(module_name), class_name)
         if not (isinstance(cls, type) and issubclass(cls, self.base)):
             raise TypeError(f"{targets[name]} is not a portbench {self.base.__name__}")
-        return cls
+        return cast("type[T]", cls)
