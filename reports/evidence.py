@@ -400,7 +400,7 @@ def render_html(document: Mapping[str, Any], results: RunResults) -> str:
         ("插件 Plugins", ", ".join(f"{k} {v}" for k, v in (_get(platform, "paddle", "plugins") or {}).items())
          or "none"),
     ]  # fmt: skip
-    devices = {}
+    devices: dict[str, dict[str, Any]] = {}
     for cell in results.cells:
         if cell.device_info:
             devices.setdefault(cell.backend, cell.device_info)
