@@ -159,27 +159,40 @@ def check_platform(results: RunResults) -> Requirement:
     return Requirement("platform", "平台信息已识别", "Platform identified", tuple(details), tuple(problems))
 
 
-def expected_cells(results: RunResults) -> list[tuple[str, str, str, str, str, str]]:
-    """(workload, task, label, backend, precision, scenario) of every cell the stored suite asks for,
-    on the backends and precisions the run was started with. The model name is not part of the key:
-    a user's own model (--model-dir) renames the cell."""
+CellKey = tuple[str, str, str, str, str, str]
+
+
+def expected_cells(results: RunResults) -> list[tuple[CellKey, str]]:
+    """Every cell the stored suite asks for, on the backends and precisions the run was started with:
+    its key (workload, task, label, backend, precision, scenario) and its id as the suite names it.
+    The model name is not part of the key: a user's own model (--model-dir) renames the cell."""
     suite = results.suite_definition
     if suite is None:
         return []
     backends = results.request.get("backends") or sorted({c.backend for c in results.cells})
     precisions = results.request.get("precisions") or _get(suite, "suite", "precisions") or ["fp32"]
-    return [
-        (t["workload"], t["task"], t.get("label", ""), backend, precision, t.get("scenario", "single-stream"))
-        for backend in backends
-        for precision in precisions
-        for t in suite.get("cells", [])
-    ]
+    expected: list[tuple[CellKey, str]] = []
+    for backend in backends:
+        for precision in precisions:
+            for t in suite.get("cells", []):
+                label, scenario = t.get("label", ""), t.get("scenario", "single-stream")
+                model = f"{t['model']}@{label}" if label else t["model"]
+                key = (t["workload"], t["task"], label, backend, precision, scenario)
+                expected.append(
+                    (key, f"{t['workload']}/{t['task']}/{model}/{backend}/{precision}/{scenario}")
+                )
+    return expected
 
 
-def _cell_key(cell: CellResult) -> tuple[str, str, str, str, str, str]:
+def _cell_key(cell: CellResult) -> CellKey:
     model_part = cell.cell_id.split("/")[2] if cell.cell_id.count("/") >= 5 else cell.model
     label = model_part.partition("@")[2]
     return (cell.workload, cell.task, label, cell.backend, cell.precision, cell.scenario)
+
+
+def _one_line(text: str) -> str:
+    """Worker errors span lines (Paddle's hints); a requirement line is one line."""
+    return " ".join(text.split())
 
 
 def check_cells_ran(results: RunResults) -> Requirement:
@@ -187,23 +200,27 @@ def check_cells_ran(results: RunResults) -> Requirement:
     if results.suite_definition is None:
         return Requirement("suite_complete", *title, problems=("results store no resolved suite",))
     expected = expected_cells(results)
-    by_key: dict[tuple[str, ...], CellResult] = {_cell_key(c): c for c in results.cells}
+    by_key: dict[CellKey, CellResult] = {_cell_key(c): c for c in results.cells}
+    only = [str(text) for text in results.request.get("only") or []]
     problems: list[str] = []
     passed = 0
-    for key in expected:
+    for key, name in expected:
         cell = by_key.get(key)
-        name = "/".join(k for k in key if k)
         if cell is None:
-            problems.append(f"{name}: not run")
+            # --only leaves cells out on purpose; the suite is still not fully run, but say why.
+            selected = not only or any(text in name for text in only)
+            problems.append(
+                f"{name}: not run" + ("" if selected else f" (left out by --only {', '.join(only)})")
+            )
         elif cell.status != "passed":
-            problems.append(f"{cell.cell_id}: {cell.status} ({cell.reason or 'no reason recorded'})")
+            problems.append(
+                f"{cell.cell_id}: {cell.status} ({_one_line(cell.reason or 'no reason recorded')})"
+            )
         else:
             passed += 1
-    only = results.request.get("only") or []
-    details = [f"{passed} of {len(expected)} cells passed ({results.suite_definition['suite']['name']} "
-               f"suite × backends {', '.join(results.request.get('backends') or [])})"]  # fmt: skip
-    if only:
-        details.append("run restricted by --only " + ", ".join(only))
+    backends = ", ".join(results.request.get("backends") or sorted({c.backend for c in results.cells}))
+    suite_name = _get(results.suite_definition, "suite", "name") or results.suite
+    details = [f"{passed} of {len(expected)} cells passed ({suite_name} suite on {backends})"]
     if not expected:
         problems.append("the stored suite has no cells")
     return Requirement("suite_complete", *title, tuple(details), tuple(problems))
@@ -230,7 +247,9 @@ def check_parity(results: RunResults, reference: RunResults | None) -> Requireme
             problems.append(f"{cell.cell_id}: no parity verdict")
             continue
         if verdict.verdict != "pass":
-            problems.append(f"{cell.cell_id}: parity {verdict.verdict} ({verdict.reason or 'no reason'})")
+            problems.append(
+                f"{cell.cell_id}: parity {verdict.verdict} ({_one_line(verdict.reason or 'no reason')})"
+            )
             continue
         ref = verdict.reference
         source = reference if reference is not None else results
@@ -354,7 +373,7 @@ body{font-family:"Noto Sans CJK SC","Noto Sans SC","Source Han Sans SC","PingFan
 "WenQuanYi Micro Hei",system-ui,sans-serif;margin:2em auto;max-width:60em;color:#111;line-height:1.45}
 h1{font-size:1.6em;margin-bottom:.2em} h2{font-size:1.2em;border-bottom:1px solid #999;margin-top:1.6em}
 table{border-collapse:collapse;width:100%;margin:.5em 0;font-size:.92em}
-th,td{border:1px solid #aaa;padding:.3em .5em;text-align:left;vertical-align:top}
+th,td{border:1px solid #aaa;padding:.3em .5em;text-align:left;vertical-align:top;overflow-wrap:anywhere}
 th{background:#eee} .PASS{color:#0a6b0a;font-weight:bold} .FAIL{color:#b00000;font-weight:bold}
 .verdict{font-size:1.5em;padding:.5em;border:3px solid currentColor;display:inline-block}
 code{font-family:"Noto Sans Mono CJK SC",monospace;font-size:.9em;word-break:break-all}

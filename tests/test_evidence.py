@@ -350,12 +350,17 @@ def test_a_missing_and_a_failed_cell_fail_suite_complete(model_dir: Path, tmp_pa
     results = make_results(model_dir)
     results.cells = [c for c in results.cells if c.cell_id != "ernie/cls/ernie-m@s32/cpu/int8/single-stream"]
     results.cells[0].status = "failed"
-    results.cells[0].reason = "worker crashed"
+    results.cells[0].reason = "worker crashed\n  [Hint: out of memory]"
     document = write_bundle(write_run(tmp_path / "run", results), results, None, tmp_path / "e.zip")
     assert problems_of(document, "suite_complete") == [
-        "ocr/det/det-m/cpu/fp32/single-stream: failed (worker crashed)",
-        "ernie/cls/s32/cpu/int8/single-stream: not run",
+        "ocr/det/det-m/cpu/fp32/single-stream: failed (worker crashed [Hint: out of memory])",
+        "ernie/cls/ernie-m@s32/cpu/int8/single-stream: not run",
     ]
+    results.request["only"] = ["ocr/", "/fp32/"]
+    document = write_bundle(tmp_path / "run", results, None, tmp_path / "e.zip")
+    assert problems_of(document, "suite_complete")[1] == (
+        "ernie/cls/ernie-m@s32/cpu/int8/single-stream: not run (left out by --only ocr/, /fp32/)"
+    )
     assert (
         "2 of 4 cells passed"
         in next(r for r in document["requirements"] if r["id"] == "suite_complete")["details"][0]
