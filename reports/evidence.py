@@ -373,10 +373,11 @@ body{font-family:"Noto Sans CJK SC","Noto Sans SC","Source Han Sans SC","PingFan
 "WenQuanYi Micro Hei",system-ui,sans-serif;margin:2em auto;max-width:60em;color:#111;line-height:1.45}
 h1{font-size:1.6em;margin-bottom:.2em} h2{font-size:1.2em;border-bottom:1px solid #999;margin-top:1.6em}
 table{border-collapse:collapse;width:100%;margin:.5em 0;font-size:.92em}
-th,td{border:1px solid #aaa;padding:.3em .5em;text-align:left;vertical-align:top;overflow-wrap:anywhere}
+th,td{border:1px solid #aaa;padding:.3em .5em;text-align:left;vertical-align:top;overflow-wrap:break-word}
 th{background:#eee} .PASS{color:#0a6b0a;font-weight:bold} .FAIL{color:#b00000;font-weight:bold}
 .verdict{font-size:1.5em;padding:.5em;border:3px solid currentColor;display:inline-block}
-code{font-family:"Noto Sans Mono CJK SC",monospace;font-size:.9em;word-break:break-all}
+code{font-family:"Noto Sans Mono CJK SC",monospace;font-size:.9em;overflow-wrap:anywhere}
+.PASS,.FAIL{white-space:nowrap} th.req{width:14em}
 ul{margin:.2em 0;padding-left:1.2em} .sign td{height:3em}
 @media print{body{margin:0;max-width:none;font-size:10pt} h2{break-after:avoid} tr{break-inside:avoid}
 th{background:#eee !important;-webkit-print-color-adjust:exact;print-color-adjust:exact}}
@@ -438,8 +439,10 @@ def render_html(document: Mapping[str, Any], results: RunResults) -> str:
         )
         for c in results.cells
     )
-    file_rows = _rows(
-        (f["cell_id"], f["role"], f["kind"], f["path"], f["recorded"], f["state"])
+    file_rows = "".join(
+        f"<tr><td>{_e(f['cell_id'])}</td><td>{_e(f['role'])}</td><td>{_e(f['kind'])}</td>"
+        f"<td><code>{_e(f['path'])}</code></td><td><code>{_e(f['recorded'])}</code></td>"
+        f"<td>{_e(f['state'])}</td></tr>"
         for f in document["file_checks"]
     )
     annex = _list(document["members"])
@@ -473,7 +476,9 @@ below passes.</p>
         )
     }</table>
 <h2>测试项 Requirements</h2>
-<table><tr><th>要求 Requirement</th><th>结果 Result</th><th>依据 Evidence</th></tr>{requirement_rows}</table>
+<table><tr><th class="req">要求 Requirement</th><th>结果 Result</th><th>依据 Evidence</th></tr>{
+        requirement_rows
+    }</table>
 <h2>测试环境 Environment</h2>
 <table>{_rows(environment)}</table>
 <table><tr><th>后端 Backend</th><th>设备 Device</th><th>型号 Model</th><th>厂商 Vendor</th>
