@@ -564,6 +564,53 @@ def build_model(name: str, cache_dir: Path | None) -> None:
     buildable[name].build_model(name, cache, make_console().print)
 
 
+class EvidenceGroup(click.Group):
+    """``portbench evidence RUN_DIR ...`` writes a bundle, ``portbench evidence verify FILE.zip`` checks
+    one: any first argument that is not a subcommand is the run directory of ``evidence create``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["create", *args]
+        return super().parse_args(ctx, args)
+
+
+@cli.group("evidence", cls=EvidenceGroup)
+def evidence() -> None:
+    """Compliance evidence bundle: `evidence RUN_DIR --out FILE.zip`, `evidence verify FILE.zip`.
+
+    Exit codes: 0 PASS (适配通过) / bundle verifies; 1 FAIL (未通过, the bundle is still written) /
+    bundle altered, incomplete or its verdicts do not follow from its results; 2 bad input."""
+
+
+@evidence.command("create")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--reference", "reference_dir", type=click.Path(path_type=Path), default=None,
+              help="The FP32 reference run the parity verdicts were judged against; bundled too.")
+@click.option("--out", "out_file", type=click.Path(path_type=Path), required=True, help="The .zip to write.")
+@click.option("--sign", "signing_key", type=click.Path(path_type=Path), default=None, metavar="KEY.pem",
+              help="Ed25519 private key (PEM or OpenSSH): adds a detached signature over SHA256SUMS.")
+def evidence_create(
+    run_dir: Path, reference_dir: Path | None, out_file: Path, signing_key: Path | None
+) -> None:
+    """Bundle RUN_DIR's results, outputs and logs with a bilingual report and evidence.json."""
+    results = load_results(run_dir)
+    reference = load_results(reference_dir) if reference_dir is not None else None
+    base = run_dir if run_dir.is_dir() else run_dir.parent
+    bundler = reporting.create_evidence_bundler()
+    if not bundler.write(base, results, reference, out_file, signing_key, make_console()):
+        sys.exit(1)
+
+
+@evidence.command("verify")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--public-key", type=click.Path(path_type=Path), default=None, metavar="KEY.pub",
+              help="Ed25519 public key (PEM or OpenSSH): the signature must be present and valid.")
+def evidence_verify(bundle: Path, public_key: Path | None) -> None:
+    """Re-check every hash, the signature and the verdicts of an evidence bundle."""
+    if not reporting.create_evidence_bundler().verify(bundle, public_key, make_console()):
+        sys.exit(1)
+
+
 cli.add_command(container)
 cli.add_command(fleet)
 

@@ -67,3 +67,35 @@ def render(
     if destination is None and report.default_filename is not None:
         destination = run_dir / report.default_filename
     return report.render(results, destination, console)
+
+
+class EvidenceBundler(ABC):
+    """Writes and checks a compliance evidence bundle (one zip) of a run. Unlike a :class:`Report` it
+    needs the run directory (outputs and logs go in the bundle), an optional reference run and a
+    signing key, and it has a second operation, ``verify``, that reads no run at all."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def write(
+        self,
+        run_dir: Path,
+        results: RunResults,
+        reference: RunResults | None,
+        out: Path,
+        signing_key: Path | None,
+        console: Console,
+    ) -> bool:
+        """Write the bundle to ``out``; True when the overall verdict is PASS."""
+
+    @abstractmethod
+    def verify(self, bundle: Path, public_key: Path | None, console: Console) -> bool:
+        """Re-check the bundle's hashes, signature and verdicts; True when all hold."""
+
+
+BUILTIN_EVIDENCE: Mapping[str, str] = {"evidence": "portbench.reports.evidence:EvidenceBundle"}
+EVIDENCE = Registry[EvidenceBundler]("evidence bundle", EvidenceBundler, BUILTIN_EVIDENCE, "portbench.evidence")
+
+
+def create_evidence_bundler(name: str = "evidence") -> EvidenceBundler:
+    return EVIDENCE.load(name)()
