@@ -94,7 +94,9 @@ class EvidenceBundler(ABC):
 
 
 BUILTIN_EVIDENCE: Mapping[str, str] = {"evidence": "portbench.reports.evidence:EvidenceBundle"}
-EVIDENCE = Registry[EvidenceBundler]("evidence bundle", EvidenceBundler, BUILTIN_EVIDENCE, "portbench.evidence")
+EVIDENCE = Registry[EvidenceBundler](
+    "evidence bundle", EvidenceBundler, BUILTIN_EVIDENCE, "portbench.evidence"
+)
 
 
 def create_evidence_bundler(name: str = "evidence") -> EvidenceBundler:
