@@ -40,7 +40,12 @@ class Machine:
 
 
 def _positive(where: str, name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
         raise PortbenchError(f"{where}: {name} must be a positive number, got {value!r}")
     return float(value)
 

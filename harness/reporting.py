@@ -104,7 +104,9 @@ def platform_label(platform: Mapping[str, Any], cells: Iterable[CellResult] = ()
     return " · ".join(parts)
 
 
-def load_labelled_runs(run_dirs: Sequence[Path], names: Mapping[Path, str] | None = None) -> list[LabelledRun]:
+def load_labelled_runs(
+    run_dirs: Sequence[Path], names: Mapping[Path, str] | None = None
+) -> list[LabelledRun]:
     """Load each run and name it: the ``names`` override (by run directory), else its fingerprint;
     runs of the same platform get their run id appended so every column group is distinct."""
     names = dict(names or {})
@@ -127,7 +129,9 @@ def load_labelled_runs(run_dirs: Sequence[Path], names: Mapping[Path, str] | Non
     seen: set[str] = set()
     for run in runs:
         if run.label in seen:
-            raise PortbenchError(f"two compared runs carry the label {run.label!r}: give them distinct --name")
+            raise PortbenchError(
+                f"two compared runs carry the label {run.label!r}: give them distinct --name"
+            )
         seen.add(run.label)
     return runs
 

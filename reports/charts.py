@@ -30,12 +30,14 @@ def _pyplot() -> Any:
     except ImportError:
         raise PortbenchError("--html needs matplotlib and jinja2: pip install 'portbench[report]'") from None
     matplotlib.use("Agg")
-    matplotlib.rcParams.update({
-        "svg.fonttype": "path",
-        "svg.hashsalt": "portbench",  # stable element ids: the same results give the same file
-        "font.size": 9,
-        "axes.titlesize": 10,
-    })
+    matplotlib.rcParams.update(
+        {
+            "svg.fonttype": "path",
+            "svg.hashsalt": "portbench",  # stable element ids: the same results give the same file
+            "font.size": 9,
+            "axes.titlesize": 10,
+        }
+    )
     _add_cjk_font(matplotlib)
     import matplotlib.pyplot as plt
 
@@ -67,7 +69,7 @@ def _svg(fig: Any) -> str:
     fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
     plt.close(fig)
     text = buffer.getvalue()
-    return text[text.index("<svg"):]  # drop the XML prolog and DOCTYPE: inline SVG in HTML
+    return text[text.index("<svg") :]  # drop the XML prolog and DOCTYPE: inline SVG in HTML
 
 
 def key_label(row: Any) -> str:
@@ -93,7 +95,7 @@ def latency_distribution(samples: pd.DataFrame, title: str) -> str:
     groups = [(p, g["latency_ms"].to_numpy()) for p, g in samples.groupby("platform", sort=False)]
     fig, ax = plt.subplots(figsize=(6.4, 0.6 + 0.55 * max(1, len(groups))))
     ax.boxplot([values for _, values in groups], orientation="horizontal", widths=0.6, showfliers=True)
-    ax.set_yticks(range(1, len(groups) + 1), [_wrap(p) for p, _ in groups])
+    ax.set_yticks(range(1, len(groups) + 1), [_wrap(str(p)) for p, _ in groups])
     ax.invert_yaxis()
     ax.set_xlabel("latency per query (ms)")
     ax.set_title(f"Latency distribution: {title}")
@@ -108,8 +110,9 @@ def throughput_chart(cells: pd.DataFrame) -> str:
     keys = list(dict.fromkeys(key_label(r) for _, r in data.iterrows()))
     platforms = list(dict.fromkeys(data["column"]))
     height = 0.8 / max(1, len(platforms))
-    fig, axes = plt.subplots(len(keys), 1, figsize=(6.8, 0.9 + len(keys) * (0.35 + 0.3 * len(platforms))),
-                             squeeze=False)  # fmt: skip
+    fig, axes = plt.subplots(
+        len(keys), 1, figsize=(6.8, 0.9 + len(keys) * (0.35 + 0.3 * len(platforms))), squeeze=False
+    )
     for ax, key in zip(axes[:, 0], keys, strict=True):
         rows = data[[key_label(r) == key for _, r in data.iterrows()]]
         for index, platform in enumerate(platforms):
@@ -119,8 +122,15 @@ def throughput_chart(cells: pd.DataFrame) -> str:
             value = float(row["throughput_samples_per_s"].iloc[0])
             low, high = row["throughput_ci95_low"].iloc[0], row["throughput_ci95_high"].iloc[0]
             err = None if pd.isna(low) else [[value - float(low)], [float(high) - value]]
-            ax.barh(index * height, value, height=height * 0.9, xerr=err, capsize=3, label=_wrap(platform, 40),
-                    color=f"C{index}")  # fmt: skip
+            ax.barh(
+                index * height,
+                value,
+                height=height * 0.9,
+                xerr=err,
+                capsize=3,
+                label=_wrap(platform, 40),
+                color=f"C{index}",
+            )
         ax.set_yticks([])
         ax.set_title(key, loc="left", fontsize=8)
         ax.set_xlabel("throughput (samples/s), bars: 95% interval over trials")
@@ -148,7 +158,9 @@ def speedup_heatmap(cells: pd.DataFrame, baseline: str) -> str:
     image = ax.imshow(grid, cmap="RdYlGn", norm=LogNorm(math.exp(-spread), math.exp(spread)), aspect="auto")
     for i, line in enumerate(grid):
         for j, value in enumerate(line):
-            ax.text(j, i, "n/a" if math.isnan(value) else f"{value:.2f}×", ha="center", va="center", fontsize=8)
+            ax.text(
+                j, i, "n/a" if math.isnan(value) else f"{value:.2f}×", ha="center", va="center", fontsize=8
+            )
     ax.set_xticks(range(len(keys)), [_wrap(k, 18) for k in keys], rotation=0, fontsize=7)
     ax.set_yticks(range(len(platforms)), [_wrap(p, 36) for p in platforms], fontsize=7)
     ax.set_xlabel("cell (workload/task model precision scenario)")
@@ -214,8 +226,13 @@ def offline_curves(sweeps: pd.DataFrame, title: str) -> str:
     fig, ax = plt.subplots(figsize=(6.0, 3.4))
     for index, (platform, group) in enumerate(sweeps.groupby("platform", sort=False)):
         group = group.sort_values("batch_size")
-        ax.plot(group["batch_size"], group["samples_per_s"], marker="o", label=_wrap(str(platform), 40),
-                color=f"C{index}")  # fmt: skip
+        ax.plot(
+            group["batch_size"],
+            group["samples_per_s"],
+            marker="o",
+            label=_wrap(str(platform), 40),
+            color=f"C{index}",
+        )
     ax.set_xscale("log", base=2)
     batch_sizes: Sequence[int] = sorted({int(b) for b in sweeps["batch_size"]})
     ax.set_xticks(list(batch_sizes), [str(b) for b in batch_sizes])

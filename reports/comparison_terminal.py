@@ -39,14 +39,38 @@ class ComparisonTerminal(ComparisonReport):
 
     def render(self, comparison: Comparison, destination: Path | None, console: Console) -> list[Path]:
         cells = with_baseline_speedup(cells_frame(comparison.runs), comparison.baseline)
-        shown = cells[[*KEY, "column", "status", "p50_ms", "throughput_samples_per_s", "speedup_vs_baseline",
-                       "parity_verdict"]].rename(columns={"column": "platform"})  # fmt: skip
+        shown = cells[
+            [
+                *KEY,
+                "column",
+                "status",
+                "p50_ms",
+                "throughput_samples_per_s",
+                "speedup_vs_baseline",
+                "parity_verdict",
+            ]
+        ].rename(columns={"column": "platform"})
         console.print(_table(f"Side by side (baseline: {comparison.baseline})", shown))
         differences = manifest_differences(comparison.runs)
         if not differences.empty:
             console.print(_table("Settings that differ between runs", differences))
         if comparison.machines:
             frame = procurement_frame(cells, comparison.machines, comparison.baseline)
-            console.print(_table("Procurement", frame[[*KEY, "platform", "per_10k_yuan", "per_watt",
-                                 "per_10k_yuan_vs_baseline", "rank_per_10k_yuan", "rank_per_watt", "excluded"]]))  # fmt: skip
+            console.print(
+                _table(
+                    "Procurement",
+                    frame[
+                        [
+                            *KEY,
+                            "platform",
+                            "per_10k_yuan",
+                            "per_watt",
+                            "per_10k_yuan_vs_baseline",
+                            "rank_per_10k_yuan",
+                            "rank_per_watt",
+                            "excluded",
+                        ]
+                    ],
+                )
+            )
         return []

@@ -33,7 +33,9 @@ class CsvExport(ComparisonReport):
         if destination is None:
             raise PortbenchError("the CSV export needs a file (--csv FILE)")
         written = []
-        for frame, path in zip(export_frames(comparison), (destination, samples_path(destination)), strict=True):
+        for frame, path in zip(
+            export_frames(comparison), (destination, samples_path(destination)), strict=True
+        ):
             buffer = io.StringIO()
             frame.to_csv(buffer, index=False)
             # Excel and WPS read UTF-8 as UTF-8 only behind a byte-order mark (Chinese names otherwise
@@ -55,7 +57,9 @@ class ParquetExport(ComparisonReport):
         except ImportError:
             raise PortbenchError("--parquet needs pyarrow: pip install 'portbench[report]'") from None
         written = []
-        for frame, path in zip(export_frames(comparison), (destination, samples_path(destination)), strict=True):
+        for frame, path in zip(
+            export_frames(comparison), (destination, samples_path(destination)), strict=True
+        ):
             frame = frame.copy()
             for column in ("platform", "workload", "task", "precision", "scenario", "backend"):
                 if column in frame:

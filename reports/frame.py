@@ -119,11 +119,13 @@ def cells_frame(runs: Sequence[LabelledRun]) -> pd.DataFrame:
 def with_baseline_speedup(frame: pd.DataFrame, baseline: str) -> pd.DataFrame:
     """Adds ``speedup_vs_baseline``: throughput over the baseline platform's for the same key (None
     where either side has no throughput). The baseline's own cells read 1.0."""
-    base = frame[frame["platform"] == baseline].drop_duplicates(KEY).set_index(KEY)["throughput_samples_per_s"]
+    base = (
+        frame[frame["platform"] == baseline].drop_duplicates(KEY).set_index(KEY)["throughput_samples_per_s"]
+    )
     out = frame.copy()
     reference = [base.get(tuple(row), None) for row in out[KEY].itertuples(index=False)]
     out["speedup_vs_baseline"] = [
-        (value / ref) if _number(value) and _number(ref) and ref > 0 else None
+        (value / ref) if _number(value) and ref is not None and _number(ref) and ref > 0 else None
         for value, ref in zip(out["throughput_samples_per_s"], reference, strict=True)
     ]
     return out
@@ -133,7 +135,9 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def wide_frame(frame: pd.DataFrame, values: Sequence[str] = ("p50_ms", "throughput_samples_per_s")) -> pd.DataFrame:
+def wide_frame(
+    frame: pd.DataFrame, values: Sequence[str] = ("p50_ms", "throughput_samples_per_s")
+) -> pd.DataFrame:
     """Rows keyed by workload × task × model × precision × scenario; one column group per platform
     (``column``), each holding ``values``."""
     wide = frame.pivot_table(index=KEY, columns="column", values=list(values), aggfunc="first")
@@ -148,19 +152,50 @@ def samples_frame(runs: Sequence[LabelledRun]) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
     for run in runs:
         for cell in run.results.cells:
-            common = {"platform": run.label, "run_id": run.results.run_id, "cell_id": cell.cell_id,
-                      **{k: getattr(cell, k) for k in KEY}, "backend": cell.backend}  # fmt: skip
+            common = {
+                "platform": run.label,
+                "run_id": run.results.run_id,
+                "cell_id": cell.cell_id,
+                **{k: getattr(cell, k) for k in KEY},
+                "backend": cell.backend,
+            }
             latencies = cell.raw.get("latency_ms") or []
             trials = _trial_numbers(cell.raw.get("latency_trial_sizes"), len(latencies))
             for index, (value, trial) in enumerate(zip(latencies, trials, strict=True)):
-                rows.append({**common, "loop": "headline", "batch_size": None, "trial": trial,
-                             "iteration": index, "latency_ms": float(value)})  # fmt: skip
+                rows.append(
+                    {
+                        **common,
+                        "loop": "headline",
+                        "batch_size": None,
+                        "trial": trial,
+                        "iteration": index,
+                        "latency_ms": float(value),
+                    }
+                )
             for sweep in cell.raw.get("offline") or []:
                 for index, value in enumerate(sweep.get("latencies_ms") or []):
-                    rows.append({**common, "loop": "offline", "batch_size": sweep.get("batch_size"),
-                                 "trial": None, "iteration": index, "latency_ms": float(value)})  # fmt: skip
-    columns = ["platform", "run_id", "cell_id", *KEY, "backend", "loop", "batch_size", "trial", "iteration",
-               "latency_ms"]  # fmt: skip
+                    rows.append(
+                        {
+                            **common,
+                            "loop": "offline",
+                            "batch_size": sweep.get("batch_size"),
+                            "trial": None,
+                            "iteration": index,
+                            "latency_ms": float(value),
+                        }
+                    )
+    columns = [
+        "platform",
+        "run_id",
+        "cell_id",
+        *KEY,
+        "backend",
+        "loop",
+        "batch_size",
+        "trial",
+        "iteration",
+        "latency_ms",
+    ]
     frame = pd.DataFrame(rows, columns=columns)
     frame["batch_size"] = frame["batch_size"].astype("Int64")
     frame["trial"] = frame["trial"].astype("Int64")
@@ -202,8 +237,13 @@ def manifest_differences(runs: Sequence[LabelledRun]) -> pd.DataFrame:
         for setting in settings:
             values = {p: flat.get(setting, "(absent)") for p, flat in per_platform.items()}
             if len({json.dumps(v, sort_keys=True, default=str) for v in values.values()}) > 1:
-                rows.append({**dict(zip(KEY, key, strict=True)), "setting": setting,
-                             **{p: _text(v) for p, v in values.items()}})  # fmt: skip
+                rows.append(
+                    {
+                        **dict(zip(KEY, key, strict=True)),
+                        "setting": setting,
+                        **{p: _text(v) for p, v in values.items()},
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -229,9 +269,15 @@ def stages_frame(runs: Sequence[LabelledRun]) -> pd.DataFrame:
                     mean = cell.stages_ms[stage].mean
                 else:
                     continue
-                rows.append({"platform": _column_group(run, cell), **{k: getattr(cell, k) for k in KEY},
-                             "stage": stage, "mean_ms": mean,
-                             "part_of_pipeline": not (stage.startswith("inference_") or stage == "end_to_end")})  # fmt: skip
+                rows.append(
+                    {
+                        "platform": _column_group(run, cell),
+                        **{k: getattr(cell, k) for k in KEY},
+                        "stage": stage,
+                        "mean_ms": mean,
+                        "part_of_pipeline": not (stage.startswith("inference_") or stage == "end_to_end"),
+                    }
+                )
     return pd.DataFrame(rows, columns=["platform", *KEY, "stage", "mean_ms", "part_of_pipeline"])
 
 
@@ -243,7 +289,13 @@ def offline_frame(runs: Sequence[LabelledRun]) -> pd.DataFrame:
             for sweep in cell.raw.get("offline") or []:
                 throughput = sweep.get("throughput") or {}
                 latency = sweep.get("latency_ms") or {}
-                rows.append({"platform": _column_group(run, cell), **{k: getattr(cell, k) for k in KEY},
-                             "batch_size": int(sweep["batch_size"]),
-                             "samples_per_s": throughput.get("samples_per_s"), "p50_ms": latency.get("p50")})  # fmt: skip
+                rows.append(
+                    {
+                        "platform": _column_group(run, cell),
+                        **{k: getattr(cell, k) for k in KEY},
+                        "batch_size": int(sweep["batch_size"]),
+                        "samples_per_s": throughput.get("samples_per_s"),
+                        "p50_ms": latency.get("p50"),
+                    }
+                )
     return pd.DataFrame(rows, columns=["platform", *KEY, "batch_size", "samples_per_s", "p50_ms"])

@@ -56,13 +56,15 @@ Speed-ups are throughput ratios; intervals are 95% Student-t intervals over each
 <section id="platforms"><h2>Platforms</h2>
 <table><tr><th>platform</th><th>run</th><th>CPU</th><th>OS</th><th>kernel</th><th>Paddle</th>
 <th>accelerator</th><th>started</th></tr>
-{% for p in platforms %}<tr><td>{{ p.platform }}</td><td>{{ p.run_id }}<br><span class="muted">{{ p.run_dir }}</span></td>
+{% for p in platforms %}<tr><td>{{ p.platform }}</td>
+<td>{{ p.run_id }}<br><span class="muted">{{ p.run_dir }}</span></td>
 <td>{{ p.cpu_model }} ({{ p.cpu_architecture }})</td><td>{{ p.os }}</td><td>{{ p.kernel }}</td>
 <td>{{ p.paddle_version }}</td><td>{{ p.accelerator }}</td><td>{{ p.started_at }}</td></tr>
 {% endfor %}</table></section>
 
 <section id="manifest"><h2>Where the runs' settings differ</h2>
-{% if differences %}<p class="warn">These cells were measured with different settings: compare them knowing that.</p>
+{% if differences %}
+<p class="warn">These cells were measured with different settings: compare them knowing that.</p>
 <table><tr>{% for c in differences.columns %}<th>{{ c }}</th>{% endfor %}</tr>
 {% for row in differences.rows %}<tr>{% for v in row %}<td>{{ v }}</td>{% endfor %}</tr>{% endfor %}</table>
 {% else %}<p>Every cell present in several runs was measured with the same settings.</p>{% endif %}
@@ -71,7 +73,8 @@ Speed-ups are throughput ratios; intervals are 95% Student-t intervals over each
 <section id="table"><h2>Side by side</h2>
 <table><tr>{% for k in key %}<th rowspan="2">{{ k }}</th>{% endfor %}
 {% for p in columns %}<th colspan="4">{{ p }}</th>{% endfor %}</tr>
-<tr>{% for p in columns %}<th>p50 ms</th><th>samples/s [95%]</th><th>× baseline</th><th>status · parity</th>{% endfor %}</tr>
+<tr>{% for p in columns %}<th>p50 ms</th><th>samples/s [95%]</th><th>× baseline</th>
+<th>status · parity</th>{% endfor %}</tr>
 {% for row in side_by_side %}<tr>{% for v in row.key %}<td>{{ v }}</td>{% endfor %}
 {% for c in row.cells %}{% if c %}<td class="num">{{ c.p50 }}</td><td class="num">{{ c.throughput }}</td>
 <td class="num">{{ c.speedup }}</td><td class="{{ c.css }}">{{ c.status }}</td>
@@ -81,17 +84,22 @@ Speed-ups are throughput ratios; intervals are 95% Student-t intervals over each
 <section id="precision"><h2>Lower precision: speed-up and parity</h2>
 {% if precision_rows %}{{ precision_chart|safe }}
 <table><tr><th>platform</th><th>cell</th><th>speed-up vs FP32</th><th>parity</th><th>note</th></tr>
-{% for r in precision_rows %}<tr><td>{{ r.platform }}</td><td>{{ r.cell }}</td><td class="num">{{ r.speedup }}</td>
+{% for r in precision_rows %}<tr><td>{{ r.platform }}</td><td>{{ r.cell }}</td>
+<td class="num">{{ r.speedup }}</td>
 <td class="{{ r.css }}">{{ r.verdict }}</td><td>{{ r.note }}</td></tr>{% endfor %}</table>
-{% else %}<p class="muted">No INT8, BF16 or FP16 cell with a speed-up against FP32 in these runs.</p>{% endif %}
+{% else %}<p class="muted">No INT8, BF16 or FP16 cell with a speed-up against FP32 in these runs.</p>
+{% endif %}
 </section>
 
 {% if procurement %}<section id="procurement"><h2>Procurement</h2>
-<p>Throughput per 10,000 yuan and per watt (power: nameplate or measured, as the machines file says), normalised
+<p>Throughput per 10,000 yuan and per watt (power: nameplate or measured, as the machines file says),
+normalised
 to the baseline machine. Ranks only order machines whose 95% intervals separate; "=N" is a tie.
 Cells that fail parity (or did not pass) are not ranked: the reason is shown.</p>
 <table><tr>{% for c in procurement.columns %}<th>{{ c }}</th>{% endfor %}</tr>
-{% for row in procurement.rows %}<tr>{% for v in row %}<td{% if loop.last and v %} class="fail"{% endif %}>{{ v }}</td>{% endfor %}</tr>{% endfor %}
+{% for row in procurement.rows %}<tr>{% for v in row %}
+<td{% if loop.last and v != "–" %} class="fail"{% endif %}>{{ v }}</td>
+{% endfor %}</tr>{% endfor %}
 </table></section>{% endif %}
 
 <section id="charts"><h2>Charts</h2>
@@ -117,14 +125,22 @@ def _fmt(value: Any, digits: int = 3) -> str:
 def _table(frame: pd.DataFrame) -> dict[str, Any] | None:
     if frame.empty:
         return None
-    return {"columns": [str(c) for c in frame.columns],
-            "rows": [[_fmt(v) for v in row] for row in frame.itertuples(index=False)]}  # fmt: skip
+    return {
+        "columns": [str(c) for c in frame.columns],
+        "rows": [[_fmt(v) for v in row] for row in frame.itertuples(index=False)],
+    }
 
 
 def _status(row: pd.Series) -> tuple[str, str]:
     verdict = row["parity_verdict"]
     text = str(row["status"]) + (f" · parity {verdict}" if isinstance(verdict, str) else "")
-    css = "fail" if row["status"] == "failed" or verdict == "fail" else "pass" if row["status"] == "passed" else "muted"
+    css = (
+        "fail"
+        if row["status"] == "failed" or verdict == "fail"
+        else "pass"
+        if row["status"] == "passed"
+        else "muted"
+    )
     return text, css
 
 
@@ -141,50 +157,107 @@ def build_context(comparison: Comparison) -> dict[str, Any]:
                 entries.append(None)
                 continue
             row = match.iloc[0]
-            interval = (f" [{_fmt(row['throughput_ci95_low'])}–{_fmt(row['throughput_ci95_high'])}]"
-                        if not pd.isna(row["throughput_ci95_low"]) else "")  # fmt: skip
+            interval = (
+                f" [{_fmt(row['throughput_ci95_low'])}–{_fmt(row['throughput_ci95_high'])}]"
+                if not pd.isna(row["throughput_ci95_low"])
+                else ""
+            )
             status, css = _status(row)
-            entries.append({"p50": _fmt(row["p50_ms"]), "throughput": _fmt(row["throughput_samples_per_s"]) + interval,
-                            "speedup": _fmt(row["speedup_vs_baseline"]), "status": status, "css": css})  # fmt: skip
+            entries.append(
+                {
+                    "p50": _fmt(row["p50_ms"]),
+                    "throughput": _fmt(row["throughput_samples_per_s"]) + interval,
+                    "speedup": _fmt(row["speedup_vs_baseline"]),
+                    "status": status,
+                    "css": css,
+                }
+            )
         side_by_side.append({"key": list(key), "cells": entries})
 
     lower = cells[cells["precision"].isin(LOWER_PRECISIONS) & cells["speedup_vs_fp32"].notna()]
     precision_rows = []
     for _, row in lower.iterrows():
         failing = row["parity_verdict"] == "fail"
-        note = ("fast but fails parity: not ranked" if failing and row["speedup_vs_fp32"] > 1
-                else "fails parity: not ranked" if failing else "")  # fmt: skip
-        precision_rows.append({"platform": row["column"], "cell": charts.key_label(row),
-                               "speedup": f"{row['speedup_vs_fp32']:.2f}×", "verdict": row["parity_verdict"] or "–",
-                               "css": "fail" if failing else "pass", "note": note})  # fmt: skip
+        note = (
+            "fast but fails parity: not ranked"
+            if failing and row["speedup_vs_fp32"] > 1
+            else "fails parity: not ranked"
+            if failing
+            else ""
+        )
+        precision_rows.append(
+            {
+                "platform": row["column"],
+                "cell": charts.key_label(row),
+                "speedup": f"{row['speedup_vs_fp32']:.2f}×",
+                "verdict": row["parity_verdict"] or "–",
+                "css": "fail" if failing else "pass",
+                "note": note,
+            }
+        )
 
     samples = samples_frame(comparison.runs)
     headline = samples[samples["loop"] == "headline"]
-    latency = [charts.latency_distribution(group, charts.key_label(group.iloc[0]))
-               for _, group in headline.groupby(KEY, sort=False)]  # fmt: skip
+    latency = [
+        charts.latency_distribution(group, charts.key_label(group.iloc[0]))
+        for _, group in headline.groupby(KEY, sort=False)
+    ]
     stages = stages_frame(comparison.runs)
     pipeline = stages[stages["part_of_pipeline"]]
-    stage_svgs = [charts.stage_chart(group, charts.key_label(group.iloc[0]))
-                  for _, group in pipeline.groupby(KEY, sort=False)]  # fmt: skip
+    stage_svgs = [
+        charts.stage_chart(group, charts.key_label(group.iloc[0]))
+        for _, group in pipeline.groupby(KEY, sort=False)
+    ]
     sweeps = offline_frame(comparison.runs)
-    offline_svgs = [charts.offline_curves(group, charts.key_label(group.iloc[0]))
-                    for _, group in sweeps.groupby(KEY, sort=False)]  # fmt: skip
+    offline_svgs = [
+        charts.offline_curves(group, charts.key_label(group.iloc[0]))
+        for _, group in sweeps.groupby(KEY, sort=False)
+    ]
 
     procurement = None
     if comparison.machines:
         frame = procurement_frame(cells, comparison.machines, comparison.baseline)
-        shown = [*KEY, "platform", "throughput_samples_per_s", "price_yuan", "power_w", "power_source",
-                 "rack_units", "per_10k_yuan", "per_watt", "per_10k_yuan_vs_baseline", "per_watt_vs_baseline",
-                 "rank_per_10k_yuan", "rank_per_watt", "excluded"]  # fmt: skip
+        shown = [
+            *KEY,
+            "platform",
+            "throughput_samples_per_s",
+            "price_yuan",
+            "power_w",
+            "power_source",
+            "rack_units",
+            "per_10k_yuan",
+            "per_watt",
+            "per_10k_yuan_vs_baseline",
+            "per_watt_vs_baseline",
+            "rank_per_10k_yuan",
+            "rank_per_watt",
+            "excluded",
+        ]
         procurement = _table(frame[shown])
 
     platforms = []
     for run in comparison.runs:
         first = cells[cells["platform"] == run.label].iloc[0]
         accelerators = cells[(cells["platform"] == run.label) & cells["accelerator"].notna()]["accelerator"]
-        platforms.append({**{k: _fmt(first[k]) for k in ("platform", "run_id", "run_dir", "cpu_model",
-                          "cpu_architecture", "os", "kernel", "paddle_version", "started_at")},
-                          "accelerator": ", ".join(dict.fromkeys(accelerators)) or "–"})  # fmt: skip
+        platforms.append(
+            {
+                **{
+                    k: _fmt(first[k])
+                    for k in (
+                        "platform",
+                        "run_id",
+                        "run_dir",
+                        "cpu_model",
+                        "cpu_architecture",
+                        "os",
+                        "kernel",
+                        "paddle_version",
+                        "started_at",
+                    )
+                },
+                "accelerator": ", ".join(dict.fromkeys(accelerators)) or "–",
+            }
+        )
     has_speedup = cells["speedup_vs_baseline"].notna().any()
     return {
         "version": __version__,
@@ -199,7 +272,9 @@ def build_context(comparison: Comparison) -> dict[str, Any]:
         "precision_chart": charts.precision_chart(lower) if len(lower) else "",
         "procurement": procurement,
         "heatmap": charts.speedup_heatmap(cells, comparison.baseline) if has_speedup else "",
-        "throughput": charts.throughput_chart(cells) if cells["throughput_samples_per_s"].notna().any() else "",
+        "throughput": charts.throughput_chart(cells)
+        if cells["throughput_samples_per_s"].notna().any()
+        else "",
         "latency": latency,
         "stages": stage_svgs,
         "offline": offline_svgs,

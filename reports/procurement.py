@@ -21,7 +21,7 @@ from portbench.reports.frame import KEY
 PER_YUAN = 10_000.0
 
 
-def _excluded(row: Mapping[str, Any], machine: Machine | None) -> str | None:
+def _excluded(row: Mapping[str, Any] | pd.Series, machine: Machine | None) -> str | None:
     """Why this row takes no part in the ranking (None: it does)."""
     if machine is None:
         return "no entry in the machines file"
@@ -66,12 +66,18 @@ def procurement_frame(cells: pd.DataFrame, machines: Mapping[str, Machine], base
                 "power_w": machine.power_w if machine else None,
                 "power_source": machine.power_source if machine else None,
                 "rack_units": machine.rack_units if machine else None,
-                "per_10k_yuan": None, "per_10k_yuan_low": None, "per_10k_yuan_high": None,
-                "per_watt": None, "per_watt_low": None, "per_watt_high": None,
-                "per_10k_yuan_vs_baseline": None, "per_watt_vs_baseline": None,
-                "rank_per_10k_yuan": None, "rank_per_watt": None,
+                "per_10k_yuan": None,
+                "per_10k_yuan_low": None,
+                "per_10k_yuan_high": None,
+                "per_watt": None,
+                "per_watt_low": None,
+                "per_watt_high": None,
+                "per_10k_yuan_vs_baseline": None,
+                "per_watt_vs_baseline": None,
+                "rank_per_10k_yuan": None,
+                "rank_per_watt": None,
                 "excluded": _excluded(cell, machine),
-            }  # fmt: skip
+            }
             if machine and _ok(throughput):
                 scale_yuan, scale_watt = PER_YUAN / machine.price_yuan, 1.0 / machine.power_w
                 row["per_10k_yuan"] = throughput * scale_yuan
