@@ -154,24 +154,25 @@ def speedup_heatmap(cells: pd.DataFrame, baseline: str) -> str:
         grid[platforms.index(row["column"])][keys.index(key_label(row))] = float(row["speedup_vs_baseline"])
     finite = [v for line in grid for v in line if not math.isnan(v) and v > 0]
     spread = max([abs(math.log(v)) for v in finite] + [math.log(1.25)])
-    fig, ax = plt.subplots(figsize=(1.6 + 0.9 * len(keys), 1.4 + 0.45 * len(platforms)))
+    fig, ax = plt.subplots(figsize=(2.4 + 1.1 * len(keys), 2.0 + 0.45 * len(platforms)))
     image = ax.imshow(grid, cmap="RdYlGn", norm=LogNorm(math.exp(-spread), math.exp(spread)), aspect="auto")
     for i, line in enumerate(grid):
         for j, value in enumerate(line):
             ax.text(
                 j, i, "n/a" if math.isnan(value) else f"{value:.2f}×", ha="center", va="center", fontsize=8
             )
-    ax.set_xticks(range(len(keys)), [_wrap(k, 18) for k in keys], rotation=0, fontsize=7)
+    ax.set_xticks(range(len(keys)), [_wrap(k, 16) for k in keys], rotation=35, ha="right", fontsize=7)
     ax.set_yticks(range(len(platforms)), [_wrap(p, 36) for p in platforms], fontsize=7)
     ax.set_xlabel("cell (workload/task model precision scenario)")
     ax.set_ylabel("platform")
     ax.set_title(f"Throughput speed-up against the baseline ({_wrap(baseline, 60)})")
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     bar = fig.colorbar(image, ax=ax, label="speed-up (× baseline throughput)")
     times = FuncFormatter(lambda value, _: f"{value:.2g}×")
+    bar.set_ticks([math.exp(spread * f) for f in (-1.0, -0.5, 0.0, 0.5, 1.0)])
     bar.ax.yaxis.set_major_formatter(times)
-    bar.ax.yaxis.set_minor_formatter(times)
+    bar.ax.yaxis.set_minor_formatter(NullFormatter())  # log minor ticks: labelled, they overlap
     return _svg(fig)
 
 
