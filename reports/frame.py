@@ -45,7 +45,7 @@ def model_sha256(cell: CellResult) -> str:
     )
 
 
-def _platform_columns(run: LabelledRun) -> dict[str, Any]:
+def platform_columns(run: LabelledRun) -> dict[str, Any]:
     platform = run.results.platform
     cpu = platform.get("cpu") or {}
     os_info = platform.get("os") or {}
@@ -75,7 +75,7 @@ def cells_frame(runs: Sequence[LabelledRun]) -> pd.DataFrame:
     """One row per run × cell; a ``metric_<name>`` column per task metric seen in any run."""
     rows: list[dict[str, Any]] = []
     for run in runs:
-        base = _platform_columns(run)
+        base = platform_columns(run)
         for cell in run.results.cells:
             latency = cell.latency_ms
             interval = throughput_interval(cell)

@@ -22,6 +22,7 @@ from portbench.reports.frame import (
     cells_frame,
     manifest_differences,
     offline_frame,
+    platform_columns,
     samples_frame,
     stages_frame,
     with_baseline_speedup,
@@ -237,7 +238,7 @@ def build_context(comparison: Comparison) -> dict[str, Any]:
 
     platforms = []
     for run in comparison.runs:
-        first = cells[cells["platform"] == run.label].iloc[0]
+        first = platform_columns(run)
         accelerators = cells[(cells["platform"] == run.label) & cells["accelerator"].notna()]["accelerator"]
         platforms.append(
             {

@@ -5,6 +5,7 @@ Expected numbers are worked out by hand from the fixture's inputs (comments show
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -397,3 +398,12 @@ def test_cli_mistakes_exit_2_with_one_line(
     assert code == 2
     assert stderr.startswith("portbench: error: ") and message in stderr
     assert stderr.count("\n") == 1
+
+
+def test_a_run_without_cells_still_gets_its_platform_row() -> None:
+    pytest.importorskip("matplotlib")
+    runs = labelled()
+    empty = LabelledRun("empty host", Path("empty"), dataclasses.replace(runs[2].results, cells=[]))
+    html = render_html(Comparison((runs[0], empty), KUNPENG))
+    assert "<td>empty host</td>" in html
+    assert "<td>Hygon C86 7285 (x86_64)</td>" in html  # its fingerprint, though it ran nothing
