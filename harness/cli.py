@@ -7,6 +7,7 @@ A run whose cells failed at measurement time exits 1; anything measured is alrea
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 import sys
 import warnings
@@ -312,6 +313,12 @@ def _compare_report(
     for output in outputs:
         if output.is_dir():
             raise PortbenchError(f"{output} is a directory: give a file name")
+    # Checked before anything is written: a missing extra should not leave half the outputs behind.
+    needed = {"--html": ("jinja2", "matplotlib"), "--parquet": ("pyarrow",)}
+    for option, given in (("--html", html_file), ("--parquet", parquet_file)):
+        missing = [m for m in needed[option] if given is not None and importlib.util.find_spec(m) is None]
+        if missing:
+            raise PortbenchError(f"{option} needs {', '.join(missing)}: pip install 'portbench[report]'")
     runs = reporting.load_labelled_runs(dirs, parse_names(names))
     baseline = runs[0].label
     if baseline_dir is not None:

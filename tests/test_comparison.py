@@ -6,6 +6,7 @@ Expected numbers are worked out by hand from the fixture's inputs (comments show
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 from pathlib import Path
 
@@ -407,3 +408,25 @@ def test_a_run_without_cells_still_gets_its_platform_row() -> None:
     html = render_html(Comparison((runs[0], empty), KUNPENG))
     assert "<td>empty host</td>" in html
     assert "<td>Hygon C86 7285 (x86_64)</td>" in html  # its fingerprint, though it ran nothing
+
+
+def test_cli_missing_extra_is_refused_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dirs = write_three_hosts(tmp_path / "runs")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "pyarrow" else real(name, *a)
+    )
+    args = [
+        "report",
+        *map(str, dirs),
+        "--csv",
+        str(tmp_path / "c.csv"),
+        "--parquet",
+        str(tmp_path / "c.parquet"),
+    ]
+    code, _, stderr = invoke(args, capsys)
+    assert code == 2
+    assert "--parquet needs pyarrow: pip install 'portbench[report]'" in stderr
+    assert not (tmp_path / "c.csv").exists()
