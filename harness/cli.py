@@ -7,6 +7,7 @@ A run whose cells failed at measurement time exits 1; anything measured is alrea
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 import sys
 import warnings
@@ -267,6 +268,10 @@ class MonitoringExports:
         if mlflow_uri is not None:
             reporting.create_report("mlflow", uri=mlflow_uri, experiment=mlflow_experiment)
 
+    @property
+    def requested(self) -> bool:
+        return any(x is not None for x in (self.prometheus_file, self.pushgateway_url, self.mlflow_uri))
+
     def export(self, results: RunResults, run_dir: Path) -> None:
         lines = []
         if self.prometheus_file is not None:
@@ -294,7 +299,7 @@ def _write_reports(results: RunResults, run_dir: Path) -> None:
 
 
 @cli.command()
-@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="RUN_DIR...")
 @click.option("--pytest-benchmark", "benchmark_storage", type=click.Path(path_type=Path), default=None,
               metavar="STORAGE", help="Also export the run for `pytest-benchmark compare --storage STORAGE`.")
 @click.option("--prometheus", "prometheus_file", type=click.Path(path_type=Path), default=None,
@@ -307,19 +312,51 @@ def _write_reports(results: RunResults, run_dir: Path) -> None:
               help="Also log each cell as an MLflow run (extra portbench[mlflow]), e.g. sqlite:///mlflow.db.")
 @click.option("--mlflow-experiment", default="portbench", show_default=True, metavar="NAME",
               help="The MLflow experiment the runs go to.")
+@click.option("--baseline", "baseline_dir", type=click.Path(path_type=Path), default=None,
+              help="The run every ratio is taken against (default: the first RUN_DIR); added if not listed.")
+@click.option("--html", "html_file", type=click.Path(path_type=Path), default=None,
+              help="Write the comparison as one self-contained HTML file.")
+@click.option("--csv", "csv_file", type=click.Path(path_type=Path), default=None,
+              help="Write one row per run x cell as CSV, and the raw samples as FILE-samples.csv.")
+@click.option("--parquet", "parquet_file", type=click.Path(path_type=Path), default=None,
+              help="The same two tables as Parquet (FILE and FILE-samples); needs pyarrow.")
+@click.option("--machines", "machines_file", type=click.Path(path_type=Path), default=None,
+              help="TOML file of machine prices and power: adds the procurement view.")
+@click.option("--name", "names", multiple=True, metavar="RUN_DIR=LABEL",
+              help="Label a run's column group instead of its platform fingerprint (repeatable).")
 def report(
-    run_dir: Path,
+    run_dirs: tuple[Path, ...],
     benchmark_storage: Path | None,
     prometheus_file: Path | None,
     pushgateway_url: str | None,
     pushgateway_job: str,
     mlflow_uri: str | None,
     mlflow_experiment: str,
+    baseline_dir: Path | None,
+    html_file: Path | None,
+    csv_file: Path | None,
+    parquet_file: Path | None,
+    machines_file: Path | None,
+    names: tuple[str, ...],
 ) -> None:
-    """Validate a run's results.json and render its summary again."""
+    """Render a run's summary again (and its exports), or compare several runs side by side.
+
+    One RUN_DIR and no comparison option: validate its results.json and rewrite summary.md.
+    Several RUN_DIRs, or any of --baseline/--html/--csv/--parquet/--machines/--name: the comparison."""
+    comparing = len(run_dirs) > 1 or any(
+        option is not None for option in (baseline_dir, html_file, csv_file, parquet_file, machines_file)
+    ) or bool(names)
     monitoring = MonitoringExports(
         prometheus_file, pushgateway_url, pushgateway_job, mlflow_uri, mlflow_experiment
     )
+    if comparing:
+        if benchmark_storage is not None:
+            raise PortbenchError("--pytest-benchmark exports one run: give it a single RUN_DIR")
+        if monitoring.requested:
+            raise PortbenchError("--prometheus, --pushgateway and --mlflow export one run: give one RUN_DIR")
+        _compare_report(run_dirs, baseline_dir, html_file, csv_file, parquet_file, machines_file, names)
+        return
+    run_dir = run_dirs[0]
     results = load_results(run_dir)
     if benchmark_storage is not None:
         ensure_directory(benchmark_storage, "pytest-benchmark storage")
@@ -329,6 +366,71 @@ def report(
         path = reporting.render("pytest-benchmark", results, run_dir, make_console(), benchmark_storage)
         make_console(stderr=True).print(f"pytest-benchmark: {path}")
     monitoring.export(results, run_dir if run_dir.is_dir() else run_dir.parent)
+
+
+def parse_names(names: Sequence[str]) -> dict[Path, str]:
+    """``RUN_DIR=LABEL`` pairs; the label may itself hold ``=`` (the first one splits)."""
+    parsed: dict[Path, str] = {}
+    for item in names:
+        path, sep, label = item.partition("=")
+        if not sep or not path.strip() or not label.strip():
+            raise PortbenchError(f"--name wants RUN_DIR=LABEL, got {item!r}")
+        if Path(path) in parsed:
+            raise PortbenchError(f"--name gives {path} two labels")
+        parsed[Path(path)] = label.strip()
+    return parsed
+
+
+def _compare_report(
+    run_dirs: Sequence[Path],
+    baseline_dir: Path | None,
+    html_file: Path | None,
+    csv_file: Path | None,
+    parquet_file: Path | None,
+    machines_file: Path | None,
+    names: Sequence[str],
+) -> None:
+    from portbench.harness.machines import load_machines, match_machines
+
+    dirs = [p if p.is_dir() or p.name != "results.json" else p.parent for p in run_dirs]
+    if baseline_dir is not None and not any(_same_dir(baseline_dir, p) for p in dirs):
+        dirs.insert(0, baseline_dir)
+    seen: list[Path] = []
+    for path in dirs:
+        if any(_same_dir(path, other) for other in seen):
+            raise PortbenchError(f"{path} is given twice")
+        seen.append(path)
+    outputs = [f for f in (html_file, csv_file, parquet_file) if f is not None]
+    for output in outputs:
+        if output.is_dir():
+            raise PortbenchError(f"{output} is a directory: give a file name")
+    # Checked before anything is written: a missing extra should not leave half the outputs behind.
+    needed = {"--html": ("jinja2", "matplotlib"), "--parquet": ("pyarrow",)}
+    for option, given in (("--html", html_file), ("--parquet", parquet_file)):
+        missing = [m for m in needed[option] if given is not None and importlib.util.find_spec(m) is None]
+        if missing:
+            raise PortbenchError(f"{option} needs {', '.join(missing)}: pip install 'portbench[report]'")
+    runs = reporting.load_labelled_runs(dirs, parse_names(names))
+    baseline = runs[0].label
+    if baseline_dir is not None:
+        baseline = next(r.label for r in runs if _same_dir(r.path, baseline_dir))
+    machines = {}
+    if machines_file is not None:
+        machines = match_machines(load_machines(machines_file), [(r.label, r.path) for r in runs],
+                                  str(machines_file))  # fmt: skip
+    comparison = reporting.Comparison(tuple(runs), baseline, machines)
+    console = make_console()
+    reporting.render_comparison("comparison-terminal", comparison, console)
+    written: list[Path] = []
+    for name, destination in (("html", html_file), ("csv", csv_file), ("parquet", parquet_file)):
+        if destination is not None:
+            written += reporting.render_comparison(name, comparison, console, destination)
+    if written:
+        make_console(stderr=True).print("\n".join(f"wrote {path}" for path in written))
+
+
+def _same_dir(a: Path, b: Path) -> bool:
+    return a.resolve() == b.resolve()
 
 
 @cli.command("parity")
