@@ -1,7 +1,8 @@
 """The ``portbench`` command line.
 
 Every user-facing failure is a PortbenchError: one line on stderr, exit code 2, no traceback.
-A run whose cells failed at measurement time exits 1; anything measured is already on disk.
+A run whose cells failed at measurement time exits 1 (anything measured is already on disk), a
+parity or accuracy regression 4, a performance regression 3 (see harness/ci_outputs.py).
 """
 
 from __future__ import annotations
@@ -264,7 +265,7 @@ def report(run_dir: Path, benchmark_storage: Path | None) -> None:
 @click.option("--gates", "gates_file", type=click.Path(path_type=Path), default=None,
               help="TOML file of parity gates (keys of a suite's [gates] table); default: the run's suite.")
 def parity_command(run_dir: Path, reference_dir: Path | None, gates_file: Path | None) -> None:
-    """Judge a finished run's parity again from its stored outputs; exit 1 when a verdict fails.
+    """Judge a finished run's parity again from its stored outputs; exit 4 when a verdict fails.
 
     No model is loaded: only results.json and the outputs files. results.json and summary.md are
     rewritten with the new verdicts."""
@@ -290,7 +291,9 @@ def parity_command(run_dir: Path, reference_dir: Path | None, gates_file: Path |
         f"parity: {counts['pass']} pass, {counts['fail']} fail, {counts['skipped']} skipped"
     )
     if counts["fail"]:
-        sys.exit(1)
+        from portbench.harness.ci_outputs import EXIT_ACCURACY
+
+        sys.exit(EXIT_ACCURACY)
 
 
 @cli.command()
