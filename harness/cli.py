@@ -1,7 +1,8 @@
 """The ``portbench`` command line.
 
 Every user-facing failure is a PortbenchError: one line on stderr, exit code 2, no traceback.
-A run whose cells failed at measurement time exits 1; anything measured is already on disk.
+A run whose cells failed at measurement time exits 1 (anything measured is already on disk), a
+parity or accuracy regression 4, a performance regression 3 (see harness/ci_outputs.py).
 """
 
 from __future__ import annotations
@@ -148,6 +149,10 @@ def cli() -> None:
               help="Also log each cell as an MLflow run (extra portbench[mlflow]), e.g. sqlite:///mlflow.db.")
 @click.option("--mlflow-experiment", default="portbench", show_default=True, metavar="NAME",
               help="The MLflow experiment the runs go to.")
+@click.option("--junit", "junit_file", type=click.Path(path_type=Path), default=None, metavar="FILE",
+              help="Also write JUnit XML: one test case per cell (CI test reports).")
+@click.option("--step-summary", "step_summary", type=click.Path(path_type=Path), default=None, metavar="FILE",
+              help="Also write a Markdown summary (appended to $GITHUB_STEP_SUMMARY whenever that is set).")
 def run(
     suite_name: str,
     sets: tuple[str, ...],
@@ -169,8 +174,12 @@ def run(
     pushgateway_job: str,
     mlflow_uri: str | None,
     mlflow_experiment: str,
+    junit_file: Path | None,
+    step_summary: Path | None,
 ) -> None:
-    """Run a suite and write DIR/results.json, DIR/summary.md."""
+    """Run a suite and write DIR/results.json, DIR/summary.md.
+
+    Exit codes: 0 fine, 1 a cell failed to run, 2 bad input, 3 performance or 4 parity regression."""
     from portbench.harness import api
 
     console = make_console(stderr=True)
@@ -219,10 +228,16 @@ def run(
         sys.exit(130)
     _write_reports(outcome.results, run_dir)
     monitoring.export(outcome.results, run_dir)
+    from portbench.harness import ci_outputs
+
+    if junit_file is not None:
+        ci_outputs.write_output(junit_file, ci_outputs.run_junit(outcome.results))
+    ci_outputs.publish_summary(ci_outputs.run_summary(outcome.results), step_summary)
     if outcome.input_errors:
         raise PortbenchError(outcome.input_errors[0])
-    if outcome.failed:
-        sys.exit(1)
+    code = ci_outputs.run_exit_code(outcome.results)
+    if code:
+        sys.exit(code)
 
 
 class ProgressObserver:
@@ -440,7 +455,7 @@ def _same_dir(a: Path, b: Path) -> bool:
 @click.option("--gates", "gates_file", type=click.Path(path_type=Path), default=None,
               help="TOML file of parity gates (keys of a suite's [gates] table); default: the run's suite.")
 def parity_command(run_dir: Path, reference_dir: Path | None, gates_file: Path | None) -> None:
-    """Judge a finished run's parity again from its stored outputs; exit 1 when a verdict fails.
+    """Judge a finished run's parity again from its stored outputs; exit 4 when a verdict fails.
 
     No model is loaded: only results.json and the outputs files. results.json and summary.md are
     rewritten with the new verdicts."""
@@ -466,7 +481,9 @@ def parity_command(run_dir: Path, reference_dir: Path | None, gates_file: Path |
         f"parity: {counts['pass']} pass, {counts['fail']} fail, {counts['skipped']} skipped"
     )
     if counts["fail"]:
-        sys.exit(1)
+        from portbench.harness.ci_outputs import EXIT_ACCURACY
+
+        sys.exit(EXIT_ACCURACY)
 
 
 @cli.command()
@@ -478,15 +495,32 @@ def parity_command(run_dir: Path, reference_dir: Path | None, gates_file: Path |
               help="Largest tolerated absolute drop of any accuracy metric.")
 @click.option("--strict-manifest", is_flag=True,
               help="Treat cells measured with different settings (manifest) as regressions.")
+@click.option("--alpha", type=FiniteFloatRange(min=0, max=0.5, min_open=True), default=0.01,
+              show_default=True,
+              help="Significance level of the one-sided Mann–Whitney U test on the raw latencies.")
+@click.option("--junit", "junit_file", type=click.Path(path_type=Path), default=None, metavar="FILE",
+              help="Also write JUnit XML: one test case per cell, regressions as failures.")
+@click.option("--step-summary", "step_summary", type=click.Path(path_type=Path), default=None, metavar="FILE",
+              help="Also write a Markdown summary (appended to $GITHUB_STEP_SUMMARY whenever that is set).")
 def compare(
-    baseline_dir: Path, run_dir: Path, max_slowdown: float, max_metric_drop: float, strict_manifest: bool
+    baseline_dir: Path,
+    run_dir: Path,
+    max_slowdown: float,
+    max_metric_drop: float,
+    strict_manifest: bool,
+    alpha: float,
+    junit_file: Path | None,
+    step_summary: Path | None,
 ) -> None:
-    """Compare RUN_DIR with BASELINE_DIR; exit 1 on any regression (nightly CI gate)."""
+    """Compare RUN_DIR with BASELINE_DIR (nightly CI gate).
+
+    Exit codes: 0 no regression, 1 a cell failed or is missing, 2 bad input, 3 performance
+    regression, 4 accuracy or parity regression."""
+    from portbench.harness import ci_outputs
     from portbench.harness.compare import compare_runs
 
-    comparison = compare_runs(
-        load_results(baseline_dir), load_results(run_dir), max_slowdown, max_metric_drop, strict_manifest
-    )
+    baseline, current = load_results(baseline_dir), load_results(run_dir)
+    comparison = compare_runs(baseline, current, max_slowdown, max_metric_drop, strict_manifest, alpha)
     console = make_console()
     for cell in comparison.cells:
         for difference in cell.manifest_differences:
@@ -497,11 +531,19 @@ def compare(
     for cell_id in comparison.missing:
         missing = f" {cell_id}: in the baseline, missing from this run"
         console.print(labelled("REGRESSION", "bold red", missing))
+    for cell in comparison.cells:
+        if not cell.regressed and cell.speed is not None and cell.speed.verdict != "no change":
+            style = "bold green" if cell.speed.verdict == "improved" else "yellow"
+            console.print(labelled(cell.speed.verdict, style, f" {cell.cell_id}: {cell.speed.describe()}"))
     quiet = len(comparison.cells) - len(comparison.regressions)
     console.print(f"{len(comparison.regressions) + len(comparison.missing)} regression(s); "
                   f"{quiet} cell(s) within limits; {len(comparison.new)} new")
-    if comparison.failed:
-        sys.exit(1)
+    if junit_file is not None:
+        ci_outputs.write_output(junit_file, ci_outputs.compare_junit(baseline, current, comparison))
+    ci_outputs.publish_summary(ci_outputs.compare_summary(baseline, current, comparison), step_summary)
+    code = ci_outputs.compare_exit_code(comparison)
+    if code:
+        sys.exit(code)
 
 
 @cli.command("backends")

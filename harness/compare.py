@@ -1,21 +1,92 @@
 """Run against baseline, for nightly regression gates: loud and precise on a regression, quiet on noise.
 
-A slowdown counts only when it is both larger than ``max_slowdown`` and outside the noise the runs
-themselves measured (their 95 % trial intervals do not overlap). Metric drops beyond
-``max_metric_drop`` (absolute), a cell that passed and now fails, and a cell that disappeared are
-regressions too. Cells whose run manifests differ (threads, Paddle build, flags, governor …) are
-not measured the same way: their differences are listed, and ``strict_manifest`` refuses them.
+Speed is judged on the raw per-query latencies that results keep (``raw["latency_ms"]``), not on
+the trial medians: the smoke suite's two trials give a Student-t interval of about ±35 %, which
+hid a +63 % slowdown. Two questions are asked of the two samples, as the reference's gate section
+(Kalibera & Jones; Criterion; Pinpoint) recommends:
+
+1. Is the current run slower at all? A one-sided Mann–Whitney U test (``scipy.stats.mannwhitneyu``),
+   p < ``alpha``. It makes no normality assumption, and latency distributions are skewed.
+2. By how much? The ratio of medians (current / baseline) with a 95 % bootstrap interval
+   (``scipy.stats.bootstrap``, BCa). A significant but tiny change is not worth a red build.
+
+Verdicts, with ``t`` = ``max_slowdown``:
+
+- ``regressed``: slower (p < alpha) and the whole interval above ``1 + t``;
+- ``improved``: faster (p < alpha) and the whole interval below ``1 / (1 + t)`` (the mirror image,
+  so swapping the runs swaps the verdicts);
+- ``no change``: the whole interval inside ``[1 / (1 + t), 1 + t]``;
+- ``inconclusive``: anything else (the interval straddles a limit), or too few samples for the U
+  test to reach p < alpha at all (``1 / C(n1 + n2, n1)`` is the smallest one-sided p there is),
+  never silently a pass.
+
+Accuracy metric drops beyond ``max_metric_drop`` (absolute, in the metric's own better direction), a
+parity verdict that now fails, a cell that passed and now fails, and a cell that disappeared are
+regressions too; each problem carries its kind, so the CLI's exit code says which. Cells whose run
+manifests differ (threads, Paddle build, flags, governor …) are not measured the same way: their
+differences are listed, and ``strict_manifest`` refuses them.
 """
 
 from __future__ import annotations
 
+import math
+import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
+import numpy as np
+
+from portbench.errors import PortbenchError
 from portbench.harness.measure import compare_manifests
 from portbench.harness.results import CellResult, RunResults
 
 DEFAULT_MAX_SLOWDOWN = 0.10
 DEFAULT_MAX_METRIC_DROP = 0.005
+# One-sided, per cell: with the smoke suite's five cells a nightly run then raises a false alarm
+# from the test alone about once in twenty nights, and the effect-size rule removes most of those.
+DEFAULT_ALPHA = 0.01
+CONFIDENCE = 0.95
+DEFAULT_RESAMPLES = 4999
+# Fixed, so the same two results files always get the same verdict.
+BOOTSTRAP_SEED = 20261201
+
+SpeedVerdict = Literal["regressed", "improved", "no change", "inconclusive"]
+ProblemKind = Literal["performance", "accuracy", "infrastructure", "manifest"]
+
+
+@dataclass(frozen=True)
+class SpeedJudgement:
+    """The latency verdict of one cell; ``ratio`` is current / baseline median (1.15 = 15 % slower)."""
+
+    verdict: SpeedVerdict
+    baseline_n: int
+    current_n: int
+    ratio: float | None = None
+    ratio_low: float | None = None
+    ratio_high: float | None = None
+    p_slower: float | None = None
+    p_faster: float | None = None
+    reason: str | None = None  # why inconclusive
+
+    def describe(self) -> str:
+        if self.ratio is None or self.ratio_low is None or self.ratio_high is None:
+            return f"{self.verdict}: {self.reason}"
+        p = self.p_slower if self.ratio >= 1 else self.p_faster
+        text = (
+            f"median {self.ratio - 1:+.1%} (95% CI {self.ratio_low - 1:+.1%} … {self.ratio_high - 1:+.1%}), "
+            f"p={p:.2g}, n={self.baseline_n}/{self.current_n}"
+        )
+        return f"{text}; {self.reason}" if self.reason else text
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: ProblemKind
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @dataclass(frozen=True)
@@ -23,14 +94,21 @@ class CellComparison:
     cell_id: str
     baseline_p50_ms: float | None
     current_p50_ms: float | None
-    slowdown: float | None  # current / baseline p50 - 1
-    beyond_noise: bool  # the trial intervals do not overlap (or no intervals to judge by)
-    problems: tuple[str, ...]  # one line per regression found
+    speed: SpeedJudgement | None  # None: a cell with no latency samples on either side
+    problems: tuple[Problem, ...]  # one per regression found
     manifest_differences: tuple[str, ...] = ()
 
     @property
     def regressed(self) -> bool:
         return bool(self.problems)
+
+    @property
+    def slowdown(self) -> float | None:
+        """Current / baseline median latency - 1, from the raw samples."""
+        return self.speed.ratio - 1.0 if self.speed and self.speed.ratio is not None else None
+
+    def kinds(self) -> set[ProblemKind]:
+        return {p.kind for p in self.problems}
 
 
 @dataclass(frozen=True)
@@ -47,12 +125,92 @@ class RunComparison:
     def failed(self) -> bool:
         return bool(self.regressions or self.missing)
 
+    def kinds(self) -> set[ProblemKind]:
+        found: set[ProblemKind] = set().union(*(c.kinds() for c in self.cells))
+        if self.missing:
+            found.add("infrastructure")
+        return found
 
-def _interval(cell: CellResult) -> tuple[float, float] | None:
-    trials = cell.trials
-    if trials is None or trials.ci95_low_ms is None or trials.ci95_high_ms is None:
-        return None
-    return trials.ci95_low_ms, trials.ci95_high_ms
+
+def smallest_one_sided_p(n1: int, n2: int) -> float:
+    """The smallest p an exact one-sided U test can give: total separation, 1 / C(n1 + n2, n1)."""
+    return 1.0 / math.comb(n1 + n2, n1)
+
+
+def _median_ratio(current: np.ndarray, baseline: np.ndarray, axis: int = -1) -> Any:
+    return np.median(current, axis=axis) / np.median(baseline, axis=axis)
+
+
+def _ratio_interval(current: np.ndarray, baseline: np.ndarray, resamples: int) -> tuple[float, float]:
+    from scipy import stats
+
+    interval = None
+    for method in ("BCa", "percentile"):
+        with warnings.catch_warnings():
+            # BCa's jackknife degenerates when many latencies tie; the percentile interval is the fallback.
+            warnings.simplefilter("ignore")
+            result = stats.bootstrap(
+                (current, baseline), _median_ratio, n_resamples=resamples, confidence_level=CONFIDENCE,
+                method=method, vectorized=True, rng=np.random.default_rng(BOOTSTRAP_SEED),
+            )
+        interval = (float(result.confidence_interval.low), float(result.confidence_interval.high))
+        if all(math.isfinite(v) for v in interval):
+            return interval
+    assert interval is not None
+    return interval
+
+
+def judge_latency(
+    baseline_ms: Sequence[float],
+    current_ms: Sequence[float],
+    max_slowdown: float = DEFAULT_MAX_SLOWDOWN,
+    alpha: float = DEFAULT_ALPHA,
+    resamples: int = DEFAULT_RESAMPLES,
+) -> SpeedJudgement:
+    """Three-way (plus inconclusive) verdict on two samples of per-query latencies."""
+    from scipy import stats
+
+    n1, n2 = len(baseline_ms), len(current_ms)
+    if n1 < 2 or n2 < 2 or smallest_one_sided_p(n1, n2) >= alpha:
+        return SpeedJudgement(
+            "inconclusive", n1, n2,
+            reason=f"too few samples ({n1} vs {n2}): the U test cannot reach p < {alpha:g}; "
+            "run more queries or trials",
+        )
+    base, now = np.asarray(baseline_ms, dtype=float), np.asarray(current_ms, dtype=float)
+    if not (np.all(np.isfinite(base)) and np.all(np.isfinite(now))) or np.median(base) <= 0:
+        raise PortbenchError("latency samples must be finite and positive")
+    p_slower = float(stats.mannwhitneyu(now, base, alternative="greater").pvalue)
+    p_faster = float(stats.mannwhitneyu(now, base, alternative="less").pvalue)
+    ratio = float(_median_ratio(now, base))
+    low, high = _ratio_interval(now, base, resamples)
+    upper, lower = 1.0 + max_slowdown, 1.0 / (1.0 + max_slowdown)
+    reason = None
+    verdict: SpeedVerdict
+    if p_slower < alpha and low > upper:
+        verdict = "regressed"
+    elif p_faster < alpha and high < lower:
+        verdict = "improved"
+    elif low >= lower and high <= upper:
+        verdict = "no change"
+    else:
+        verdict = "inconclusive"
+        reason = f"the interval straddles the ±{max_slowdown:.0%} limit; rerun with more queries or trials"
+    return SpeedJudgement(verdict, n1, n2, ratio, low, high, p_slower, p_faster, reason)
+
+
+def latency_samples(cell: CellResult) -> list[float]:
+    """The raw per-query latencies (ms) of all trials, checked against the stored trial sizes."""
+    samples = cell.raw.get("latency_ms") or []
+    if not isinstance(samples, list) or not all(isinstance(v, (int, float)) for v in samples):
+        raise PortbenchError(f"{cell.cell_id}: raw.latency_ms must be a list of numbers")
+    sizes = cell.raw.get("latency_trial_sizes")
+    if sizes is not None and (not isinstance(sizes, list) or sum(sizes) != len(samples)):
+        raise PortbenchError(
+            f"{cell.cell_id}: raw.latency_trial_sizes {sizes} does not add up to the "
+            f"{len(samples)} latency samples stored"
+        )
+    return [float(v) for v in samples]
 
 
 def _p50(cell: CellResult) -> float | None:
@@ -61,38 +219,57 @@ def _p50(cell: CellResult) -> float | None:
     return cell.latency_ms.p50 if cell.latency_ms else None
 
 
+def _higher_is_better(tasks: Mapping[str, Any], cell: CellResult) -> dict[str, bool]:
+    declared = tasks.get(f"{cell.workload}/{cell.task}") or {}
+    return {
+        str(m["name"]): bool(m.get("higher_is_better", True))
+        for m in declared.get("metrics", [])
+        if isinstance(m, Mapping) and "name" in m
+    }
+
+
 def compare_cell(
     baseline: CellResult,
     current: CellResult,
     max_slowdown: float = DEFAULT_MAX_SLOWDOWN,
     max_metric_drop: float = DEFAULT_MAX_METRIC_DROP,
     strict_manifest: bool = False,
+    alpha: float = DEFAULT_ALPHA,
+    tasks: Mapping[str, Any] | None = None,
+    resamples: int = DEFAULT_RESAMPLES,
 ) -> CellComparison:
-    problems: list[str] = []
+    problems: list[Problem] = []
     if baseline.status == "passed" and current.status != "passed":
-        problems.append(f"was passed, now {current.status}: {current.reason or 'no reason recorded'}")
+        reason = current.reason or "no reason recorded"
+        problems.append(Problem("infrastructure", f"was passed, now {current.status}: {reason}"))
+    higher_is_better = _higher_is_better(tasks or {}, current)
     for metric, before in baseline.metrics.items():
         after = current.metrics.get(metric)
         if after is None:
-            problems.append(f"{metric} missing (was {before:.4f})")
-        elif before - after > max_metric_drop:
-            problems.append(f"{metric} {before:.4f} -> {after:.4f} ({after - before:+.4f})")
+            if current.status == "passed":
+                problems.append(Problem("accuracy", f"{metric} missing (was {before:.4f})"))
+            continue
+        # A drop is in the metric's worse direction: lower for accuracy, higher for an error (RMSE).
+        drop = before - after if higher_is_better.get(metric, True) else after - before
+        if drop > max_metric_drop:
+            change = f"{metric} {before:.4f} -> {after:.4f} ({after - before:+.4f})"
+            problems.append(Problem("accuracy", change))
+    was = baseline.parity.verdict if baseline.parity else None
+    if current.parity is not None and current.parity.verdict == "fail" and was != "fail":
+        reason = current.parity.reason or "no reason recorded"
+        problems.append(Problem("accuracy", f"parity now fails: {reason}"))
     differences = tuple(compare_manifests(baseline.manifest, current.manifest))
     if differences and strict_manifest:
-        problems.append(f"measured differently ({len(differences)} manifest differences)")
+        count = len(differences)
+        problems.append(Problem("manifest", f"measured differently ({count} manifest differences)"))
 
-    before_ms, after_ms = _p50(baseline), _p50(current)
-    slowdown = after_ms / before_ms - 1.0 if before_ms and after_ms else None
-    first, second = _interval(baseline), _interval(current)
-    beyond_noise = first is None or second is None or second[0] > first[1]
-    if slowdown is not None and slowdown > max_slowdown and beyond_noise:
-        assert before_ms is not None and after_ms is not None
-        problems.append(
-            f"p50 {before_ms:.2f} ms -> {after_ms:.2f} ms ({slowdown:+.1%}, limit +{max_slowdown:.0%})"
-        )
-    return CellComparison(
-        current.cell_id, before_ms, after_ms, slowdown, beyond_noise, tuple(problems), differences
-    )
+    speed = None
+    before_ms, after_ms = latency_samples(baseline), latency_samples(current)
+    if current.status == "passed" and (before_ms or after_ms):
+        speed = judge_latency(before_ms, after_ms, max_slowdown, alpha, resamples)
+        if speed.verdict == "regressed":
+            problems.append(Problem("performance", f"latency {speed.describe()}, limit +{max_slowdown:.0%}"))
+    return CellComparison(current.cell_id, _p50(baseline), _p50(current), speed, tuple(problems), differences)
 
 
 def compare_runs(
@@ -101,11 +278,16 @@ def compare_runs(
     max_slowdown: float = DEFAULT_MAX_SLOWDOWN,
     max_metric_drop: float = DEFAULT_MAX_METRIC_DROP,
     strict_manifest: bool = False,
+    alpha: float = DEFAULT_ALPHA,
+    resamples: int = DEFAULT_RESAMPLES,
 ) -> RunComparison:
     now = {c.cell_id: c for c in current.cells}
     before = {c.cell_id: c for c in baseline.cells}
+    tasks = {**baseline.tasks, **current.tasks}
     compared = tuple(
-        compare_cell(cell, now[cell_id], max_slowdown, max_metric_drop, strict_manifest)
+        compare_cell(
+            cell, now[cell_id], max_slowdown, max_metric_drop, strict_manifest, alpha, tasks, resamples
+        )
         for cell_id, cell in before.items()
         if cell_id in now and cell.status != "skipped"
     )

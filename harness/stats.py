@@ -4,8 +4,8 @@ Why Student's t and not a bootstrap: a cell runs a handful of trials (3 to 10). 
 bootstrap over five values can only recombine those five, and at that size it is known to
 under-cover (its interval is too narrow by roughly sqrt((n - 1) / n) and the t/z gap). Each trial's
 median is itself the median of hundreds of latencies, so it is close to normally distributed, which
-is what the t-interval assumes. scipy is not a dependency, so the two-sided 95% critical values are
-tabulated below (standard t-table values, 4 decimals).
+is what the t-interval assumes. The critical values come from ``scipy.stats.t`` (exact for every
+degree of freedom, where a hand-typed table had to round down between rows).
 """
 
 from __future__ import annotations
@@ -14,58 +14,18 @@ import math
 import statistics
 from collections.abc import Sequence
 
-from portbench.harness.results import TrialSummary
+from scipy import stats as scipy_stats
 
-# Two-sided 95% critical values of Student's t, by degrees of freedom.
-T_CRITICAL_95: dict[int, float] = {
-    1: 12.7062,
-    2: 4.3027,
-    3: 3.1824,
-    4: 2.7764,
-    5: 2.5706,
-    6: 2.4469,
-    7: 2.3646,
-    8: 2.3060,
-    9: 2.2622,
-    10: 2.2281,
-    11: 2.2010,
-    12: 2.1788,
-    13: 2.1604,
-    14: 2.1448,
-    15: 2.1314,
-    16: 2.1199,
-    17: 2.1098,
-    18: 2.1009,
-    19: 2.0930,
-    20: 2.0860,
-    21: 2.0796,
-    22: 2.0739,
-    23: 2.0687,
-    24: 2.0639,
-    25: 2.0595,
-    26: 2.0555,
-    27: 2.0518,
-    28: 2.0484,
-    29: 2.0452,
-    30: 2.0423,
-    40: 2.0211,
-    60: 2.0003,
-    120: 1.9799,
-}
-Z_95 = 1.9600
+from portbench.harness.results import TrialSummary
 
 DEFAULT_CV_THRESHOLD = 0.05
 
 
 def t_critical_95(degrees_of_freedom: int) -> float:
-    """Two-sided 95% t critical value. Between table rows the smaller df is used: a wider interval."""
+    """Two-sided 95% critical value of Student's t: the 97.5th percentile of t(df)."""
     if degrees_of_freedom < 1:
         raise ValueError("degrees of freedom must be at least 1")
-    if degrees_of_freedom in T_CRITICAL_95:
-        return T_CRITICAL_95[degrees_of_freedom]
-    if degrees_of_freedom > max(T_CRITICAL_95):
-        return Z_95 if degrees_of_freedom > 1000 else T_CRITICAL_95[120]
-    return T_CRITICAL_95[max(df for df in T_CRITICAL_95 if df <= degrees_of_freedom)]
+    return float(scipy_stats.t.ppf(0.975, degrees_of_freedom))
 
 
 def mean_ci95(values: Sequence[float]) -> tuple[float, float] | None:

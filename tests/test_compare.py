@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -30,10 +29,14 @@ PLATFORM = {
 }
 
 
-def cell(
-    p50s: tuple[float, ...], low: float, high: float, metric: float = 0.9, **extra: object
-) -> CellResult:
-    median = sorted(p50s)[len(p50s) // 2]
+def spread(center: float, n: int = 30) -> list[float]:
+    """n distinct latencies from center to center * 1.029 in equal steps (ms): a tight, known sample."""
+    return [center * (1 + 0.001 * i) for i in range(n)]
+
+
+def cell(samples: list[float], metric: float = 0.9, **extra: object) -> CellResult:
+    median = sorted(samples)[len(samples) // 2]
+    half = len(samples) // 2
     result = CellResult(
         cell_id="ocr/rec/m/cpu/fp32/single-stream",
         workload="ocr",
@@ -46,62 +49,62 @@ def cell(
         status="passed",
         metrics={"rec_char_accuracy": metric},
         latency_ms=LatencySummary(
-            n=60, mean=median, min=median, max=median, stdev=0.0, p50=median, p90=median, p99=None
+            n=len(samples), mean=median, min=median, max=median, stdev=0.0, p50=median, p90=median, p99=None
         ),
         trials=TrialSummary(
-            trials=len(p50s),
-            p50_ms=p50s,
-            samples_per_s=(1.0,) * len(p50s),
+            trials=2,
+            p50_ms=(median, median),
+            samples_per_s=(1.0, 1.0),
             median_p50_ms=median,
             mean_p50_ms=median,
-            ci95_low_ms=low,
-            ci95_high_ms=high,
+            ci95_low_ms=median * 0.6,  # wide, as two trials give: the gate must not need it
+            ci95_high_ms=median * 1.4,
             cv=0.01,
             cv_threshold=0.05,
             unstable=False,
         ),
         manifest={"cpu_threads": 2, "paddle": {"version": "3.2.2"}},
+        raw={"latency_ms": list(samples), "latency_trial_sizes": [half, len(samples) - half]},
     )
     for key, value in extra.items():
         setattr(result, key, value)
     return result
 
 
-def test_a_slowdown_inside_the_noise_is_quiet() -> None:
-    # 15 % slower by the median, but the intervals overlap: noise, not a regression.
-    result = compare_cell(cell((10.0, 10.0, 10.0), 9.0, 11.5), cell((11.5, 11.5, 11.5), 11.0, 12.0))
-    assert not result.regressed
-    assert abs(result.slowdown - 0.15) < 1e-9  # type: ignore[operator]
-
-
-def test_a_slowdown_beyond_the_noise_and_the_limit_fails_with_numbers() -> None:
-    result = compare_cell(cell((10.0,) * 3, 9.8, 10.2), cell((12.0,) * 3, 11.8, 12.2))
-    assert result.regressed
+def test_a_real_slowdown_hidden_by_wide_trial_intervals_is_caught() -> None:
+    # The issue's case: two trials give a ±40 % interval, the raw samples show +20 % plainly.
+    # Every resampled median ratio lies in [12 / 10.29, 12.348 / 10] = [1.166, 1.235], above 1.10.
+    result = compare_cell(cell(spread(10.0)), cell(spread(12.0)))
+    assert result.regressed and result.speed is not None
+    assert result.speed.verdict == "regressed"
+    assert result.slowdown == pytest.approx(0.2)
+    assert 1.166 <= result.speed.ratio_low <= result.speed.ratio_high <= 1.235  # type: ignore[operator]
     (problem,) = result.problems
-    assert "10.00 ms -> 12.00 ms" in problem and "+20.0%" in problem
+    assert problem.kind == "performance" and "median +20.0%" in str(problem) and "limit +10%" in str(problem)
 
 
-def test_small_real_slowdown_under_the_limit_is_quiet() -> None:
-    result = compare_cell(cell((10.0,) * 3, 9.9, 10.1), cell((10.5,) * 3, 10.4, 10.6))
-    assert not result.regressed
+def test_a_change_inside_the_limit_is_no_change() -> None:
+    # +1 %: every resampled ratio lies in [10.1 / 10.29, 10.4029 / 10] = [0.981, 1.041], inside ±10 %.
+    result = compare_cell(cell(spread(10.0)), cell(spread(10.1)))
+    assert not result.regressed and result.speed is not None and result.speed.verdict == "no change"
 
 
 def test_metric_drop_and_status_change_are_regressions() -> None:
-    result = compare_cell(
-        cell((10.0,) * 3, 9.9, 10.1, metric=0.95), cell((10.0,) * 3, 9.9, 10.1, metric=0.93)
-    )
-    assert result.problems == ("rec_char_accuracy 0.9500 -> 0.9300 (-0.0200)",)
-    failed = cell((10.0,) * 3, 9.9, 10.1, status="failed", reason="worker killed by signal SIGKILL")
-    assert any(
-        "now failed: worker killed" in p for p in compare_cell(cell((10.0,) * 3, 9.9, 10.1), failed).problems
-    )
+    result = compare_cell(cell(spread(10.0), metric=0.95), cell(spread(10.0), metric=0.93))
+    assert [str(p) for p in result.problems] == ["rec_char_accuracy 0.9500 -> 0.9300 (-0.0200)"]
+    assert result.kinds() == {"accuracy"}
+    failed = cell(spread(10.0), status="failed", reason="worker killed by signal SIGKILL")
+    crashed = compare_cell(cell(spread(10.0)), failed)
+    assert any("now failed: worker killed" in str(p) for p in crashed.problems)
+    assert crashed.kinds() == {"infrastructure"}
 
 
 def test_manifest_differences_are_listed_and_strict_refuses() -> None:
-    other = cell((10.0,) * 3, 9.9, 10.1, manifest={"cpu_threads": 4, "paddle": {"version": "3.2.2"}})
-    loose = compare_cell(cell((10.0,) * 3, 9.9, 10.1), other)
+    other = cell(spread(10.0), manifest={"cpu_threads": 4, "paddle": {"version": "3.2.2"}})
+    loose = compare_cell(cell(spread(10.0)), other)
     assert loose.manifest_differences == ("cpu_threads: 2 != 4",) and not loose.regressed
-    assert compare_cell(cell((10.0,) * 3, 9.9, 10.1), other, strict_manifest=True).regressed
+    strict = compare_cell(cell(spread(10.0)), other, strict_manifest=True)
+    assert strict.regressed and strict.kinds() == {"manifest"}
 
 
 def run_with(cells: list[CellResult]) -> RunResults:
@@ -116,40 +119,14 @@ def run_with(cells: list[CellResult]) -> RunResults:
 
 
 def test_a_missing_cell_fails_the_comparison() -> None:
-    comparison = compare_runs(run_with([cell((10.0,) * 3, 9.9, 10.1)]), run_with([]))
+    comparison = compare_runs(run_with([cell(spread(10.0))]), run_with([]))
     assert comparison.missing == ("ocr/rec/m/cpu/fp32/single-stream",) and comparison.failed
-
-
-def test_compare_command_exit_codes(tmp_path: Path) -> None:
-    save_results(run_with([cell((10.0,) * 3, 9.8, 10.2)]), tmp_path / "base")
-    save_results(run_with([cell((10.1,) * 3, 9.9, 10.3)]), tmp_path / "same")
-    save_results(run_with([cell((13.0,) * 3, 12.8, 13.2)]), tmp_path / "slow")
-
-    def compare(run: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "portbench.harness.cli",
-                "compare",
-                str(tmp_path / "base"),
-                str(tmp_path / run),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-
-    quiet, loud = compare("same"), compare("slow")
-    assert quiet.returncode == 0 and "0 regression(s)" in quiet.stdout
-    assert loud.returncode == 1 and "REGRESSION" in loud.stdout and "+30.0%" in loud.stdout
-    assert json.loads((tmp_path / "slow" / "results.json").read_text())["cells"]
 
 
 def test_compare_prints_ids_and_problems_as_text_not_markup(tmp_path: Path) -> None:
     # "[/usr/lib]" would be a closing markup tag (a crash), "[bold]" a style (swallowed).
     odd = "ocr/rec/m@[/usr/lib]-[bold]/cpu/fp32/single-stream"
-    save_results(run_with([cell((10.0,) * 3, 9.8, 10.2, cell_id=odd)]), tmp_path / "base")
+    save_results(run_with([cell(spread(10.0), cell_id=odd)]), tmp_path / "base")
     save_results(run_with([]), tmp_path / "run")
     result = subprocess.run(
         [sys.executable, "-m", "portbench.harness.cli", "compare", str(tmp_path / "base"),
