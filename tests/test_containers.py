@@ -414,3 +414,80 @@ def test_fleet_bad_files_are_one_line_exit_2(tmp_path: Path, body: str, message:
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], done.stderr
     assert not (tmp_path / "out").exists()
+
+
+# -- a rendered Job's pod template, played as a Pod (podman 4.3 plays kind: Pod, not kind: Job) -----
+
+
+def job_as_pod(job: dict, results_host_dir: Path) -> dict:
+    """The Job's pod template as a v1 Pod, the results claim replaced by a hostPath."""
+    template = json.loads(json.dumps(job["spec"]["template"]))
+    for volume in template["spec"]["volumes"]:
+        if volume["name"] == "results":
+            del volume["persistentVolumeClaim"]
+            volume["hostPath"] = {"path": str(results_host_dir), "type": "Directory"}
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": job["metadata"]["name"], "labels": template["metadata"]["labels"]},
+            "spec": template["spec"]}
+
+
+def _podman_json(env: dict[str, str], *args: str) -> list[dict]:
+    done = subprocess.run(["podman", *args], check=True, env=env, capture_output=True, text=True)
+    return json.loads(done.stdout)
+
+
+@pytest.mark.containers
+@pytest.mark.timeout(1800)
+def test_rendered_job_pod_template_runs_as_a_pod_with_podman_kube_play(tmp_path: Path) -> None:
+    import time
+
+    from portbench.harness.fleet import render
+    from portbench.harness.results import load_results
+
+    if not shutil.which("podman"):
+        pytest.fail("podman is not installed (apt-get install podman runc buildah mmdebstrap)")
+    env = _engine_env()
+    image = ct.default_image("cpu")
+    if subprocess.run(["podman", "image", "exists", image], env=env).returncode != 0:
+        for step in (["base"], ["wheelhouse"], ["image", "cpu"]):
+            subprocess.run([str(CONTAINERS / "build.sh"), *step], check=True, env=env, timeout=1500)
+    fleet_file = tmp_path / "targets.toml"
+    fleet_file.write_text(
+        '[defaults]\nargs = ["--suite", "smoke", "--only", "ocr/det"]\n'
+        f'[[target]]\nname = "x86-cpu"\nplatform = "cpu"\nimage = "{image}"\ncpu = 2\nmemory = "4Gi"\n'
+    )
+    (job_file,) = render(fleet_file, tmp_path / "jobs")
+    results_dir = tmp_path / "results"
+    results_dir.mkdir()
+    results_dir.chmod(0o777)  # the pod runs as UID 1000, which does not own tmp_path
+    pod_file = tmp_path / "pod.json"
+    pod_file.write_text(json.dumps(job_as_pod(json.loads(job_file.read_text()), results_dir)))
+
+    box = "portbench-x86-cpu-portbench"  # podman names a played container <pod>-<container>
+    subprocess.run(["podman", "kube", "play", "--network", "none", str(pod_file)], check=True, env=env,
+                   capture_output=True, timeout=120)
+    try:
+        deadline = time.monotonic() + 900
+        while (state := _podman_json(env, "inspect", box)[0]["State"])["Status"] != "exited":
+            assert time.monotonic() < deadline, "the pod did not finish in 15 minutes"
+            time.sleep(2)
+        config = _podman_json(env, "inspect", box)[0]
+        logs = subprocess.run(["podman", "logs", box], env=env, capture_output=True, text=True).stdout
+    finally:
+        subprocess.run(["podman", "kube", "down", str(pod_file)], env=env, capture_output=True, timeout=120)
+    assert state["ExitCode"] == 0, logs[-3000:]
+    # What podman carried over from the pod spec: the non-root user, the read-only root filesystem,
+    # no privilege escalation, and the Guaranteed limits (4Gi, 2 CPUs).
+    assert config["Config"]["User"] == "1000:1000"
+    assert config["HostConfig"]["ReadonlyRootfs"] is True
+    assert "no-new-privileges" in config["HostConfig"]["SecurityOpt"]
+    assert config["HostConfig"]["Memory"] == 4 * 2**30
+    assert config["HostConfig"]["NanoCpus"] == 2 * 10**9
+    mounts = {m["Destination"]: m for m in config["Mounts"]}
+    assert mounts["/results"]["Source"] == str(results_dir)
+
+    results = load_results(results_dir / "x86-cpu")  # validated against the schema
+    cells = [(c.cell_id, c.status) for c in results.cells]
+    assert cells == [("ocr/det/ppocrv4-mobile-det/cpu/fp32/single-stream", "passed")]
+    assert results.platform["container"]["engine"].startswith("podman")
+    assert (results_dir / "x86-cpu" / "results.json").stat().st_uid == 1000
