@@ -2,7 +2,7 @@
 
 Kubernetes: a tiny http.server that answers the batch/v1 Job calls the official client sends (GET,
 POST, DELETE), with a kubeconfig pointing at it; the request bodies must equal the rendered manifests.
-S3: moto's server (extra ``fleet-test``). Run directories are hand-built RunResults with known numbers.
+S3: moto's server (in the ``test`` extra). Run directories are hand-built RunResults with known numbers.
 """
 
 from __future__ import annotations
