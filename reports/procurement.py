@@ -52,8 +52,10 @@ def procurement_frame(cells: pd.DataFrame, machines: Mapping[str, Machine], base
         base_row = group[group["platform"] == baseline]
         base_machine = machines.get(baseline)
         base_tp = base_row["throughput_samples_per_s"].iloc[0] if len(base_row) else None
-        base_yuan = base_tp / base_machine.price_yuan * PER_YUAN if base_machine and _ok(base_tp) else None
-        base_watt = base_tp / base_machine.power_w if base_machine and _ok(base_tp) else None
+        base_yuan = base_watt = None
+        if base_machine is not None and base_tp is not None and _ok(base_tp):
+            base_yuan = base_tp / base_machine.price_yuan * PER_YUAN
+            base_watt = base_tp / base_machine.power_w
         entries: list[dict[str, Any]] = []
         for _, cell in group.iterrows():
             machine = machines.get(cell["platform"])
