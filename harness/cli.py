@@ -99,6 +99,27 @@ def parse_datasets(values: Sequence[str], workloads: Sequence[str]) -> dict[str,
     return parsed
 
 
+MONITORING_OPTIONS = (
+    click.option("--prometheus", "prometheus_file", type=click.Path(path_type=Path), default=None,
+                 metavar="FILE.prom", help="Also write the metrics for node_exporter's textfile collector."),
+    click.option("--pushgateway", "pushgateway_url", default=None, metavar="URL",
+                 help="Also push the metrics to a Prometheus Pushgateway, e.g. http://127.0.0.1:9091."),
+    click.option("--pushgateway-job", default="portbench", show_default=True, metavar="JOB",
+                 help="The job label of the Pushgateway group."),
+    click.option("--mlflow", "mlflow_uri", default=None, metavar="URI",
+                 help="Also log each cell as an MLflow run (extra portbench[mlflow]), e.g. sqlite:///mlflow.db."),
+    click.option("--mlflow-experiment", default="portbench", show_default=True, metavar="NAME",
+                 help="The MLflow experiment the runs go to."),
+)
+
+
+def monitoring_options(command: Any) -> Any:
+    """The monitoring exports ``run`` and ``report`` share (read by :class:`MonitoringExports`)."""
+    for option in reversed(MONITORING_OPTIONS):
+        command = option(command)
+    return command
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="portbench")
 def cli() -> None:
@@ -139,16 +160,7 @@ def cli() -> None:
               type=FiniteFloatRange(min=0, min_open=True, max=MAX_CELL_TIMEOUT_S),
               default=DEFAULT_CELL_TIMEOUT_S, show_default=True,
               help="Seconds before a cell's worker is killed.")
-@click.option("--prometheus", "prometheus_file", type=click.Path(path_type=Path), default=None,
-              metavar="FILE.prom", help="Also write the metrics for node_exporter's textfile collector.")
-@click.option("--pushgateway", "pushgateway_url", default=None, metavar="URL",
-              help="Also push the metrics to a Prometheus Pushgateway, e.g. http://127.0.0.1:9091.")
-@click.option("--pushgateway-job", default="portbench", show_default=True, metavar="JOB",
-              help="The job label of the Pushgateway group.")
-@click.option("--mlflow", "mlflow_uri", default=None, metavar="URI",
-              help="Also log each cell as an MLflow run (extra portbench[mlflow]), e.g. sqlite:///mlflow.db.")
-@click.option("--mlflow-experiment", default="portbench", show_default=True, metavar="NAME",
-              help="The MLflow experiment the runs go to.")
+@monitoring_options
 @click.option("--junit", "junit_file", type=click.Path(path_type=Path), default=None, metavar="FILE",
               help="Also write JUnit XML: one test case per cell (CI test reports).")
 @click.option("--step-summary", "step_summary", type=click.Path(path_type=Path), default=None, metavar="FILE",
@@ -317,16 +329,7 @@ def _write_reports(results: RunResults, run_dir: Path) -> None:
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="RUN_DIR...")
 @click.option("--pytest-benchmark", "benchmark_storage", type=click.Path(path_type=Path), default=None,
               metavar="STORAGE", help="Also export the run for `pytest-benchmark compare --storage STORAGE`.")
-@click.option("--prometheus", "prometheus_file", type=click.Path(path_type=Path), default=None,
-              metavar="FILE.prom", help="Also write the metrics for node_exporter's textfile collector.")
-@click.option("--pushgateway", "pushgateway_url", default=None, metavar="URL",
-              help="Also push the metrics to a Prometheus Pushgateway, e.g. http://127.0.0.1:9091.")
-@click.option("--pushgateway-job", default="portbench", show_default=True, metavar="JOB",
-              help="The job label of the Pushgateway group.")
-@click.option("--mlflow", "mlflow_uri", default=None, metavar="URI",
-              help="Also log each cell as an MLflow run (extra portbench[mlflow]), e.g. sqlite:///mlflow.db.")
-@click.option("--mlflow-experiment", default="portbench", show_default=True, metavar="NAME",
-              help="The MLflow experiment the runs go to.")
+@monitoring_options
 @click.option("--baseline", "baseline_dir", type=click.Path(path_type=Path), default=None,
               help="The run every ratio is taken against (default: the first RUN_DIR); added if not listed.")
 @click.option("--html", "html_file", type=click.Path(path_type=Path), default=None,
