@@ -12,13 +12,20 @@ hid a +63 % slowdown. Two questions are asked of the two samples, as the referen
 
 Verdicts, with ``t`` = ``max_slowdown``:
 
-- ``regressed``: slower (p < alpha) and the whole interval above ``1 + t``;
-- ``improved``: faster (p < alpha) and the whole interval below ``1 / (1 + t)`` (the mirror image,
-  so swapping the runs swaps the verdicts);
+- ``regressed``: slower (p < alpha, and the interval's lower end above 1) and the median ratio
+  itself above ``1 + t``;
+- ``improved``: the mirror image (faster, p < alpha, the interval's upper end below 1, and the ratio
+  below ``1 / (1 + t)``), so swapping the runs swaps the verdicts;
 - ``no change``: the whole interval inside ``[1 / (1 + t), 1 + t]``;
-- ``inconclusive``: anything else (the interval straddles a limit), or too few samples for the U
-  test to reach p < alpha at all (``1 / C(n1 + n2, n1)`` is the smallest one-sided p there is),
-  never silently a pass.
+- ``inconclusive``: anything else (a ratio inside the limits whose interval straddles one, or one
+  beyond a limit that the test cannot tell from noise), or too few samples for the U test to reach
+  p < alpha at all (``1 / C(n1 + n2, n1)`` is the smallest one-sided p there is), never silently a
+  pass.
+
+The limit is judged on the point estimate, as asv and Pinpoint do, not on the interval's far end:
+the interval is of *within-run* query noise, and requiring all of it beyond ``1 + t`` detected a
+true 15 % slowdown only 3 to 6 times in 10 (``tests/bench_gate.py``); the run-to-run drift it
+misses is what ``t`` is there to absorb.
 
 Accuracy metric drops beyond ``max_metric_drop`` (absolute, in the metric's own better direction), a
 parity verdict that now fails, a cell that passed and now fails, and a cell that disappeared are
@@ -187,15 +194,18 @@ def judge_latency(
     upper, lower = 1.0 + max_slowdown, 1.0 / (1.0 + max_slowdown)
     reason = None
     verdict: SpeedVerdict
-    if p_slower < alpha and low > upper:
+    if p_slower < alpha and low > 1.0 and ratio > upper:
         verdict = "regressed"
-    elif p_faster < alpha and high < lower:
+    elif p_faster < alpha and high < 1.0 and ratio < lower:
         verdict = "improved"
     elif low >= lower and high <= upper:
         verdict = "no change"
     else:
         verdict = "inconclusive"
-        reason = f"the interval straddles the ±{max_slowdown:.0%} limit; rerun with more queries or trials"
+        if lower <= ratio <= upper:
+            reason = f"the interval straddles the ±{max_slowdown:.0%} limit; rerun with more queries or trials"
+        else:
+            reason = "beyond the limit but not distinguishable from noise; rerun with more queries or trials"
     return SpeedJudgement(verdict, n1, n2, ratio, low, high, p_slower, p_faster, reason)
 
 

@@ -62,6 +62,30 @@ def test_a_ratio_straddling_the_limit_is_inconclusive() -> None:
     assert judge_latency(spread(10.0), spread(11.0), max_slowdown=0.05).verdict == "regressed"
 
 
+def test_a_clear_slowdown_beyond_the_limit_regresses_though_its_interval_reaches_below() -> None:
+    # Baseline 10.0, 10.1, …, 12.9 ms (30 values, median 11.45); current the same times 1.15, so the
+    # median ratio is exactly 1.15. A median of 30 such values wanders by about 0.27 ms, which makes
+    # the ratio's 95 % interval roughly 1.15 ± 0.065: its low end falls below the 1.10 limit. The shift
+    # (1.7 ms on a 3 ms spread) is far beyond noise for the U test, so the point estimate decides.
+    baseline = [10.0 + 0.1 * i for i in range(30)]
+    judged = judge_latency(baseline, [v * 1.15 for v in baseline])
+    assert judged.ratio == pytest.approx(1.15)
+    assert judged.p_slower is not None and judged.p_slower < 0.01
+    assert 1.0 < judged.ratio_low < 1.10  # type: ignore[operator]
+    assert judged.verdict == "regressed"
+
+
+def test_a_ratio_beyond_the_limit_that_noise_explains_is_inconclusive() -> None:
+    # Medians 15 and 18 (ratio 1.2), but 10 and 14 sit among the baseline's values: of the 36 pairs at
+    # most 27 have current > baseline, and an exact one-sided p below 0.01 for 6 against 6 needs
+    # nearly total separation (p = 1/924 at 36 of 36). So: not a regression, and not a pass either.
+    judged = judge_latency([10.0, 12.0, 14.0, 16.0, 18.0, 20.0], [10.0, 14.0, 17.0, 19.0, 21.0, 24.0])
+    assert judged.ratio == pytest.approx(18 / 15)
+    assert judged.p_slower is not None and judged.p_slower > 0.01
+    assert judged.verdict == "inconclusive"
+    assert "not distinguishable from noise" in (judged.reason or "")
+
+
 def test_lower_is_better_metrics_regress_upwards() -> None:
     tasks = {"ocr/rec": {"metrics": [{"name": "rmse", "higher_is_better": False}]}}
     before, after = cell(spread(10.0)), cell(spread(10.0))
