@@ -104,6 +104,8 @@ class CellResult:
     device: str | None = None
     device_info: dict[str, Any] | None = None
     models: list[ModelRecord] = field(default_factory=list)
+    # Every file the evaluation data was read from (absolute path -> sha256), hashed after loading.
+    dataset_sha256: dict[str, str] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     metrics_by_subset: dict[str, dict[str, float]] = field(default_factory=dict)

@@ -317,6 +317,7 @@ def execute_cell(plan: CellPlan) -> CellRun:
         opened.records, opened.cold_start, opened.quantization
     )
     prepared = workload.prepare(plan.spec, opened.sessions)
+    result.dataset_sha256 = {str(p): sha256_file(p) for p in workload.data_files(plan.spec)}
     queries = prepared.queries()
     result.params.update(prepared.query_description())
 

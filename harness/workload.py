@@ -297,6 +297,12 @@ class Workload(ABC):
             return ()
         return sorted(p for p in directory.iterdir() if p.is_file())
 
+    def data_files(self, spec: TaskSpec) -> Sequence[Path]:
+        """The files the evaluation data of ``spec`` is read from (images, labels, corpus, split
+        lists), hashed into results after :meth:`prepare` so compliance evidence can re-check them;
+        none for synthetic inputs."""
+        return ()
+
     def model_source(self, spec: TaskSpec, role: str) -> str | None:
         """Where the model playing ``role`` came from, for compliance evidence."""
         return None

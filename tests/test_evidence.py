@@ -390,8 +390,36 @@ def test_a_changed_model_file_fails_and_an_absent_one_is_said(model_dir: Path, t
     assert files["result"] == "PASS"
     # Four records of one file: counted once, as not present.
     assert files["details"][0] == (
-        "0 model file(s) re-hashed and matching, 1 not present on the bundling machine (recorded digest only)"
+        "0 model and dataset file(s) re-hashed and matching, 1 not present on the bundling machine "
+        "(recorded digest only)"
     )
+
+
+def test_dataset_files_are_re_hashed_and_a_changed_page_fails(model_dir: Path, tmp_path: Path) -> None:
+    page = tmp_path / "data" / "page_0.png"
+    page.parent.mkdir()
+    page.write_bytes(b"abc")
+    results = make_results(model_dir)
+    for cell in results.cells:
+        cell.dataset_sha256 = {str(page): SHA_ABC}
+    document = write_bundle(write_run(tmp_path / "run", results), results, None, tmp_path / "e.zip")
+    assert requirement_results(document)["file_digests"] == "PASS"
+    dataset_checks = [c for c in document["file_checks"] if c["kind"] == "dataset"]
+    assert [(c["path"], c["state"]) for c in dataset_checks] == [(str(page), "match")] * 4
+    page.write_bytes(b"")  # one page re-rendered after the run
+    document = write_bundle(tmp_path / "run", results, None, tmp_path / "e2.zip")
+    assert problems_of(document, "file_digests")[0] == (
+        f"ocr/det/det-m/cpu/fp32/single-stream data: {page} has sha256 {SHA_EMPTY}, registered {SHA_ABC}"
+    )
+
+
+def test_scored_accuracy_without_dataset_digests_fails(model_dir: Path, tmp_path: Path) -> None:
+    results = make_results(model_dir)
+    results.cells[0].metrics = {"det_hmean": 0.8}  # accuracy scored, but no dataset file hashed
+    document = write_bundle(write_run(tmp_path / "run", results), results, None, tmp_path / "e.zip")
+    assert problems_of(document, "file_digests") == [
+        "ocr/det/det-m/cpu/fp32/single-stream: no dataset file digests recorded"
+    ]
 
 
 def test_platform_gaps_fail_by_name(model_dir: Path, tmp_path: Path) -> None:

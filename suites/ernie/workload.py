@@ -39,11 +39,18 @@ from portbench.harness.workload import (
     batch_sizes_of,
 )
 from portbench.suites.ernie.checkpoint import is_checkpoint_dir
-from portbench.suites.ernie.data import Example, load_sentiment_corpus, read_tsv, split_corpus
+from portbench.suites.ernie.data import (
+    Example,
+    load_sentiment_corpus,
+    read_tsv,
+    sentiment_corpus_files,
+    split_corpus,
+)
 from portbench.suites.ernie.export import INPUT_NAMES
 from portbench.suites.ernie.metrics import accuracy, macro_f1
 from portbench.suites.ernie.models import ERNIE_MODELS
 from portbench.suites.ernie.parity import TASK_INFO
+from portbench.suites.ernie.reference import MANIFEST as REFERENCE_MANIFEST
 from portbench.suites.ernie.reference import (
     DEFAULT_RECIPE,
     RECIPES,
@@ -368,6 +375,14 @@ class ErnieWorkload(Workload):
         if spec.dataset != REFERENCE_DATASET:
             raise DatasetError(f"unknown ERNIE dataset {spec.dataset!r}; known: {REFERENCE_DATASET}")
         return corpus_examples(self._reference(spec).split_ids("test"))[:max_samples]
+
+    def data_files(self, spec: TaskSpec) -> Sequence[Path]:
+        if spec.task == "perf":
+            return ()  # synthetic token ids, generated in memory
+        if spec.dataset_dir is not None:
+            return [_find_tsv(spec.dataset_dir)]
+        # The corpus and the manifest that lists which of its sentences form the test split.
+        return [*sentiment_corpus_files(), self._reference(spec).directory / REFERENCE_MANIFEST]
 
     def prepare(self, spec: TaskSpec, sessions: Mapping[str, InferenceSession]) -> PreparedTask:
         self._check_task(spec)

@@ -348,6 +348,10 @@ class OcrWorkload(Workload):
             raise QuantizationUnsupported(f"no calibration split for OCR dataset {spec.dataset!r}")
         return ocr_calibration_set(role, DATASETS[spec.dataset], spec.cache_dir, samples, batch_size)
 
+    def data_files(self, spec: TaskSpec) -> Sequence[Path]:
+        root = load_dataset(spec).root
+        return sorted(p for p in root.rglob("*") if p.is_file())
+
     def prepare(self, spec: TaskSpec, sessions: Mapping[str, InferenceSession]) -> PreparedTask:
         roles = self.roles(spec)
         # A user rec model with another dictionary is caught at the first decode (class count check).
