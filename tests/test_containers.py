@@ -134,6 +134,8 @@ def test_lock_pins_every_requirement_exactly() -> None:
     names = {ln.split("==")[0] for ln in lines}
     assert {"paddlepaddle", "rapidocr-paddle", "opencv-python", "numpy"} <= names
     assert "paddlepaddle==3.2.2" in lines  # the version pyproject.toml pins
+    # A fleet Job in bucket mode uploads with boto3 from inside the image; the gate needs scipy.
+    assert {"boto3", "botocore", "s3transfer", "scipy"} <= names
 
 
 # -- portbench container run -----------------------------------------------------------------------
