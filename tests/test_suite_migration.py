@@ -23,9 +23,9 @@ TODAY = {
         "trials": 2,
         "measure": {
             "warmup_queries": 2,
-            "min_queries": 5,
+            "min_queries": 10,
             "max_queries": 50,
-            "min_duration_s": 0.2,
+            "min_duration_s": 0.5,
             "max_duration_s": 3.0,
             "warmup_window": 2,
             "warmup_stable_windows": 2,
