@@ -14,7 +14,6 @@ import sys
 
 from packaging.requirements import Requirement
 
-
 IMAGE_EXTRAS = ("s3",)
 
 

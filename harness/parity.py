@@ -37,12 +37,15 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import tomllib
-
 from portbench.errors import PortbenchError, UnknownNameError
 from portbench.harness.results import CellResult, RunResults, load_results
 from portbench.harness.verdict import REFERENCE_ROLE, MetricCheck, ParityVerdict, ReferenceInfo
 from portbench.harness.workload import OutputsMalformed, TaskInfo, Workload, create_workload, workload_names
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10, which Paddle's CUDA, XPU and DCU images ship
+    import tomli as tomllib  # type: ignore[no-redef]
 
 REFERENCE_BACKEND = "cpu"
 REFERENCE_PRECISION = "fp32"

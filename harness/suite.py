@@ -24,13 +24,16 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import tomllib
-
 from portbench.backends.base import Precision
 from portbench.errors import PortbenchError, UnknownNameError
 from portbench.harness.measure import MeasureSettings, MeasureSettingsError
 from portbench.harness.parity import ParityError, ParityGates
 from portbench.harness.worker import SCENARIOS
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10, which Paddle's CUDA, XPU and DCU images ship
+    import tomli as tomllib  # type: ignore[no-redef]
 
 DEFAULT_SUITE = "standard"
 BUILTIN_PACKAGE = "portbench.suites"

@@ -138,6 +138,20 @@ def test_lock_pins_every_requirement_exactly() -> None:
     assert {"boto3", "botocore", "s3transfer", "scipy"} <= names
 
 
+def test_the_python_3_10_lock_pins_the_same_distributions_plus_its_backports() -> None:
+    def names(lock: str) -> set[str]:
+        text = (CONTAINERS / lock).read_text()
+        return {ln.split("==")[0] for ln in text.splitlines() if ln and not ln.startswith("#")}
+
+    # Paddle's CUDA/XPU/DCU images run Python 3.10, which has no tomllib (portbench needs tomli
+    # there) nor ExceptionGroup (anyio's backport), and pandas 3 needs 3.11: pandas 2 brings pytz
+    # and tzdata. Nothing else may differ.
+    assert names("requirements-py310.lock") - names("requirements.lock") == {
+        "tomli", "exceptiongroup", "pytz", "tzdata"
+    }
+    assert names("requirements.lock") - names("requirements-py310.lock") == set()
+
+
 # -- portbench container run -----------------------------------------------------------------------
 
 

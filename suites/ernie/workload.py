@@ -50,7 +50,6 @@ from portbench.suites.ernie.export import INPUT_NAMES
 from portbench.suites.ernie.metrics import accuracy, macro_f1
 from portbench.suites.ernie.models import ERNIE_MODELS
 from portbench.suites.ernie.parity import TASK_INFO
-from portbench.suites.ernie.reference import MANIFEST as REFERENCE_MANIFEST
 from portbench.suites.ernie.reference import (
     DEFAULT_RECIPE,
     RECIPES,
@@ -60,6 +59,7 @@ from portbench.suites.ernie.reference import (
     corpus_examples,
     ensure_reference_model,
 )
+from portbench.suites.ernie.reference import MANIFEST as REFERENCE_MANIFEST
 from portbench.suites.ernie.shapes import (
     SYNTHETIC_SEED,
     ensure_synthetic_model,
