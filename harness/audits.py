@@ -108,7 +108,11 @@ def first_difference(reference: Any, observed: Any, atol: float, where: str = ""
     """Where two JSON-like outputs first differ beyond ``atol`` (numbers) or at all (the rest), with
     the largest numeric difference seen up to there; None when they agree."""
     if isinstance(reference, bool) or isinstance(observed, bool) or isinstance(reference, str):
-        return None if reference == observed else (f"{where or 'value'}: {reference!r} != {observed!r}", math.inf)
+        return (
+            None
+            if reference == observed
+            else (f"{where or 'value'}: {reference!r} != {observed!r}", math.inf)
+        )
     if isinstance(reference, (int, float)) and isinstance(observed, (int, float)):
         diff = abs(float(reference) - float(observed))
         return None if diff <= atol else (f"{where or 'value'}: {reference!r} != {observed!r}", diff)
@@ -116,7 +120,9 @@ def first_difference(reference: Any, observed: Any, atol: float, where: str = ""
         if set(reference) != set(observed):
             return (f"{where or 'output'}: keys {sorted(reference)} != {sorted(observed)}", math.inf)
         for key in reference:
-            found = first_difference(reference[key], observed[key], atol, f"{where}.{key}" if where else str(key))
+            found = first_difference(
+                reference[key], observed[key], atol, f"{where}.{key}" if where else str(key)
+            )
             if found:
                 return found
         return None
@@ -132,12 +138,20 @@ def first_difference(reference: Any, observed: Any, atol: float, where: str = ""
 
 
 def _max_abs_difference(reference: Any, observed: Any) -> float:
-    if isinstance(reference, (int, float)) and isinstance(observed, (int, float)) and not isinstance(reference, bool):
+    if (
+        isinstance(reference, (int, float))
+        and isinstance(observed, (int, float))
+        and not isinstance(reference, bool)
+    ):
         return abs(float(reference) - float(observed))
     if isinstance(reference, Mapping) and isinstance(observed, Mapping):
-        return max((_max_abs_difference(reference[k], observed[k]) for k in reference if k in observed), default=0.0)
+        return max(
+            (_max_abs_difference(reference[k], observed[k]) for k in reference if k in observed), default=0.0
+        )
     if isinstance(reference, (list, tuple)) and isinstance(observed, (list, tuple)):
-        return max((_max_abs_difference(a, b) for a, b in zip(reference, observed, strict=False)), default=0.0)
+        return max(
+            (_max_abs_difference(a, b) for a, b in zip(reference, observed, strict=False)), default=0.0
+        )
     return 0.0
 
 
@@ -148,8 +162,12 @@ def audit_outputs(
     atol: float,
 ) -> dict[str, Any]:
     """The outputs audit's verdict: ``passed``, ``failed`` (mismatches shown) or ``not_run`` (why)."""
-    verdict: dict[str, Any] = {"name": "outputs", "after": "MLPerf TEST01", "atol": atol,
-                               "query_indices": list(tap.indices)}
+    verdict: dict[str, Any] = {
+        "name": "outputs",
+        "after": "MLPerf TEST01",
+        "atol": atol,
+        "query_indices": list(tap.indices),
+    }
     if accuracy_outputs is None:
         return {**verdict, "verdict": "not_run", "reason": "no accuracy pass in this run"}
     if not tap.kept:
@@ -167,12 +185,23 @@ def audit_outputs(
                 largest = max(largest, _max_abs_difference(reference, observed))
                 difference = first_difference(reference, observed, atol)
                 if difference is not None:
-                    mismatches.append({"sample_id": sample_id, "query_index": index, "difference": difference[0],
-                                       "accuracy_output": reference, "performance_output": observed})
+                    mismatches.append(
+                        {
+                            "sample_id": sample_id,
+                            "query_index": index,
+                            "difference": difference[0],
+                            "accuracy_output": reference,
+                            "performance_output": observed,
+                        }
+                    )
     except ScenarioUnsupported as why:
         return {**verdict, "verdict": "not_run", "reason": str(why)}
     if not compared:
-        return {**verdict, "verdict": "not_run", "reason": "no tapped sample is among the accuracy pass's outputs"}
+        return {
+            **verdict,
+            "verdict": "not_run",
+            "reason": "no tapped sample is among the accuracy pass's outputs",
+        }
     return {
         **verdict,
         "verdict": "failed" if mismatches else "passed",
@@ -203,7 +232,11 @@ def audit_cache(
 ) -> dict[str, Any]:
     """Time each sampled input interleaved with the others (distinct) and repeated back to back
     (same); flag when distinct is markedly slower than same."""
-    verdict: dict[str, Any] = {"name": "cache", "after": "MLPerf TEST04", "threshold_ratio": settings.cache_ratio}
+    verdict: dict[str, Any] = {
+        "name": "cache",
+        "after": "MLPerf TEST04",
+        "threshold_ratio": settings.cache_ratio,
+    }
     if len(queries) < 2:
         return {**verdict, "verdict": "not_run", "reason": "the task has a single timed input"}
     indices = sample_indices(len(queries), max(settings.samples, 2), settings.seed + 1)
@@ -215,9 +248,7 @@ def audit_cache(
     for i in indices:
         queries[i].run()  # the repeats all follow this same input
         same[i] = [_time(queries[i], clock, synchronize) for _ in range(settings.repeats)]
-    ratios = {
-        i: statistics.median(distinct[i]) / max(statistics.median(same[i]), 1e-9) for i in indices
-    }
+    ratios = {i: statistics.median(distinct[i]) / max(statistics.median(same[i]), 1e-9) for i in indices}
     ratio = statistics.median(ratios.values())
     return {
         **verdict,

@@ -74,7 +74,9 @@ class ServerSettings:
         if not self.latency_bound_ms > 0:
             raise ServerSettingsError("latency_bound_ms must be positive")
         if not 0 < self.percentile < 100 or not 0 < self.confidence < 1:
-            raise ServerSettingsError("server_percentile must lie in (0, 100) and server_confidence in (0, 1)")
+            raise ServerSettingsError(
+                "server_percentile must lie in (0, 100) and server_confidence in (0, 1)"
+            )
         if self.workers < 1 or self.probe_queries < 1 or self.max_probes < 1 or self.final_attempts < 1:
             raise ServerSettingsError("server workers, probe queries, probes and attempts must be positive")
         if self.final_queries is not None and self.final_queries < 1:
@@ -82,7 +84,9 @@ class ServerSettings:
         if self.start_rate is not None and not self.start_rate > 0:
             raise ServerSettingsError("server_start_rate must be positive")
         if not self.tolerance > 0 or not 0 < self.backoff < 1 or self.min_duration_s < 0:
-            raise ServerSettingsError("need server_tolerance > 0, 0 < server_backoff < 1, server_min_duration_s >= 0")
+            raise ServerSettingsError(
+                "need server_tolerance > 0, 0 < server_backoff < 1, server_min_duration_s >= 0"
+            )
 
     @property
     def final_minimum(self) -> int:
@@ -94,12 +98,18 @@ class ServerSettings:
         if bound is None:
             raise ServerSettingsError("this task has no default latency bound: set params.latency_bound_ms")
         names = {
-            "server_percentile": ("percentile", float), "server_confidence": ("confidence", float),
-            "server_workers": ("workers", int), "server_probe_queries": ("probe_queries", int),
-            "server_final_queries": ("final_queries", int), "server_min_duration_s": ("min_duration_s", float),
-            "server_seed": ("seed", int), "server_start_rate": ("start_rate", float),
-            "server_tolerance": ("tolerance", float), "server_max_probes": ("max_probes", int),
-            "server_final_attempts": ("final_attempts", int), "server_backoff": ("backoff", float),
+            "server_percentile": ("percentile", float),
+            "server_confidence": ("confidence", float),
+            "server_workers": ("workers", int),
+            "server_probe_queries": ("probe_queries", int),
+            "server_final_queries": ("final_queries", int),
+            "server_min_duration_s": ("min_duration_s", float),
+            "server_seed": ("seed", int),
+            "server_start_rate": ("start_rate", float),
+            "server_tolerance": ("tolerance", float),
+            "server_max_probes": ("max_probes", int),
+            "server_final_attempts": ("final_attempts", int),
+            "server_backoff": ("backoff", float),
         }
         values: dict[str, Any] = {"latency_bound_ms": _number(bound, "latency_bound_ms", float)}
         for key, (name, kind) in names.items():
@@ -113,7 +123,9 @@ def _number(value: Any, key: str, kind: type) -> Any:
     if kind is int:
         ok = ok and float(value).is_integer()
     if not ok:
-        raise ServerSettingsError(f"parameter {key} must be a {'whole ' if kind is int else ''}number, got {value!r}")
+        raise ServerSettingsError(
+            f"parameter {key} must be a {'whole ' if kind is int else ''}number, got {value!r}"
+        )
     return kind(value)
 
 
@@ -167,10 +179,17 @@ class EarlyStopping:
         return {**asdict(self), "passed": self.passed, "more_needed": self.more_needed}
 
 
-def early_stopping(latencies_ms: Sequence[float], bound_ms: float, percentile: float, confidence: float) -> EarlyStopping:
+def early_stopping(
+    latencies_ms: Sequence[float], bound_ms: float, percentile: float, confidence: float
+) -> EarlyStopping:
     over = sum(1 for v in latencies_ms if v > bound_ms)
-    return EarlyStopping(len(latencies_ms), over, early_stopping_min_queries(over, percentile, confidence),
-                         percentile, confidence)
+    return EarlyStopping(
+        len(latencies_ms),
+        over,
+        early_stopping_min_queries(over, percentile, confidence),
+        percentile,
+        confidence,
+    )
 
 
 def tail_latency_ms(latencies_ms: Sequence[float], percentile: float) -> float:
@@ -213,7 +232,9 @@ class ServerRun:
         return max(self.completed_ns) / 1e9
 
     def throughput(self) -> Throughput:
-        return Throughput(samples_per_s=self.samples / self.wall_s, queries_per_s=len(self.completed_ns) / self.wall_s)
+        return Throughput(
+            samples_per_s=self.samples / self.wall_s, queries_per_s=len(self.completed_ns) / self.wall_s
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -281,7 +302,8 @@ def run_server(
             failed.set()
 
     threads = [threading.Thread(target=generate, name="portbench-loadgen")] + [
-        threading.Thread(target=serve, args=(n,), name=f"portbench-server-{n}") for n in range(len(worker_queries))
+        threading.Thread(target=serve, args=(n,), name=f"portbench-server-{n}")
+        for n in range(len(worker_queries))
     ]
     for thread in threads:
         thread.start()
@@ -321,7 +343,12 @@ class SearchResult:
 
     @property
     def valid(self) -> bool:
-        return self.final is not None and self.early is not None and self.early.passed and self._tail_ok(self.final)
+        return (
+            self.final is not None
+            and self.early is not None
+            and self.early.passed
+            and self._tail_ok(self.final)
+        )
 
     def _tail_ok(self, run: ServerRun) -> bool:
         return tail_latency_ms(run.latencies_ms, self.settings.percentile) <= self.settings.latency_bound_ms
@@ -343,7 +370,9 @@ def find_rate(probe: Probe, settings: ServerSettings, start_rate: float) -> Sear
         run = probe(rate, settings.probe_queries, seed)
         tail = tail_latency_ms(run.latencies_ms, settings.percentile)
         ok = tail <= settings.latency_bound_ms
-        found.probes.append(ProbeRecord(rate, settings.probe_queries, seed, tail, ok, run.throughput().queries_per_s))
+        found.probes.append(
+            ProbeRecord(rate, settings.probe_queries, seed, tail, ok, run.throughput().queries_per_s)
+        )
         return ok
 
     low: float | None = None
@@ -373,11 +402,20 @@ def find_rate(probe: Probe, settings: ServerSettings, start_rate: float) -> Sear
         seed += 1
         count = max(settings.final_minimum, math.ceil(rate * settings.min_duration_s))
         run = probe(rate, count, seed)
-        early = early_stopping(run.latencies_ms, settings.latency_bound_ms, settings.percentile, settings.confidence)
+        early = early_stopping(
+            run.latencies_ms, settings.latency_bound_ms, settings.percentile, settings.confidence
+        )
         tail = tail_latency_ms(run.latencies_ms, settings.percentile)
         found.final, found.early = run, early
-        found.final_attempts.append({"target_qps": rate, "queries": count, "seed": seed, "tail_ms": tail,
-                                     "early_stopping": early.to_dict()})
+        found.final_attempts.append(
+            {
+                "target_qps": rate,
+                "queries": count,
+                "seed": seed,
+                "tail_ms": tail,
+                "early_stopping": early.to_dict(),
+            }
+        )
         if found.valid:
             break
         rate *= settings.backoff
@@ -394,8 +432,11 @@ class ServerWarmup:
     service_s: float  # median service time of one query on one worker, unloaded
 
 
-def _warm_up(worker_queries: Sequence[Sequence[Query]], synchronize: Synchronize | None,
-             clock: Clock = time.perf_counter_ns) -> ServerWarmup:
+def _warm_up(
+    worker_queries: Sequence[Sequence[Query]],
+    synchronize: Synchronize | None,
+    clock: Clock = time.perf_counter_ns,
+) -> ServerWarmup:
     """Run every input once on every worker's predictors (first-shape costs stay out), then one timed
     pass on the first worker for the service time that seeds the search."""
     start = clock()
@@ -436,7 +477,9 @@ def search_server(
 
 class ServerScenario(Scenario):
     name = "server"
-    description = "Poisson arrivals; the highest rate whose p99 latency (from scheduled arrival) meets a bound"
+    description = (
+        "Poisson arrivals; the highest rate whose p99 latency (from scheduled arrival) meets a bound"
+    )
 
     def record(self, context: ScenarioContext, result: CellResult) -> list[int]:
         prepared = context.prepared
@@ -483,6 +526,9 @@ def record_search(found: SearchResult, warmup: ServerWarmup, result: CellResult)
     result.warmup = {"queries": warmup.queries, "seconds": warmup.seconds, "stable": None}
     result.server = summary
     if not found.valid:
-        why = ("no probed rate met the bound" if found.final is None
-               else "the final run did not meet the bound with early stopping")
+        why = (
+            "no probed rate met the bound"
+            if found.final is None
+            else "the final run did not meet the bound with early stopping"
+        )
         summary["reason"] = why

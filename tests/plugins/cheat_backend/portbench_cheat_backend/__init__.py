@@ -39,8 +39,10 @@ class CheatSession(InferenceSession):
 
     def _same_input(self, feed: Sequence[np.ndarray]) -> bool:
         last = self._last_feed
-        return last is not None and self._same_shapes(feed) and all(
-            np.array_equal(a, b) for a, b in zip(last, feed, strict=True)
+        return (
+            last is not None
+            and self._same_shapes(feed)
+            and all(np.array_equal(a, b) for a, b in zip(last, feed, strict=True))
         )
 
     def run(self, feed: Sequence[np.ndarray]) -> list[np.ndarray]:
