@@ -158,3 +158,41 @@ def test_rate_search_on_a_fake_system_with_fixed_service_time() -> None:
     assert found.rate_at_bound is not None
     assert 0.4 * capacity <= found.rate_at_bound <= 1.5 * capacity
     assert found.final is not None and len(found.final.scheduled_ns) >= 69
+
+
+@pytest.mark.fast
+def test_reports_show_the_server_cell_with_rate_p99_and_bound() -> None:
+    from rich.console import Console
+
+    from portbench.harness.results import CellResult, RunResults
+    from portbench.reports.markdown import render_markdown
+    from portbench.reports.terminal import print_summary
+
+    cell = CellResult(
+        cell_id="ocr/system/ppocrv4-mobile-system/cpu/fp32/server", workload="ocr", task="system",
+        model="ppocrv4-mobile-system", backend="cpu", precision="fp32", scenario="server",
+        dataset="synth", status="passed",
+        server={"latency_bound_ms": 800.0, "percentile": 99.0, "rate_at_bound_qps": 1.23, "tail_ms": 612.5,
+                "early_stopping": {"passed": True, "queries": 230, "overlatency": 0, "more_needed": 0}},
+        audits={"outputs": {"verdict": "passed"}, "cache": {"verdict": "passed", "ratio": 1.04}},
+    )
+    results = RunResults(run_id="r", started_at="2026-12-01T00:00:00+00:00", portbench_version="0",
+                         suite="scenarios", platform={}, cells=[cell])
+    markdown = render_markdown(results)
+    [row] = [line for line in markdown.splitlines() if line.startswith("| ocr/system/")]
+    assert [c.strip() for c in row.strip("|").split("|")] == [
+        cell.cell_id, "cpu", "800", "1.23", "612.50", "passed (230 queries, 0 over)",
+        "outputs passed, cache passed (1.0x)",
+    ]
+    console = Console(record=True, width=220)
+    print_summary(results, console)
+    text = console.export_text()
+    assert "Server scenario" in text and "1.23" in text and "612.50" in text
+
+
+@pytest.mark.fast
+def test_the_scenarios_suite_has_server_cells_for_ocr_system_and_the_ernie_classifier() -> None:
+    from portbench.harness.suite import get_suite
+
+    server = [(c.workload, c.task) for c in get_suite("scenarios").cells if c.scenario == "server"]
+    assert sorted(server) == [("ernie", "cls"), ("ocr", "system")]
