@@ -190,6 +190,9 @@ class Backend(ABC):
     # Prefixes of environment variables that change how fast this platform runs (read into the
     # run manifest, never set).
     env_prefixes: ClassVar[tuple[str, ...]] = ()
+    # How far two runs of the same input may differ on this backend (output audits): exact on the
+    # CPU for equal shapes and threads; a backend with non-deterministic kernels widens it.
+    determinism_atol: ClassVar[float] = 1e-6
     # pip distributions of the Paddle build this backend runs on ("paddlepaddle-gpu", ...).
     paddle_builds: ClassVar[tuple[str, ...]] = ()
     # PaddleCustomDevice plugin distributions it loads ("paddle-custom-npu", ...).

@@ -19,7 +19,9 @@ from portbench.files import default_file_mode
 from portbench.harness.verdict import ParityVerdict
 
 # 1.1: suite_definition, the resolved suite (1.0 documents still load: they name a built-in suite).
-SCHEMA_VERSION = "1.1"
+# 1.2: CellResult.server (server scenario: rate at the bound, search, early stopping) and
+# CellResult.audits (output and cache audits); both absent in older documents.
+SCHEMA_VERSION = "1.2"
 SCHEMA_PATH = Path(__file__).with_name("results.schema.json")
 RESULTS_FILENAME = "results.json"
 
@@ -125,6 +127,12 @@ class CellResult:
     outputs_file: str | None = None
     quantization: dict[str, Any] | None = None  # provenance of an INT8 model (source, algo, samples)
     parity: ParityVerdict | None = None  # verdict against the FP32 reference, with the evidence
+    # Server scenario only: latency_bound_ms, percentile, rate_at_bound_qps (None when no rate met
+    # the bound), valid, tail_ms / p99_ms of the final run, early_stopping, every probe; the final
+    # run's raw scheduled / issued / completed times are in raw["server_final"].
+    server: dict[str, Any] | None = None
+    # Audit name ("outputs", "cache") -> verdict ("passed", "failed", "not_run") with its numbers.
+    audits: dict[str, Any] = field(default_factory=dict)
     started_at: str | None = None
     duration_s: float | None = None
 

@@ -28,7 +28,7 @@ from portbench.backends.base import Precision
 from portbench.errors import PortbenchError, UnknownNameError
 from portbench.harness.measure import MeasureSettings, MeasureSettingsError
 from portbench.harness.parity import ParityError, ParityGates
-from portbench.harness.worker import SCENARIOS
+from portbench.harness.scenarios import scenario_names
 
 try:
     import tomllib
@@ -248,9 +248,10 @@ def _parse_cells(value: Any, check: _Checker, workloads: Collection[str] | None)
         if workloads is not None and fields_["workload"] not in workloads:
             raise check.error(f"{prefix}.workload",
                               f"expected one of {', '.join(sorted(workloads))}, got {fields_['workload']!r}")
-        if fields_["scenario"] not in SCENARIOS:
+        known_scenarios = scenario_names()
+        if fields_["scenario"] not in known_scenarios:
             raise check.error(f"{prefix}.scenario",
-                              f"expected one of {', '.join(SCENARIOS)}, got {fields_['scenario']!r}")
+                              f"expected one of {', '.join(known_scenarios)}, got {fields_['scenario']!r}")
         params_table = table.get("params", {})
         if not isinstance(params_table, Mapping):
             raise check.error(f"{prefix}.params", f"expected a table, got {_show(params_table)}")

@@ -23,6 +23,15 @@ import psutil
 from portbench.backends.base import Backend, InferenceSession, ModelFiles, Precision, PredictorOptions
 from portbench.backends.registry import create_backend
 from portbench.errors import PortbenchError
+from portbench.harness.audits import (
+    AuditSettings,
+    OutputTap,
+    audit_cache,
+    audit_outputs,
+    audits_enabled,
+    sample_indices,
+)
+from portbench.harness.audits import failure_reason as audit_failure
 from portbench.harness.config import CellPlan
 from portbench.harness.measure import (
     Measurement,
@@ -37,6 +46,7 @@ from portbench.harness.measure import (
 )
 from portbench.harness.models import hash_model_files, sha256_file
 from portbench.harness.results import CellResult, CellStatus, ModelRecord
+from portbench.harness.scenarios import Scenario, ScenarioContext, create_scenario
 from portbench.harness.workload import (
     AccuracyResult,
     PreparedTask,
@@ -159,7 +169,6 @@ def _stage_summaries(accuracy: AccuracyResult) -> tuple[dict[str, Any], dict[str
     return summaries, raw
 
 
-SCENARIOS = ("single-stream", "offline", "multi-stream")
 DEFAULT_STREAMS = 2
 # The stage split runs in its own short loop after the timed one: a few passes are enough.
 STAGE_SETTINGS = MeasureSettings(
@@ -267,15 +276,40 @@ def _measure_scenario(
     sessions: Mapping[str, InferenceSession],
     queries: Sequence[Query],
     result: CellResult,
+    output_tap: OutputTap | None = None,
 ) -> list[int]:
-    """Run the cell's scenario and record it; returns the batch sizes measured (for the manifest)."""
-    if plan.scenario == "single-stream":
-        return _record_single_stream(plan, backend, queries, result)
-    if plan.scenario == "offline":
-        return _record_offline(plan, backend, prepared, result)
-    if plan.scenario == "multi-stream":
-        return _record_multi_stream(plan, backend, prepared, sessions, result)
-    raise PortbenchError(f"unknown scenario {plan.scenario!r}; known: {', '.join(SCENARIOS)}")
+    """Run the cell's scenario (``harness.scenarios`` registry) and record it; returns the batch
+    sizes measured (for the manifest)."""
+    context = ScenarioContext(plan, backend, prepared, sessions, queries, output_tap)
+    return create_scenario(plan.scenario).record(context, result)
+
+
+class SingleStreamScenario(Scenario):
+    name = "single-stream"
+    description = "one query after another, repeated trials"
+
+    def record(self, context: ScenarioContext, result: CellResult) -> list[int]:
+        tap = context.output_tap
+        queries = tap.wrap(context.queries) if tap is not None else context.queries
+        return _record_single_stream(context.plan, context.backend, queries, result)
+
+
+class OfflineScenario(Scenario):
+    name = "offline"
+    description = "throughput over a batch-size sweep (params.batch_sizes)"
+
+    def record(self, context: ScenarioContext, result: CellResult) -> list[int]:
+        return _record_offline(context.plan, context.backend, context.prepared, result)
+
+
+class MultiStreamScenario(Scenario):
+    name = "multi-stream"
+    description = "params.streams concurrent streams, each on cloned predictors"
+
+    def record(self, context: ScenarioContext, result: CellResult) -> list[int]:
+        return _record_multi_stream(
+            context.plan, context.backend, context.prepared, context.sessions, result
+        )
 
 
 def _measure_inference_stages(prepared: PreparedTask, result: CellResult) -> None:
@@ -293,6 +327,24 @@ def _measure_inference_stages(prepared: PreparedTask, result: CellResult) -> Non
         result.stages_ms[f"inference_{stage}"] = summary
         raw_stages[f"inference_{stage}"] = staged.stages_ms[stage]
 
+
+def _run_audits(
+    backend: Backend,
+    prepared: PreparedTask,
+    queries: Sequence[Query],
+    tap: OutputTap,
+    accuracy_outputs: Mapping[str, Any] | None,
+    settings: AuditSettings,
+    result: CellResult,
+) -> None:
+    """After the timed pass: compare the tapped outputs with the accuracy pass's, then the
+    same-versus-distinct input check; a failed audit fails the cell (its figures stay recorded)."""
+    result.audits["outputs"] = audit_outputs(prepared, tap, accuracy_outputs, backend.determinism_atol)
+    result.audits["cache"] = audit_cache(queries, settings, synchronize=backend.synchronize)
+    reason = audit_failure(result.audits)
+    if reason is not None:
+        result.status = "failed"
+        result.reason = reason
 
 
 @dataclass
@@ -339,8 +391,18 @@ def execute_cell(plan: CellPlan) -> CellRun:
     if plan.mode in ("both", "performance") and queries:
         process = psutil.Process()
         process.cpu_percent(None)
-        batch_sizes = _measure_scenario(plan, backend, prepared, opened.sessions, queries, result)
+        audit_settings = (
+            AuditSettings.from_params(plan.spec.params)
+            if audits_enabled(plan.spec.params, plan.scenario) else None
+        )
+        tap = (
+            OutputTap(sample_indices(len(queries), audit_settings.samples, audit_settings.seed))
+            if audit_settings else None
+        )
+        batch_sizes = _measure_scenario(plan, backend, prepared, opened.sessions, queries, result, tap)
         result.resources["cpu_percent"] = process.cpu_percent(None)
+        if audit_settings is not None and tap is not None:
+            _run_audits(backend, prepared, queries, tap, outputs, audit_settings, result)
         _measure_inference_stages(prepared, result)
         result.manifest = build_manifest(
             backend=backend.name,

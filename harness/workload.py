@@ -205,6 +205,9 @@ class PreparedTask(ABC):
 
     # Optional scenario hooks: a task that does not override one cannot run that scenario.
     task_label: ClassVar[str] = ""
+    # The server scenario's default tail-latency bound for this task (a cell's
+    # ``params.latency_bound_ms`` overrides it); None: a server cell must set one.
+    server_latency_bound_ms: ClassVar[float | None] = None
 
     def unsupported(self, scenario: str) -> ScenarioUnsupported:
         name = self.task_label or type(self).__name__
@@ -222,6 +225,12 @@ class PreparedTask(ABC):
         """(session, pre-processed feed, samples) for a few inputs: what ``measure_stages`` times
         for the host-to-device / compute / device-to-host split."""
         raise self.unsupported("staged-timing")
+
+    def audit_outputs(self, query_index: int, returned: object) -> Mapping[str, JSONValue]:
+        """Output audit: what timed query ``query_index`` (of :meth:`queries`, or of any
+        :meth:`stream_queries` list, which hold the same inputs in the same order) returned, in the
+        accuracy pass's per-sample form (sample id -> output), for comparison with that pass."""
+        raise self.unsupported("output-audit")
 
 
 SessionFactory = Callable[[ModelFiles], InferenceSession]

@@ -20,6 +20,8 @@ from portbench.reports.parity import (
     reference_description,
 )
 from portbench.reports.tables import (
+    SERVER_COLUMNS,
+    SERVER_NOTE,
     SYNTHETIC_LABEL,
     UNSTABLE,
     UNSTABLE_NOTE,
@@ -33,6 +35,7 @@ from portbench.reports.tables import (
     rows_by_workload,
     run_header_lines,
     scenarios_differ,
+    server_rows,
     status_counts,
     subset_columns,
     subset_rows,
@@ -190,6 +193,18 @@ def parity_section(results: RunResults) -> list[str]:
     return lines
 
 
+def server_section(results: RunResults) -> list[str]:
+    rows = server_rows(results)
+    if not rows:
+        return []
+    table = [
+        (r.cell_id, r.backend, r.bound_ms, r.rate_qps, r.p99_ms, r.early_stopping, r.audits) for r in rows
+    ]
+    return [
+        "## Server scenario", "", SERVER_NOTE, "", *markdown_table(SERVER_COLUMNS, table, align_right_from=2)
+    ]
+
+
 def unfinished_section(results: RunResults) -> list[str]:
     rows = unfinished_cells(results)
     if not rows:
@@ -218,7 +233,9 @@ def render_markdown(results: RunResults) -> str:
     ]
     for workload, rows in rows_by_workload(results).items():
         lines += ["", *workload_section(workload, rows, results)]
-    for section in (parity_section(results), models_section(results), unfinished_section(results)):
+    sections = (server_section(results), parity_section(results), models_section(results),
+                unfinished_section(results))
+    for section in sections:
         if section:
             lines += ["", *section]
     return "\n".join(lines) + "\n"

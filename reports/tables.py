@@ -380,3 +380,68 @@ def run_header_lines(results: RunResults) -> list[tuple[str, str]]:
         ("portbench", version),
     ]
     return [(label, value) for label, value in lines if value]
+
+
+# --- server scenario and audits ---------------------------------------------------------------------
+
+SERVER_COLUMNS = ("Cell", "Backend", "Bound ms", "Rate at bound q/s", "p99 ms", "Early stopping", "Audits")
+
+
+@dataclass(frozen=True)
+class ServerRow:
+    """One server cell: the rate found under its bound and the final run's tail, formatted."""
+
+    cell_id: str
+    backend: str
+    bound_ms: str
+    rate_qps: str
+    p99_ms: str
+    early_stopping: str
+    audits: str
+
+
+def audits_text(audits: Mapping[str, Any]) -> str:
+    """``outputs passed, cache passed (1.1x)``; empty where no audit ran."""
+    parts = []
+    for name, verdict in audits.items():
+        text = f"{name} {verdict.get('verdict', '?')}"
+        if name == "cache" and isinstance(verdict.get("ratio"), (int, float)):
+            text += f" ({verdict['ratio']:.1f}x)"
+        parts.append(text)
+    return ", ".join(parts)
+
+
+def server_rows(results: RunResults) -> list[ServerRow]:
+    rows = []
+    for cell in results.cells:
+        server = cell.server
+        if not server:
+            continue
+        early = server.get("early_stopping") or {}
+        if not early:
+            early_text = "-"
+        elif early.get("passed"):
+            early_text = f"passed ({early['queries']} queries, {early['overlatency']} over)"
+        else:
+            early_text = f"not met: {early.get('more_needed', '?')} more queries needed"
+        rate = server.get("rate_at_bound_qps")
+        tail = server.get("tail_ms")
+        rows.append(
+            ServerRow(
+                cell_id=cell.cell_id,
+                backend=cell.backend,
+                bound_ms=f"{server['latency_bound_ms']:g}",
+                rate_qps=format_rate(rate) if isinstance(rate, (int, float)) else "none met",
+                p99_ms=format_ms(tail) if isinstance(tail, (int, float)) else "-",
+                early_stopping=early_text,
+                audits=audits_text(cell.audits),
+            )
+        )
+    return rows
+
+
+SERVER_NOTE = (
+    "Rate at bound: the highest Poisson arrival rate whose final run kept the p99 latency, counted "
+    "from each query's scheduled arrival, under the bound, with MLPerf's early-stopping rule met; "
+    "p99 ms is that run's (its maximum where it holds fewer than 200 queries)."
+)

@@ -18,6 +18,8 @@ from portbench.harness.reporting import Report
 from portbench.harness.results import RunResults
 from portbench.reports.parity import ParityMatrix, column_label, parity_matrix, parity_notes
 from portbench.reports.tables import (
+    SERVER_COLUMNS,
+    SERVER_NOTE,
     SYNTHETIC_LABEL,
     UNSTABLE,
     UNSTABLE_NOTE,
@@ -27,6 +29,7 @@ from portbench.reports.tables import (
     platform_lines,
     rows_by_workload,
     scenarios_differ,
+    server_rows,
     shown_metrics,
     status_counts,
     unfinished_cells,
@@ -118,6 +121,19 @@ def print_parity(results: RunResults, console: Console) -> None:
             console.print(Text(f"  {sample}"))
 
 
+def print_server(results: RunResults, console: Console) -> None:
+    rows = server_rows(results)
+    if not rows:
+        return
+    table = Table(title="Server scenario")
+    for index, column in enumerate(SERVER_COLUMNS):
+        table.add_column(column, justify="right" if 2 <= index <= 4 else "left")
+    for r in rows:
+        table.add_row(r.cell_id, r.backend, r.bound_ms, r.rate_qps, r.p99_ms, r.early_stopping, r.audits)
+    console.print(table)
+    console.print(Text(SERVER_NOTE))
+
+
 def print_summary(results: RunResults, console: Console) -> None:
     """Platform line, the summary table, notes (withheld percentiles, reasons) and the status counts."""
     platform = dict(platform_lines(results.platform))
@@ -134,6 +150,7 @@ def print_summary(results: RunResults, console: Console) -> None:
         console.print(
             Text.assemble(status_text(row.status), f" {row.cell_id}: {row.reason or 'no reason recorded'}")
         )
+    print_server(results, console)
     print_parity(results, console)
     counts = status_counts(results)
     console.print(

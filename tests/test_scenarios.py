@@ -195,7 +195,7 @@ def test_unsupported_scenario_is_a_one_line_error(tmp_path: Path, scenario: str)
 @pytest.mark.parametrize(
     ("scenario", "params", "message"),
     [
-        ("server", {}, "unknown scenario 'server'"),
+        ("warp-speed", {}, "unknown scenario .warp-speed."),
         ("offline", {"batch_sizes": [4, 4]}, "batch_sizes must be distinct positive integers"),
         ("offline", {"batch_sizes": [0]}, "batch_sizes must be distinct positive integers"),
         ("multi-stream", {"streams": 0}, "streams must be a positive integer"),

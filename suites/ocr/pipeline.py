@@ -96,6 +96,12 @@ class OcrPipeline:
         self.rec_batch_size = rec_batch_size
         self.drop_score = drop_score
 
+    def with_sessions(self, det: InferenceSession, rec: InferenceSession) -> OcrPipeline:
+        """The same pipeline (decoder and settings shared: they hold no per-call state) on other
+        det and rec predictors, e.g. a concurrent stream's clones."""
+        return OcrPipeline(det, rec, self.decoder, self.det_config, self.rec_batch_size, self.drop_score,
+                           self.det_preprocess)
+
     @classmethod
     def from_backend(
         cls,
