@@ -21,9 +21,11 @@ from typing import Any
 import psutil
 
 from portbench.backends.base import Backend, InferenceSession, ModelFiles, Precision, PredictorOptions
+from portbench.backends.power import host_power_sources
 from portbench.backends.registry import create_backend
 from portbench.errors import PortbenchError
 from portbench.harness.config import CellPlan
+from portbench.harness.energy import EnergyMeter, energy_record
 from portbench.harness.measure import (
     Measurement,
     MeasureSettings,
@@ -183,10 +185,13 @@ def _int_list_param(params: Mapping[str, Any], key: str, default: Sequence[int])
 
 
 def _record_single_stream(
-    plan: CellPlan, backend: Backend, queries: Sequence[Query], result: CellResult
+    plan: CellPlan, backend: Backend, queries: Sequence[Query], result: CellResult, meter: EnergyMeter
 ) -> list[int]:
-    trials = run_trials(queries, plan.measure, trials=plan.trials, synchronize=backend.synchronize)
+    trials = run_trials(
+        queries, plan.measure, trials=plan.trials, synchronize=backend.synchronize, window=meter.window
+    )
     pooled = trials.pooled()
+    result.energy = energy_record(meter, meter.windows[-1], pooled.samples)
     result.latency_ms = pooled.latency_summary()
     result.throughput = pooled.throughput()
     result.trials = trials.summary
@@ -198,7 +203,7 @@ def _record_single_stream(
 
 
 def _record_offline(
-    plan: CellPlan, backend: Backend, prepared: PreparedTask, result: CellResult
+    plan: CellPlan, backend: Backend, prepared: PreparedTask, result: CellResult, meter: EnergyMeter
 ) -> list[int]:
     """One single-stream loop per batch size; the headline figures are the largest batch's."""
     batch_sizes = _int_list_param(plan.spec.params, "batch_sizes", [1, 8, 32])
@@ -209,7 +214,14 @@ def _record_offline(
         samples_per_query[batch_size] = [q.samples for q in queries]
         return queries
 
-    measured = offline(queries_for, batch_sizes, plan.measure, synchronize=backend.synchronize)
+    measured = offline(
+        queries_for, batch_sizes, plan.measure, synchronize=backend.synchronize, window=meter.window
+    )
+    # One meter window per batch size, in sweep order.
+    energy = {
+        batch_size: energy_record(meter, window, measurement.samples)
+        for (batch_size, measurement), window in zip(measured.items(), meter.windows, strict=True)
+    }
     result.raw["offline"] = [
         {
             "batch_size": batch_size,
@@ -218,10 +230,12 @@ def _record_offline(
             "warmup": measurement.warmup_report(),
             "samples_per_query": samples_per_query[batch_size],
             "latencies_ms": measurement.latencies_ms,
+            "energy": energy[batch_size],
         }
         for batch_size, measurement in measured.items()
     ]
     headline = max(batch_sizes)
+    result.energy = energy[headline]
     result.params["batch_sizes"] = batch_sizes
     result.params["headline_batch_size"] = headline
     _record_headline(measured[headline], result)
@@ -235,6 +249,7 @@ def _record_multi_stream(
     prepared: PreparedTask,
     sessions: Mapping[str, InferenceSession],
     result: CellResult,
+    meter: EnergyMeter,
 ) -> list[int]:
     """N threads, each on its own clone of every session: per-query latency across all streams,
     aggregate throughput."""
@@ -245,7 +260,8 @@ def _record_multi_stream(
         prepared.stream_queries({role: session.clone() for role, session in sessions.items()})
         for _ in range(value)
     ]
-    measured = multi_stream(streams, plan.measure, synchronize=backend.synchronize)
+    measured = multi_stream(streams, plan.measure, synchronize=backend.synchronize, window=meter.window)
+    result.energy = energy_record(meter, meter.windows[-1], measured.samples)
     result.params["streams"] = value
     _record_headline(measured, result)
     result.raw["stream_latency_ms"] = [[ns / 1e6 for ns in lat] for lat in measured.stream_latencies_ns]
@@ -269,12 +285,14 @@ def _measure_scenario(
     result: CellResult,
 ) -> list[int]:
     """Run the cell's scenario and record it; returns the batch sizes measured (for the manifest)."""
+    # Host sources (RAPL, the BMC) first, then the device's own; probed once per cell.
+    meter = EnergyMeter([*host_power_sources(), *backend.power_sources()])
     if plan.scenario == "single-stream":
-        return _record_single_stream(plan, backend, queries, result)
+        return _record_single_stream(plan, backend, queries, result, meter)
     if plan.scenario == "offline":
-        return _record_offline(plan, backend, prepared, result)
+        return _record_offline(plan, backend, prepared, result, meter)
     if plan.scenario == "multi-stream":
-        return _record_multi_stream(plan, backend, prepared, sessions, result)
+        return _record_multi_stream(plan, backend, prepared, sessions, result, meter)
     raise PortbenchError(f"unknown scenario {plan.scenario!r}; known: {', '.join(SCENARIOS)}")
 
 

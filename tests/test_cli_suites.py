@@ -114,7 +114,7 @@ def test_user_suite_runs_is_stored_resolved_and_resume_ignores_later_edits(
     )
     assert first.returncode == 0, first.stderr
     document = json.loads((out / "results.json").read_text(encoding="utf-8"))
-    assert document["schema_version"] == "1.1" and document["suite"] == "my-suite"
+    assert document["schema_version"] == "1.2" and document["suite"] == "my-suite"
     stored = document["suite_definition"]
     assert stored["suite"]["trials"] == 1 and stored["measure"]["max_queries"] == 4  # --set applied
     assert stored["measure"]["min_queries"] == 2  # the file's own value
