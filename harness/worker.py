@@ -26,6 +26,7 @@ from portbench.backends.registry import create_backend
 from portbench.errors import PortbenchError
 from portbench.harness.config import CellPlan
 from portbench.harness.energy import EnergyMeter, energy_record
+from portbench.harness.first_shape import first_shape_record, measure_first_shapes
 from portbench.harness.measure import (
     Measurement,
     MeasureSettings,
@@ -338,7 +339,13 @@ def execute_cell(plan: CellPlan) -> CellRun:
     queries = prepared.queries()
     result.params.update(prepared.query_description())
 
-    if queries:
+    # First-shape costs before anything else runs on the sessions: every shape is new here.
+    probes = prepared.shape_probes() if plan.mode in ("both", "performance") else ()
+    if probes:
+        costs = measure_first_shapes(probes, synchronize=backend.synchronize)
+        result.first_shape = first_shape_record(costs)
+        result.cold_start["first_inference_ms"] = costs[0].first_ms
+    elif queries:
         first = time.perf_counter()
         queries[0].run()
         backend.synchronize()
