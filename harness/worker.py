@@ -27,6 +27,7 @@ from portbench.errors import PortbenchError
 from portbench.harness.config import CellPlan
 from portbench.harness.energy import EnergyMeter, energy_record
 from portbench.harness.first_shape import first_shape_record, measure_first_shapes
+from portbench.harness.placement import parse_fallback_lines, placement_for_role, profile_model
 from portbench.harness.measure import (
     Measurement,
     MeasureSettings,
@@ -104,13 +105,17 @@ def _quantized(
     return quantized.files, provenance
 
 
-def _open_sessions(backend: Backend, workload: Workload, plan: CellPlan) -> OpenedModels:
-    options = PredictorOptions(
+def _predictor_options(plan: CellPlan) -> PredictorOptions:
+    return PredictorOptions(
         precision=plan.precision,
         device_id=plan.device_id,
         cpu_threads=plan.cpu_threads,
         cache_dir=plan.spec.cache_dir / "engines",
     )
+
+
+def _open_sessions(backend: Backend, workload: Workload, plan: CellPlan) -> OpenedModels:
+    options = _predictor_options(plan)
     opened = OpenedModels({}, [], {}, None)
     synthetic = workload.synthetic_weights(plan.spec)
     quantize = plan.precision is Precision.INT8 and backend.int8_needs_quantized_model
@@ -313,6 +318,36 @@ def _measure_inference_stages(prepared: PreparedTask, result: CellResult) -> Non
         raw_stages[f"inference_{stage}"] = staged.stages_ms[stage]
 
 
+def _measure_placement(
+    plan: CellPlan, backend: Backend, workload: Workload, prepared: PreparedTask,
+    sessions: Mapping[str, InferenceSession],
+) -> dict[str, Any]:
+    """Operator placement per model role, on predictors of its own (profiling slows every op), from
+    the feeds the stage split uses; the kernel-fallback lines come from this cell's log so far."""
+    try:
+        feeds = prepared.staged_feeds()
+    except ScenarioUnsupported as exc:
+        return {"unavailable": f"{exc}: no feeds to profile the operators with"}
+    log_text = ""
+    if plan.log_path is not None and plan.log_path.is_file():
+        log_text = plan.log_path.read_text(encoding="utf-8", errors="replace")
+    fallbacks = parse_fallback_lines(log_text)
+    roles: dict[str, Any] = {}
+    for role, session in sessions.items():
+        role_feeds = [feed for s, feed, _ in feeds if s is session]
+        if not role_feeds:
+            continue
+        options = dataclasses.replace(
+            _predictor_options(plan), dynamic_shapes=workload.shape_ranges(plan.spec, role)
+        )
+        try:
+            counts, place, times = profile_model(backend, session.model, options, role_feeds)
+        except Exception as exc:  # placement is evidence; a profiler failure must not lose the cell
+            roles[role] = {"error": f"{type(exc).__name__}: {exc}"}
+            continue
+        roles[role] = placement_for_role(backend.device, counts, place, times, fallbacks)
+    return {"roles": roles, "fallback_log": plan.log_path is not None}
+
 
 @dataclass
 class CellRun:
@@ -366,6 +401,7 @@ def execute_cell(plan: CellPlan) -> CellRun:
         batch_sizes = _measure_scenario(plan, backend, prepared, opened.sessions, queries, result)
         result.resources["cpu_percent"] = process.cpu_percent(None)
         _measure_inference_stages(prepared, result)
+        result.placement = _measure_placement(plan, backend, workload, prepared, opened.sessions)
         result.manifest = build_manifest(
             backend=backend.name,
             precision=plan.precision.value,
