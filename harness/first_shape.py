@@ -20,7 +20,7 @@ from portbench.harness.workload import ShapeProbe
 
 Clock = Callable[[], int]  # monotonic nanoseconds
 Synchronize = Callable[[], None]
-STEADY_REPEATS = 3
+STEADY_REPEATS = 5
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,9 @@ def parse_fallback_lines(text: str) -> list[Fallback]:
     """Every kernel-fallback line of a Paddle log, first occurrence per operator, in log order."""
     found: dict[str, Fallback] = {}
     for match in FALLBACK_LINE.finditer(text):
-        found.setdefault(match.group("op"), Fallback(match.group("op"), match.group("device"), match.group("key")))
+        found.setdefault(
+            match.group("op"), Fallback(match.group("op"), match.group("device"), match.group("key"))
+        )
     return list(found.values())
 
 
@@ -92,7 +94,9 @@ def parse_profile_report(text: str) -> tuple[str | None, list[OpTime]]:
         fields = line.split()
         if len(fields) < 7:
             continue
-        name = fields[0].split("::", 1)[1] if fields[0].startswith("thread") and "::" in fields[0] else fields[0]
+        name = (
+            fields[0].split("::", 1)[1] if fields[0].startswith("thread") and "::" in fields[0] else fields[0]
+        )
         if name.startswith(NOT_OPERATORS):
             continue
         try:
@@ -219,7 +223,9 @@ def placement_for_role(
         "device": device,
         "profiler_place": place,
         "op_total": sum(counts.values()),
-        "ops_on_device": 0 if on_cpu_device else sum(o["count"] for o in operators if o["placement"] == device),
+        "ops_on_device": 0
+        if on_cpu_device
+        else sum(o["count"] for o in operators if o["placement"] == device),
         "ops_on_cpu": sum(o["count"] for o in operators if str(o["placement"]).startswith("cpu")),
         # Shares of the operators' own time (the report's total also holds executor overhead).
         "time_share_on_cpu": timed_share["cpu"] / sum(timed_share.values()) if times else None,
