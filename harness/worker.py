@@ -27,7 +27,6 @@ from portbench.errors import PortbenchError
 from portbench.harness.config import CellPlan
 from portbench.harness.energy import EnergyMeter, energy_record
 from portbench.harness.first_shape import first_shape_record, measure_first_shapes
-from portbench.harness.placement import parse_fallback_lines, placement_for_role, profile_model
 from portbench.harness.measure import (
     Measurement,
     MeasureSettings,
@@ -40,6 +39,7 @@ from portbench.harness.measure import (
     summarize_ms,
 )
 from portbench.harness.models import hash_model_files, sha256_file
+from portbench.harness.placement import parse_fallback_lines, placement_for_role, profile_model
 from portbench.harness.results import CellResult, CellStatus, ModelRecord
 from portbench.harness.workload import (
     AccuracyResult,
