@@ -4,15 +4,17 @@ source preference, and the "absent with a reason, never 0" rule."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from portbench.backends import _tools
 from portbench.backends.base import Availability
 from portbench.backends.cpu import CpuBackend
-from portbench.backends.cuda import CudaBackend, parse_nvidia_smi_power
+from portbench.backends.cuda import CudaBackend, NvmlPowerSource, parse_nvidia_smi_power
 from portbench.backends.dcu import HygonDcuBackend, parse_dcu_smi_power
 from portbench.backends.iluvatar import parse_ixsmi_power
 from portbench.backends.mlu import CambriconMluBackend, parse_cnmon_power
@@ -299,3 +301,47 @@ def test_this_machine_has_no_powercap() -> None:
     if Path("/sys/class/powercap").exists():
         pytest.skip("this host exposes powercap")
     assert RaplSource().probe().reason == "/sys/class/powercap not present"
+
+
+# --- NVML through a stand-in for pynvml (the API, not an output format) ---------------------------
+
+
+def _fake_pynvml(energy_mj: list[int] | None, power_mw: int) -> SimpleNamespace:
+    readings = iter(energy_mj or [])
+
+    def total_energy(handle: object) -> int:
+        if energy_mj is None:
+            raise RuntimeError("NVML_ERROR_NOT_SUPPORTED")
+        return next(readings)
+
+    return SimpleNamespace(
+        nvmlInit=lambda: None,
+        nvmlDeviceGetHandleByIndex=lambda index: f"handle-{index}",
+        nvmlDeviceGetTotalEnergyConsumption=total_energy,
+        nvmlDeviceGetPowerUsage=lambda handle: power_mw,
+    )
+
+
+def test_nvml_energy_counter_in_joules(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pynvml", _fake_pynvml([1_000, 1_000, 1_000, 4_500], 0)  # two probes, then the window)
+    source = NvmlPowerSource(0)
+    assert source.probe().available and source.kind == "counter"
+    now = [0.0]
+    meter = EnergyMeter([source], clock=lambda: now[0])
+    with meter.window():
+        now[0] = 1.0
+    (reading,) = meter.windows[0].readings
+    assert reading.energy_j == pytest.approx(3.5)  # 4500 mJ - 1000 mJ
+    assert reading.domain == "gpu:0" and reading.scope == "card" and reading.method == "counter"
+
+
+def test_nvml_without_energy_counter_samples_power(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pynvml", _fake_pynvml(None, 61_250))
+    source = NvmlPowerSource(1)
+    assert source.probe().available and source.kind == "draw"
+    assert source.read() == {"gpu:1": 61.25}
+
+
+def test_nvml_absent_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # import raises ImportError
+    assert "portbench[nvml]" in NvmlPowerSource().probe().reason
