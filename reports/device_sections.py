@@ -12,10 +12,13 @@ from portbench.harness.results import RunResults
 TOP_OPERATORS = 6
 
 
-def _number(value: float | None, digits: int = 3) -> str:
+def _number(value: float | None) -> str:
+    """Three significant figures below 1, two decimals below 100, whole numbers above."""
     if value is None:
         return "—"
-    return f"{value:.{digits}g}" if abs(value) < 1 else f"{value:,.{max(digits - 2, 1)}f}"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.2f}" if abs(value) >= 1 else f"{value:.3g}"
 
 
 @dataclass(frozen=True)
@@ -56,8 +59,8 @@ def energy_rows(results: RunResults) -> tuple[list[EnergyRow], dict[str, list[st
                     scope=reading["scope"],
                     domain=reading["domain"],
                     method=reading["method"],
-                    energy_j=_number(reading["energy_j"], 4),
-                    mean_power_w=_number(reading["mean_power_w"], 4),
+                    energy_j=_number(reading["energy_j"]),
+                    mean_power_w=_number(reading["mean_power_w"]),
                     energy_per_sample_j=_number(reading.get("energy_per_sample_j")),
                     samples_per_j=_number(reading.get("samples_per_j")),
                 )

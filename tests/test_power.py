@@ -323,7 +323,8 @@ def _fake_pynvml(energy_mj: list[int] | None, power_mw: int) -> SimpleNamespace:
 
 
 def test_nvml_energy_counter_in_joules(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "pynvml", _fake_pynvml([1_000, 1_000, 1_000, 4_500], 0)  # two probes, then the window)
+    # Read by this probe and the meter's, then at the window's start and end.
+    monkeypatch.setitem(sys.modules, "pynvml", _fake_pynvml([1_000, 1_000, 1_000, 4_500], 0))
     source = NvmlPowerSource(0)
     assert source.probe().available and source.kind == "counter"
     now = [0.0]
