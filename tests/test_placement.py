@@ -41,11 +41,11 @@ def test_fallback_lines_from_a_real_ascend_log() -> None:
 def test_fallback_lines_phi_wording_and_duplicates() -> None:
     # The wording of Paddle 3.x phi kernel selection (format string in libpaddle.so 3.2.2):
     # "phi missing <backend> kernel: <op>, expected_kernel_key:<key>, fallback to CPU one!"
-    log = (
-        "W1201 phi missing npu kernel: set_value, expected_kernel_key:(npu, NCHW, float32), fallback to CPU one!\n"
-        "I1201 unrelated line\n"
-        "W1201 phi missing npu kernel: set_value, expected_kernel_key:(npu, NCHW, float32), fallback to CPU one!\n"
+    line = (
+        "W1201 phi missing npu kernel: set_value, expected_kernel_key:(npu, NCHW, float32), "
+        "fallback to CPU one!"
     )
+    log = f"{line}\nI1201 unrelated line\n{line}\n"
     assert parse_fallback_lines(log) == [Fallback("set_value", "npu", "(npu, NCHW, float32)")]
     assert parse_fallback_lines("no fallback here") == []
 
