@@ -130,7 +130,7 @@ def optimized_op_counts(directory: Path) -> Counter[str]:
     if legacy.is_file():
         from paddle.base.proto import framework_pb2
 
-        program = framework_pb2.ProgramDesc()
+        program = framework_pb2.ProgramDesc()  # type: ignore[attr-defined]
         program.ParseFromString(legacy.read_bytes())
         counts.update(op.type for block in program.blocks for op in block.ops)
     elif pir.is_file():
