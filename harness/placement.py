@@ -155,6 +155,16 @@ def captured_stdout_fd(into: Path) -> Iterator[None]:
             os.close(saved)
 
 
+@contextlib.contextmanager
+def _working_directory(path: Path) -> Iterator[None]:
+    previous = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
 def profile_model(
     backend: Backend, files: ModelFiles, options: PredictorOptions, feeds: Sequence[Sequence[np.ndarray]]
 ) -> tuple[Counter[str], str | None, list[OpTime]]:
@@ -180,8 +190,11 @@ def profile_model(
                         handle.copy_from_cpu(array)
                     predictor.run()
             backend.synchronize()
-            del inputs, predictor  # the report is printed when the predictor goes
-            gc.collect()
+            # The report is printed when the predictor goes, and the legacy profiler also writes
+            # ./profile.log then: let that land in the scratch folder, not the user's directory.
+            with _working_directory(work):
+                del inputs, predictor
+                gc.collect()
         place, ops = parse_profile_report(report.read_text(encoding="utf-8", errors="replace"))
         return optimized_op_counts(work / "optimized"), place, ops
 
