@@ -13,9 +13,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from portbench.backends.power import PowerSource
 
 
 class Precision(str, enum.Enum):
@@ -242,6 +245,12 @@ class Backend(ABC):
     def memory_used_bytes(self) -> int | None:
         """Device memory in use now, or ``None`` where the backend has no such notion (the CPU)."""
         return None
+
+    def power_sources(self) -> Sequence[PowerSource]:
+        """Where this device's own power or energy can be read (its card). Host sources (RAPL, the
+        BMC's wall power) apply to every backend and are added by the harness; the CPU has none of
+        its own beyond those."""
+        return ()
 
     def new_config(self, model: ModelFiles) -> Any:
         import paddle.inference as paddle_infer

@@ -21,6 +21,7 @@ from portbench.harness.verdict import ParityVerdict
 # 1.1: suite_definition, the resolved suite (1.0 documents still load: they name a built-in suite).
 # 1.2: CellResult.server (server scenario: rate at the bound, search, early stopping) and
 # CellResult.audits (output and cache audits); both absent in older documents.
+# 1.2: per-cell energy, first_shape and placement (absent, i.e. None, in older documents).
 SCHEMA_VERSION = "1.2"
 SCHEMA_PATH = Path(__file__).with_name("results.schema.json")
 RESULTS_FILENAME = "results.json"
@@ -126,6 +127,12 @@ class CellResult:
     # to the run directory. They are what parity checks compare against a reference.
     outputs_file: str | None = None
     quantization: dict[str, Any] | None = None  # provenance of an INT8 model (source, algo, samples)
+    # Energy of the timed loops by power source and scope, or why there is none (harness.energy).
+    energy: dict[str, Any] | None = None
+    # First call of each distinct input shape against its steady state, measured in its own pass.
+    first_shape: dict[str, Any] | None = None
+    # Which operators ran on the device and which fell back to the CPU, per model role.
+    placement: dict[str, Any] | None = None
     parity: ParityVerdict | None = None  # verdict against the FP32 reference, with the evidence
     # Server scenario only: latency_bound_ms, percentile, rate_at_bound_qps (None when no rate met
     # the bound), valid, tail_ms / p99_ms of the final run, early_stopping, every probe; the final

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from portbench.backends.base import Backend, InferenceSession
     from portbench.harness.audits import OutputTap
     from portbench.harness.config import CellPlan
+    from portbench.harness.energy import EnergyMeter
     from portbench.harness.results import CellResult
     from portbench.harness.workload import PreparedTask, Query
 
@@ -36,6 +37,9 @@ class ScenarioContext:
     # Set when the cell's audits run: a scenario passes the timed queries it issues through
     # ``output_tap.wrap`` so a seeded sample of their outputs is kept (``harness.audits``).
     output_tap: OutputTap | None = None
+    # Power sources probed for the cell: a scenario times its loops inside ``meter.window()`` so the
+    # energy of exactly the timed work is recorded (``harness.energy``); None: no energy recorded.
+    meter: EnergyMeter | None = None
 
 
 class Scenario(ABC):

@@ -21,6 +21,7 @@ from typing import Any
 import psutil
 
 from portbench.backends.base import Backend, InferenceSession, ModelFiles, Precision, PredictorOptions
+from portbench.backends.power import host_power_sources
 from portbench.backends.registry import create_backend
 from portbench.errors import PortbenchError
 from portbench.harness.audits import (
@@ -33,6 +34,8 @@ from portbench.harness.audits import (
 )
 from portbench.harness.audits import failure_reason as audit_failure
 from portbench.harness.config import CellPlan
+from portbench.harness.energy import EnergyMeter, energy_record
+from portbench.harness.first_shape import first_shape_record, measure_first_shapes
 from portbench.harness.measure import (
     Measurement,
     MeasureSettings,
@@ -45,6 +48,7 @@ from portbench.harness.measure import (
     summarize_ms,
 )
 from portbench.harness.models import hash_model_files, sha256_file
+from portbench.harness.placement import parse_fallback_lines, placement_for_role, profile_model
 from portbench.harness.results import CellResult, CellStatus, ModelRecord
 from portbench.harness.scenarios import Scenario, ScenarioContext, create_scenario
 from portbench.harness.workload import (
@@ -111,13 +115,17 @@ def _quantized(
     return quantized.files, provenance
 
 
-def _open_sessions(backend: Backend, workload: Workload, plan: CellPlan) -> OpenedModels:
-    options = PredictorOptions(
+def _predictor_options(plan: CellPlan) -> PredictorOptions:
+    return PredictorOptions(
         precision=plan.precision,
         device_id=plan.device_id,
         cpu_threads=plan.cpu_threads,
         cache_dir=plan.spec.cache_dir / "engines",
     )
+
+
+def _open_sessions(backend: Backend, workload: Workload, plan: CellPlan) -> OpenedModels:
+    options = _predictor_options(plan)
     opened = OpenedModels({}, [], {}, None)
     synthetic = workload.synthetic_weights(plan.spec)
     quantize = plan.precision is Precision.INT8 and backend.int8_needs_quantized_model
@@ -192,10 +200,13 @@ def _int_list_param(params: Mapping[str, Any], key: str, default: Sequence[int])
 
 
 def _record_single_stream(
-    plan: CellPlan, backend: Backend, queries: Sequence[Query], result: CellResult
+    plan: CellPlan, backend: Backend, queries: Sequence[Query], result: CellResult, meter: EnergyMeter
 ) -> list[int]:
-    trials = run_trials(queries, plan.measure, trials=plan.trials, synchronize=backend.synchronize)
+    trials = run_trials(
+        queries, plan.measure, trials=plan.trials, synchronize=backend.synchronize, window=meter.window
+    )
     pooled = trials.pooled()
+    result.energy = energy_record(meter, meter.windows[-1], pooled.samples)
     result.latency_ms = pooled.latency_summary()
     result.throughput = pooled.throughput()
     result.trials = trials.summary
@@ -207,7 +218,7 @@ def _record_single_stream(
 
 
 def _record_offline(
-    plan: CellPlan, backend: Backend, prepared: PreparedTask, result: CellResult
+    plan: CellPlan, backend: Backend, prepared: PreparedTask, result: CellResult, meter: EnergyMeter
 ) -> list[int]:
     """One single-stream loop per batch size; the headline figures are the largest batch's."""
     batch_sizes = _int_list_param(plan.spec.params, "batch_sizes", [1, 8, 32])
@@ -218,7 +229,14 @@ def _record_offline(
         samples_per_query[batch_size] = [q.samples for q in queries]
         return queries
 
-    measured = offline(queries_for, batch_sizes, plan.measure, synchronize=backend.synchronize)
+    measured = offline(
+        queries_for, batch_sizes, plan.measure, synchronize=backend.synchronize, window=meter.window
+    )
+    # One meter window per batch size, in sweep order.
+    energy = {
+        batch_size: energy_record(meter, window, measurement.samples)
+        for (batch_size, measurement), window in zip(measured.items(), meter.windows, strict=True)
+    }
     result.raw["offline"] = [
         {
             "batch_size": batch_size,
@@ -227,10 +245,12 @@ def _record_offline(
             "warmup": measurement.warmup_report(),
             "samples_per_query": samples_per_query[batch_size],
             "latencies_ms": measurement.latencies_ms,
+            "energy": energy[batch_size],
         }
         for batch_size, measurement in measured.items()
     ]
     headline = max(batch_sizes)
+    result.energy = energy[headline]
     result.params["batch_sizes"] = batch_sizes
     result.params["headline_batch_size"] = headline
     _record_headline(measured[headline], result)
@@ -244,6 +264,7 @@ def _record_multi_stream(
     prepared: PreparedTask,
     sessions: Mapping[str, InferenceSession],
     result: CellResult,
+    meter: EnergyMeter,
 ) -> list[int]:
     """N threads, each on its own clone of every session: per-query latency across all streams,
     aggregate throughput."""
@@ -254,7 +275,8 @@ def _record_multi_stream(
         prepared.stream_queries({role: session.clone() for role, session in sessions.items()})
         for _ in range(value)
     ]
-    measured = multi_stream(streams, plan.measure, synchronize=backend.synchronize)
+    measured = multi_stream(streams, plan.measure, synchronize=backend.synchronize, window=meter.window)
+    result.energy = energy_record(meter, meter.windows[-1], measured.samples)
     result.params["streams"] = value
     _record_headline(measured, result)
     result.raw["stream_latency_ms"] = [[ns / 1e6 for ns in lat] for lat in measured.stream_latencies_ns]
@@ -280,8 +302,15 @@ def _measure_scenario(
 ) -> list[int]:
     """Run the cell's scenario (``harness.scenarios`` registry) and record it; returns the batch
     sizes measured (for the manifest)."""
-    context = ScenarioContext(plan, backend, prepared, sessions, queries, output_tap)
+    # Host sources (RAPL, the BMC) first, then the device's own; probed once per cell.
+    meter = EnergyMeter([*host_power_sources(), *backend.power_sources()])
+    context = ScenarioContext(plan, backend, prepared, sessions, queries, output_tap, meter)
     return create_scenario(plan.scenario).record(context, result)
+
+
+def _meter_of(context: ScenarioContext) -> EnergyMeter:
+    # A context built without power sources (a test, a third-party caller) records "no source".
+    return context.meter if context.meter is not None else EnergyMeter([])
 
 
 class SingleStreamScenario(Scenario):
@@ -291,7 +320,7 @@ class SingleStreamScenario(Scenario):
     def record(self, context: ScenarioContext, result: CellResult) -> list[int]:
         tap = context.output_tap
         queries = tap.wrap(context.queries) if tap is not None else context.queries
-        return _record_single_stream(context.plan, context.backend, queries, result)
+        return _record_single_stream(context.plan, context.backend, queries, result, _meter_of(context))
 
 
 class OfflineScenario(Scenario):
@@ -299,7 +328,7 @@ class OfflineScenario(Scenario):
     description = "throughput over a batch-size sweep (params.batch_sizes)"
 
     def record(self, context: ScenarioContext, result: CellResult) -> list[int]:
-        return _record_offline(context.plan, context.backend, context.prepared, result)
+        return _record_offline(context.plan, context.backend, context.prepared, result, _meter_of(context))
 
 
 class MultiStreamScenario(Scenario):
@@ -308,7 +337,7 @@ class MultiStreamScenario(Scenario):
 
     def record(self, context: ScenarioContext, result: CellResult) -> list[int]:
         return _record_multi_stream(
-            context.plan, context.backend, context.prepared, context.sessions, result
+            context.plan, context.backend, context.prepared, context.sessions, result, _meter_of(context)
         )
 
 
@@ -347,6 +376,37 @@ def _run_audits(
         result.reason = reason
 
 
+def _measure_placement(
+    plan: CellPlan, backend: Backend, workload: Workload, prepared: PreparedTask,
+    sessions: Mapping[str, InferenceSession],
+) -> dict[str, Any]:
+    """Operator placement per model role, on predictors of its own (profiling slows every op), from
+    the feeds the stage split uses; the kernel-fallback lines come from this cell's log so far."""
+    try:
+        feeds = prepared.staged_feeds()
+    except ScenarioUnsupported as exc:
+        return {"unavailable": f"{exc}: no feeds to profile the operators with"}
+    log_text = ""
+    if plan.log_path is not None and plan.log_path.is_file():
+        log_text = plan.log_path.read_text(encoding="utf-8", errors="replace")
+    fallbacks = parse_fallback_lines(log_text)
+    roles: dict[str, Any] = {}
+    for role, session in sessions.items():
+        role_feeds = [feed for s, feed, _ in feeds if s is session]
+        if not role_feeds:
+            continue
+        options = dataclasses.replace(
+            _predictor_options(plan), dynamic_shapes=workload.shape_ranges(plan.spec, role)
+        )
+        try:
+            counts, place, times = profile_model(backend, session.model, options, role_feeds)
+        except Exception as exc:  # placement is evidence; a profiler failure must not lose the cell
+            roles[role] = {"error": f"{type(exc).__name__}: {exc}"}
+            continue
+        roles[role] = placement_for_role(backend.device, counts, place, times, fallbacks)
+    return {"roles": roles, "fallback_log": plan.log_path is not None}
+
+
 @dataclass
 class CellRun:
     result: CellResult
@@ -373,7 +433,13 @@ def execute_cell(plan: CellPlan) -> CellRun:
     queries = prepared.queries()
     result.params.update(prepared.query_description())
 
-    if queries:
+    # First-shape costs before anything else runs on the sessions: every shape is new here.
+    probes = prepared.shape_probes() if plan.mode in ("both", "performance") else ()
+    if probes:
+        costs = measure_first_shapes(probes, synchronize=backend.synchronize)
+        result.first_shape = first_shape_record(costs)
+        result.cold_start["first_inference_ms"] = costs[0].first_ms
+    elif queries:
         first = time.perf_counter()
         queries[0].run()
         backend.synchronize()
@@ -404,6 +470,7 @@ def execute_cell(plan: CellPlan) -> CellRun:
         if audit_settings is not None and tap is not None:
             _run_audits(backend, prepared, queries, tap, outputs, audit_settings, result)
         _measure_inference_stages(prepared, result)
+        result.placement = _measure_placement(plan, backend, workload, prepared, opened.sessions)
         result.manifest = build_manifest(
             backend=backend.name,
             precision=plan.precision.value,

@@ -50,6 +50,35 @@ class Query:
     samples: int = 1
 
 
+@dataclass(frozen=True)
+class ShapeProbe:
+    """One distinct input shape a task meets in its data, with a call that runs exactly that shape
+    (inputs already pre-processed). ``kind`` says what varies (``det page``, ``rec width``,
+    ``seq len``) and groups the report; ``label`` names the shape for a reader."""
+
+    kind: str
+    label: str
+    shape: tuple[int, ...]
+    run: Callable[[], object]
+    samples: int = 1
+
+
+def distinct_by_shape(
+    items: Sequence[Any], shape_of: Callable[[Any], tuple[int, ...]], limit: int
+) -> list[Any]:
+    """The first item of each distinct shape, in data order, at most ``limit`` of them."""
+    seen: set[tuple[int, ...]] = set()
+    kept: list[Any] = []
+    for item in items:
+        shape = shape_of(item)
+        if shape not in seen:
+            seen.add(shape)
+            kept.append(item)
+            if len(kept) == limit:
+                break
+    return kept
+
+
 def default_cache_dir() -> Path:
     """Generated data and built models; ``PORTBENCH_CACHE`` or the XDG cache directory."""
     if explicit := os.environ.get("PORTBENCH_CACHE"):
@@ -231,6 +260,13 @@ class PreparedTask(ABC):
         :meth:`stream_queries` list, which hold the same inputs in the same order) returned, in the
         accuracy pass's per-sample form (sample id -> output), for comparison with that pass."""
         raise self.unsupported("output-audit")
+
+    def shape_probes(self) -> Sequence[ShapeProbe]:
+        """One probe per distinct input shape of the task's real data, in data order: the harness
+        times each one's first call (a device that compiles per shape pays it there) against its
+        steady state, before anything else runs on the sessions. None: the task declares no shapes
+        (its report says so)."""
+        return ()
 
 
 SessionFactory = Callable[[ModelFiles], InferenceSession]

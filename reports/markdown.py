@@ -12,6 +12,12 @@ from rich.console import Console
 
 from portbench.harness.reporting import Report
 from portbench.harness.results import RunResults, write_atomic
+from portbench.reports.device_sections import (
+    energy_rows,
+    first_shape_kind_lines,
+    first_shape_rows,
+    placement_rows,
+)
 from portbench.reports.parity import (
     VERDICT_SYMBOLS,
     column_label,
@@ -205,6 +211,73 @@ def server_section(results: RunResults) -> list[str]:
     ]
 
 
+def energy_section(results: RunResults) -> list[str]:
+    rows, absent = energy_rows(results)
+    if not rows and not absent:
+        return []
+    lines = [
+        "## Energy",
+        "",
+        "Energy of the timed loops from every power source found; each figure covers its scope only "
+        "(a CPU package is not the wall socket). No figure is ever a 0 standing in for \"not measured\".",
+    ]
+    if rows:
+        header = ("Cell", "Source", "Scope", "Domain", "Method", "Energy J", "Mean W", "J/sample",
+                  "samples/J")
+        body = [[r.cell_id, r.source, r.scope, r.domain, r.method, r.energy_j, r.mean_power_w,
+                 r.energy_per_sample_j, r.samples_per_j] for r in rows]
+        lines += ["", *markdown_table(header, body, align_right_from=5)]
+    for reason, cells in absent.items():
+        shown = "every cell" if len(cells) == len([c for c in results.cells if c.energy]) else ", ".join(
+            f"`{c}`" for c in cells
+        )
+        lines += ["", f"- {shown}: {escape_inline(reason)}"]
+    return lines
+
+
+def first_shape_section(results: RunResults) -> list[str]:
+    rows = first_shape_rows(results)
+    if not rows:
+        return []
+    header = ("Cell", "What varies", "Shape", "First call ms", "Steady ms", "Extra ms")
+    body = [[r.cell_id, r.kind, r.label + (" *" if r.first_of_session else ""), r.first_ms, r.steady_ms,
+             r.extra_ms] for r in rows]
+    lines = [
+        "## First-shape cost",
+        "",
+        "Each distinct input shape of the data, in data order, timed in its own pass before any other "
+        "inference of the cell: its first call against the median of the next calls of the same shape. "
+        "\\* the predictor's first run of any shape (start-up included).",
+        "",
+        *markdown_table(header, body, align_right_from=3),
+    ]
+    summary = first_shape_kind_lines(results)
+    if summary:
+        lines += ["", *(f"- {escape_inline(line)}" for line in summary)]
+    return lines
+
+
+def placement_section(results: RunResults) -> list[str]:
+    rows, missing = placement_rows(results)
+    if not rows and not missing:
+        return []
+    lines = [
+        "## Operator placement",
+        "",
+        "Operators of Paddle's optimized program per model, where they ran, and their share of "
+        "operator time from Paddle's profiler (a run on a predictor of its own, after the timed loops).",
+    ]
+    if rows:
+        header = ("Cell", "Role", "Device", "Placement", "Fallbacks", "Top operators by time", "Ops",
+                  "On device", "On CPU", "CPU time")
+        body = [[r.cell_id, r.role, r.device, r.note, r.fallbacks, r.top_operators, str(r.op_total),
+                 str(r.ops_on_device), str(r.ops_on_cpu), r.cpu_time_share] for r in rows]
+        lines += ["", *markdown_table(header, body, align_right_from=6)]
+    if missing:
+        lines += ["", *(f"- {escape_inline(line)}" for line in missing)]
+    return lines
+
+
 def unfinished_section(results: RunResults) -> list[str]:
     rows = unfinished_cells(results)
     if not rows:
@@ -233,8 +306,15 @@ def render_markdown(results: RunResults) -> str:
     ]
     for workload, rows in rows_by_workload(results).items():
         lines += ["", *workload_section(workload, rows, results)]
-    sections = (server_section(results), parity_section(results), models_section(results),
-                unfinished_section(results))
+    sections = (
+        server_section(results),
+        parity_section(results),
+        energy_section(results),
+        first_shape_section(results),
+        placement_section(results),
+        models_section(results),
+        unfinished_section(results),
+    )
     for section in sections:
         if section:
             lines += ["", *section]

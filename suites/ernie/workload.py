@@ -32,11 +32,13 @@ from portbench.harness.workload import (
     PreparedTask,
     QuantizationUnsupported,
     Query,
+    ShapeProbe,
     ShapeRanges,
     TaskInfo,
     TaskSpec,
     Workload,
     batch_sizes_of,
+    distinct_by_shape,
 )
 from portbench.suites.ernie.checkpoint import is_checkpoint_dir
 from portbench.suites.ernie.data import (
@@ -80,6 +82,8 @@ DEFAULT_BATCH_SIZE = 1
 DEFAULT_MAX_SAMPLES = 2000
 # Distinct pre-tokenized batches the timed loop cycles through.
 MAX_TIMED_BATCHES = 16
+# First-shape pass: at most this many distinct sequence lengths.
+MAX_SHAPE_PROBES = 24
 # Inputs the separate stage-split loop (host-to-device / compute / device-to-host) cycles through.
 STAGED_INPUTS = 4
 # First id after the special tokens of ERNIE's vocabulary ([PAD] [CLS] [SEP] [MASK] [UNK]).
@@ -137,6 +141,17 @@ def _feed(session: InferenceSession, input_ids: np.ndarray, token_type_ids: np.n
 
 def _bound_queries(session: InferenceSession, feeds: Sequence[tuple[list[np.ndarray], int]]) -> list[Query]:
     return [Query(run=functools.partial(session.run, feed), samples=samples) for feed, samples in feeds]
+
+
+def _seq_len_probe(session: InferenceSession, feed: list[np.ndarray], samples: int) -> ShapeProbe:
+    batch, length = feed[0].shape
+    return ShapeProbe(
+        kind="seq len",
+        label=f"L={length} (batch {batch})",
+        shape=tuple(int(d) for d in feed[0].shape),
+        run=functools.partial(session.run, feed),
+        samples=samples,
+    )
 
 
 class ClassificationTask(PreparedTask):
@@ -224,6 +239,15 @@ class ClassificationTask(PreparedTask):
     def stream_queries(self, session_clones: Mapping[str, InferenceSession]) -> Sequence[Query]:
         return _bound_queries(session_clones["model"], self._timed_feeds(self.batch_size, full_only=False))
 
+    def shape_probes(self) -> Sequence[ShapeProbe]:
+        # Batches pad to their longest text (up to max_seq_len), so the data decides the lengths.
+        feeds = (
+            (_feed(self.session, *self.tokenizer.encode_batch([e.text for e in batch])), len(batch))
+            for batch in self._batches()
+        )
+        distinct = distinct_by_shape(list(feeds), lambda f: tuple(f[0][0].shape), MAX_SHAPE_PROBES)
+        return [_seq_len_probe(self.session, feed, samples) for feed, samples in distinct]
+
     def staged_feeds(self) -> Sequence[tuple[InferenceSession, Sequence[np.ndarray], int]]:
         feeds = self._timed_feeds(self.batch_size, full_only=False)[:STAGED_INPUTS]
         return [(self.session, feed, samples) for feed, samples in feeds]
@@ -279,6 +303,9 @@ class ShapeTask(PreparedTask):
 
     def stream_queries(self, session_clones: Mapping[str, InferenceSession]) -> Sequence[Query]:
         return _bound_queries(session_clones["model"], [(feed, self.batch_size) for feed in self.feeds])
+
+    def shape_probes(self) -> Sequence[ShapeProbe]:
+        return [_seq_len_probe(self.session, self.feeds[0], self.batch_size)]
 
     def staged_feeds(self) -> Sequence[tuple[InferenceSession, Sequence[np.ndarray], int]]:
         return [(self.session, feed, self.batch_size) for feed in self.feeds[:STAGED_INPUTS]]

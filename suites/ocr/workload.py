@@ -27,11 +27,13 @@ from portbench.harness.workload import (
     PreparedTask,
     QuantizationUnsupported,
     Query,
+    ShapeProbe,
     ShapeRanges,
     TaskInfo,
     TaskSpec,
     Workload,
     batch_sizes_of,
+    distinct_by_shape,
 )
 from portbench.suites.ocr import datagen
 from portbench.suites.ocr.ctc import CTCDecoder
@@ -68,6 +70,8 @@ TASK_ROLES: Mapping[str, tuple[str, ...]] = {"det": ("det",), "rec": ("rec",), "
 # degraded pages, narrow and wide line batches). Every distinct input shape stays inside oneDNN's
 # primitive cache (backends/cpu.py), so steady state is measured rather than re-compilation.
 MAX_TIMED_INPUTS = 16
+# First-shape pass: at most this many distinct shapes per task (each costs 1 + repeats calls).
+MAX_SHAPE_PROBES = 24
 # Inputs the separate stage-split loop (host-to-device / compute / device-to-host) cycles through.
 STAGED_INPUTS = 4
 
@@ -180,6 +184,22 @@ class DetTask(_PageTask):
         return [Query(run=functools.partial(self.pipeline.det.run, [t]), samples=1)
                 for t in self._timed_tensors()]
 
+    def shape_probes(self) -> Sequence[ShapeProbe]:
+        tensors = distinct_by_shape(
+            [self.pipeline.det_input(image)[0] for image in self.data.images],
+            lambda t: tuple(t.shape),
+            MAX_SHAPE_PROBES,
+        )
+        return [
+            ShapeProbe(
+                kind="det page",
+                label=f"{t.shape[2]}x{t.shape[3]}",
+                shape=tuple(t.shape),
+                run=functools.partial(self.pipeline.det.run, [t]),
+            )
+            for t in tensors
+        ]
+
     # Offline stays unsupported: page tensors differ in size, so pages cannot share a batch.
 
     def stream_queries(self, session_clones: Mapping[str, InferenceSession]) -> Sequence[Query]:
@@ -252,6 +272,24 @@ class RecTask(PreparedTask):
     def queries_for_batch(self, batch_size: int) -> Sequence[Query]:
         # Full batches only, so every offline query holds exactly ``batch_size`` lines.
         return self._bound(self.pipeline.rec, self._timed_batches(batch_size, full_only=True))
+
+    def shape_probes(self) -> Sequence[ShapeProbe]:
+        # Every batch of the data, widest crop deciding its width (PaddleOCR's batching).
+        batches = distinct_by_shape(
+            rec_batches(self.data.images, self.pipeline.rec_batch_size),
+            lambda b: tuple(b.tensor.shape),
+            MAX_SHAPE_PROBES,
+        )
+        return [
+            ShapeProbe(
+                kind="rec width",
+                label=f"w={b.tensor.shape[3]} (batch {b.tensor.shape[0]})",
+                shape=tuple(b.tensor.shape),
+                run=functools.partial(self.pipeline.rec.run, [b.tensor]),
+                samples=len(b.indices),
+            )
+            for b in batches
+        ]
 
     def stream_queries(self, session_clones: Mapping[str, InferenceSession]) -> Sequence[Query]:
         return self._bound(session_clones["rec"], self._timed_batches())
