@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from portbench.backends.base import InferenceSession, ModelFiles
+from portbench.backends.base import ModelFiles, Session
 from portbench.errors import DatasetError, ModelError, PortbenchError, UnknownNameError
 from portbench.harness.models import ModelEntry, sha256_file
 from portbench.harness.workload import (
@@ -117,7 +117,7 @@ class Classifier:
     max_positions: int | None
 
 
-def _feed(session: InferenceSession, input_ids: np.ndarray, token_type_ids: np.ndarray) -> list[np.ndarray]:
+def _feed(session: Session, input_ids: np.ndarray, token_type_ids: np.ndarray) -> list[np.ndarray]:
     arrays = {"input_ids": input_ids, "token_type_ids": token_type_ids}
     unknown = [name for name in session.input_names if name not in arrays]
     if unknown:
@@ -128,7 +128,7 @@ def _feed(session: InferenceSession, input_ids: np.ndarray, token_type_ids: np.n
     return [arrays[name] for name in session.input_names]
 
 
-def _bound_queries(session: InferenceSession, feeds: Sequence[tuple[list[np.ndarray], int]]) -> list[Query]:
+def _bound_queries(session: Session, feeds: Sequence[tuple[list[np.ndarray], int]]) -> list[Query]:
     return [Query(run=functools.partial(session.run, feed), samples=samples) for feed, samples in feeds]
 
 
@@ -137,7 +137,7 @@ class ClassificationTask(PreparedTask):
 
     def __init__(
         self,
-        session: InferenceSession,
+        session: Session,
         tokenizer: ErnieTokenizer,
         examples: Sequence[Example],
         labels: Sequence[str],
@@ -204,10 +204,10 @@ class ClassificationTask(PreparedTask):
         # Full batches only, so every offline query holds exactly ``batch_size`` texts.
         return _bound_queries(self.session, self._timed_feeds(batch_size, full_only=True))
 
-    def stream_queries(self, session_clones: Mapping[str, InferenceSession]) -> Sequence[Query]:
+    def stream_queries(self, session_clones: Mapping[str, Session]) -> Sequence[Query]:
         return _bound_queries(session_clones["model"], self._timed_feeds(self.batch_size, full_only=False))
 
-    def staged_feeds(self) -> Sequence[tuple[InferenceSession, Sequence[np.ndarray], int]]:
+    def staged_feeds(self) -> Sequence[tuple[Session, Sequence[np.ndarray], int]]:
         feeds = self._timed_feeds(self.batch_size, full_only=False)[:STAGED_INPUTS]
         return [(self.session, feed, samples) for feed, samples in feeds]
 
@@ -227,7 +227,7 @@ class ShapeTask(PreparedTask):
 
     task_label = "ERNIE perf"
 
-    def __init__(self, session: InferenceSession, shape: str, seq_len: int, batch_size: int) -> None:
+    def __init__(self, session: Session, shape: str, seq_len: int, batch_size: int) -> None:
         self.session = session
         self.shape = shape
         self.seq_len = seq_len
@@ -260,10 +260,10 @@ class ShapeTask(PreparedTask):
     def queries_for_batch(self, batch_size: int) -> Sequence[Query]:
         return _bound_queries(self.session, [(feed, batch_size) for feed in self._random_feeds(batch_size)])
 
-    def stream_queries(self, session_clones: Mapping[str, InferenceSession]) -> Sequence[Query]:
+    def stream_queries(self, session_clones: Mapping[str, Session]) -> Sequence[Query]:
         return _bound_queries(session_clones["model"], [(feed, self.batch_size) for feed in self.feeds])
 
-    def staged_feeds(self) -> Sequence[tuple[InferenceSession, Sequence[np.ndarray], int]]:
+    def staged_feeds(self) -> Sequence[tuple[Session, Sequence[np.ndarray], int]]:
         return [(self.session, feed, self.batch_size) for feed in self.feeds[:STAGED_INPUTS]]
 
     def query_description(self) -> Mapping[str, Any]:
@@ -369,7 +369,7 @@ class ErnieWorkload(Workload):
             raise DatasetError(f"unknown ERNIE dataset {spec.dataset!r}; known: {REFERENCE_DATASET}")
         return corpus_examples(self._reference(spec).split_ids("test"))[:max_samples]
 
-    def prepare(self, spec: TaskSpec, sessions: Mapping[str, InferenceSession]) -> PreparedTask:
+    def prepare(self, spec: TaskSpec, sessions: Mapping[str, Session]) -> PreparedTask:
         self._check_task(spec)
         seq_len = _int_param(spec, "seq_len", DEFAULT_SEQ_LEN)
         batch_size = _int_param(spec, "batch_size", DEFAULT_BATCH_SIZE)

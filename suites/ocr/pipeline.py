@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from portbench.backends.base import Backend, InferenceSession, PredictorOptions
+from portbench.backends.base import Backend, PredictorOptions, Session
 from portbench.suites.ocr.ctc import CTCDecoder
 from portbench.suites.ocr.postprocess import (
     DBPostprocessConfig,
@@ -78,8 +78,8 @@ class OcrPipeline:
 
     def __init__(
         self,
-        det: InferenceSession,
-        rec: InferenceSession,
+        det: Session,
+        rec: Session,
         decoder: CTCDecoder,
         det_config: DBPostprocessConfig | None = None,
         rec_batch_size: int = REC_BATCH_SIZE,

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from portbench.backends.base import InferenceSession, ModelFiles
+from portbench.backends.base import ModelFiles, Session
 from portbench.errors import DatasetError, PortbenchError
 from portbench.harness.models import ModelEntry, resolve
 from portbench.harness.quantize import CalibrationSet
@@ -176,11 +176,11 @@ class DetTask(_PageTask):
 
     # Offline stays unsupported: page tensors differ in size, so pages cannot share a batch.
 
-    def stream_queries(self, session_clones: Mapping[str, InferenceSession]) -> Sequence[Query]:
+    def stream_queries(self, session_clones: Mapping[str, Session]) -> Sequence[Query]:
         return [Query(run=functools.partial(session_clones["det"].run, [t]), samples=1)
                 for t in self._timed_tensors()]
 
-    def staged_feeds(self) -> Sequence[tuple[InferenceSession, Sequence[np.ndarray], int]]:
+    def staged_feeds(self) -> Sequence[tuple[Session, Sequence[np.ndarray], int]]:
         return [(self.pipeline.det, [t], 1) for t in self._timed_tensors()[:STAGED_INPUTS]]
 
     def query_description(self) -> Mapping[str, Any]:
@@ -236,7 +236,7 @@ class RecTask(PreparedTask):
         return evenly_spaced(batches, MAX_TIMED_INPUTS)
 
     @staticmethod
-    def _bound(session: InferenceSession, batches: Sequence[RecBatch]) -> list[Query]:
+    def _bound(session: Session, batches: Sequence[RecBatch]) -> list[Query]:
         return [Query(run=functools.partial(session.run, [b.tensor]), samples=len(b.indices))
                 for b in batches]
 
@@ -247,10 +247,10 @@ class RecTask(PreparedTask):
         # Full batches only, so every offline query holds exactly ``batch_size`` lines.
         return self._bound(self.pipeline.rec, self._timed_batches(batch_size, full_only=True))
 
-    def stream_queries(self, session_clones: Mapping[str, InferenceSession]) -> Sequence[Query]:
+    def stream_queries(self, session_clones: Mapping[str, Session]) -> Sequence[Query]:
         return self._bound(session_clones["rec"], self._timed_batches())
 
-    def staged_feeds(self) -> Sequence[tuple[InferenceSession, Sequence[np.ndarray], int]]:
+    def staged_feeds(self) -> Sequence[tuple[Session, Sequence[np.ndarray], int]]:
         batches = self._timed_batches()[:STAGED_INPUTS]
         return [(self.pipeline.rec, [b.tensor], len(b.indices)) for b in batches]
 
@@ -348,7 +348,7 @@ class OcrWorkload(Workload):
             raise QuantizationUnsupported(f"no calibration split for OCR dataset {spec.dataset!r}")
         return ocr_calibration_set(role, DATASETS[spec.dataset], spec.cache_dir, samples, batch_size)
 
-    def prepare(self, spec: TaskSpec, sessions: Mapping[str, InferenceSession]) -> PreparedTask:
+    def prepare(self, spec: TaskSpec, sessions: Mapping[str, Session]) -> PreparedTask:
         roles = self.roles(spec)
         # A user rec model with another dictionary is caught at the first decode (class count check).
         decoder = CTCDecoder.from_dictionary(ppocr_keys_path())
