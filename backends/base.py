@@ -130,8 +130,32 @@ class StageTimes:
     d2h: float = 0.0
 
 
+class Session(Protocol):
+    """One loaded model on one runtime, with named numpy inputs and outputs (in model order).
+
+    ``run`` is the unit every timed loop measures: copy in, run, copy out; a returned ``run`` means
+    the work is really done. ``run_staged`` adds the host-to-device / compute / device-to-host split
+    where the runtime exposes it (a runtime that cannot separate them books everything as compute
+    and says so in ``settings``). ``clone`` gives a session for another concurrent stream.
+    ``settings`` is what the runtime was told and what it reports back, recorded in the manifest.
+    """
+
+    model: ModelFiles
+    input_names: list[str]
+    output_names: list[str]
+
+    @property
+    def settings(self) -> Mapping[str, Any]: ...
+
+    def run(self, feed: Sequence[np.ndarray]) -> list[np.ndarray]: ...
+
+    def run_staged(self, feed: Sequence[np.ndarray], times: StageTimes) -> list[np.ndarray]: ...
+
+    def clone(self) -> Session: ...
+
+
 class InferenceSession:
-    """One Paddle predictor with named numpy inputs and outputs.
+    """One Paddle predictor with named numpy inputs and outputs (the Paddle Inference :class:`Session`).
 
     ``run`` is the unit every timed loop measures: copy in, run, copy out. The copies are where an
     asynchronous device is synchronised, so a returned ``run`` means the work is really done.
@@ -145,6 +169,11 @@ class InferenceSession:
         self.output_names: list[str] = list(predictor.get_output_names())
         self._inputs = [predictor.get_input_handle(n) for n in self.input_names]
         self._outputs = [predictor.get_output_handle(n) for n in self.output_names]
+
+    @property
+    def settings(self) -> Mapping[str, Any]:
+        # Paddle's own settings (threads, oneDNN, flags) are already in the run manifest.
+        return {}
 
     def run(self, feed: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Run on positional inputs (in ``input_names`` order); returns outputs in order."""

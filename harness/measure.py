@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from portbench.backends.base import InferenceSession, StageTimes
+from portbench.backends.base import Session, StageTimes
 from portbench.errors import PortbenchError
 from portbench.harness.results import LatencySummary, Throughput, TrialSummary
 from portbench.harness.stats import DEFAULT_CV_THRESHOLD, summarize_trials
@@ -390,7 +390,7 @@ def multi_stream(
 ) -> Measurement:
     """N concurrent streams, one thread each; every stream warms up, then all start together.
 
-    Each stream must run on its own predictor (``InferenceSession.clone()``): Paddle predictors release
+    Each stream must run on its own predictor (``Session.clone()``): Paddle predictors release
     the GIL while running but are not safe to share. The count and duration rules apply per stream.
     Latencies of all streams are pooled; throughput is every sample over the wall time from the common
     start to the last stream's end.
@@ -465,7 +465,7 @@ class StagedQuery:
     samples: int = 1
 
 
-def staged_query(session: InferenceSession, feed: Sequence[np.ndarray], samples: int = 1) -> StagedQuery:
+def staged_query(session: Session, feed: Sequence[np.ndarray], samples: int = 1) -> StagedQuery:
     """Time ``session.run_staged(feed)``: the backend synchronises between the stages."""
     return StagedQuery(run_staged=lambda times: session.run_staged(feed, times), samples=samples)
 
@@ -488,7 +488,7 @@ def measure_stages(
 ) -> StageMeasurement:
     """Per-stage times over whole passes of ``queries`` (same count/duration rules as the timed loop).
 
-    The stage clock is ``InferenceSession.run_staged``'s own; ``clock`` only decides when to stop.
+    The stage clock is ``Session.run_staged``'s own; ``clock`` only decides when to stop.
     """
     if not queries:
         raise ValueError("no queries to time")

@@ -19,10 +19,13 @@ from portbench.files import default_file_mode
 from portbench.harness.verdict import ParityVerdict
 
 # 1.1: suite_definition, the resolved suite (1.0 documents still load: they name a built-in suite).
-# 1.2: CellResult.server (server scenario: rate at the bound, search, early stopping) and
-# CellResult.audits (output and cache audits); both absent in older documents.
-# 1.2: per-cell energy, first_shape and placement (absent, i.e. None, in older documents).
+# 1.2: the inference runtime of every cell (``runtime``, and in the cell id between backend and
+# precision; older documents load as Paddle Inference cells with their ids migrated);
+# CellResult.server (server scenario: rate at the bound, search, early stopping), audits (output and
+# cache audits), energy, first_shape and placement (absent in older documents).
 SCHEMA_VERSION = "1.2"
+RUNTIME_SINCE = (1, 2)
+LEGACY_RUNTIME = "paddle"
 SCHEMA_PATH = Path(__file__).with_name("results.schema.json")
 RESULTS_FILENAME = "results.json"
 
@@ -104,6 +107,7 @@ class CellResult:
     dataset: str
     status: CellStatus
     reason: str | None = None
+    runtime: str = LEGACY_RUNTIME
     device: str | None = None
     device_info: dict[str, Any] | None = None
     models: list[ModelRecord] = field(default_factory=list)
@@ -201,7 +205,10 @@ class RunResults:
             )
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
-        values["cells"] = [CellResult.from_dict(c) for c in data.get("cells", [])]
+        cells = data.get("cells", [])
+        if _version_tuple(version) < RUNTIME_SINCE:
+            cells = [migrate_cell_to_runtime(c) for c in cells]
+        values["cells"] = [CellResult.from_dict(c) for c in cells]
         return cls(**values)
 
     def upsert(self, cell: CellResult) -> None:
@@ -210,6 +217,24 @@ class RunResults:
 
     def cell(self, cell_id: str) -> CellResult | None:
         return next((c for c in self.cells if c.cell_id == cell_id), None)
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in version.split("."))
+    except ValueError:
+        return (0,)
+
+
+def migrate_cell_to_runtime(cell: Mapping[str, Any]) -> dict[str, Any]:
+    """A cell written before runtimes existed (schema < 1.2): it ran on Paddle Inference, and its id
+    ``.../backend/precision/scenario`` gains the runtime before the precision."""
+    migrated = dict(cell)
+    migrated.setdefault("runtime", LEGACY_RUNTIME)
+    parts = str(cell.get("cell_id", "")).split("/")
+    if len(parts) >= 6 and parts[-3] == cell.get("backend") and parts[-2] == cell.get("precision"):
+        migrated["cell_id"] = "/".join([*parts[:-2], migrated["runtime"], *parts[-2:]])
+    return migrated
 
 
 def write_atomic(path: Path, text: str) -> None:

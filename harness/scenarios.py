@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, ClassVar
 from portbench.plugins import Registry
 
 if TYPE_CHECKING:
-    from portbench.backends.base import Backend, InferenceSession
+    from portbench.backends.base import Backend, Session
     from portbench.harness.audits import OutputTap
     from portbench.harness.config import CellPlan
     from portbench.harness.energy import EnergyMeter
@@ -32,7 +32,7 @@ class ScenarioContext:
     plan: CellPlan
     backend: Backend
     prepared: PreparedTask
-    sessions: Mapping[str, InferenceSession]
+    sessions: Mapping[str, Session]
     queries: Sequence[Query]
     # Set when the cell's audits run: a scenario passes the timed queries it issues through
     # ``output_tap.wrap`` so a seeded sample of their outputs is kept (``harness.audits``).

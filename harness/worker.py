@@ -20,10 +20,12 @@ from typing import Any
 
 import psutil
 
-from portbench.backends.base import Backend, InferenceSession, ModelFiles, Precision, PredictorOptions
+from portbench.backends.base import Backend, ModelFiles, Precision, PredictorOptions, Session
 from portbench.backends.power import host_power_sources
 from portbench.backends.registry import create_backend
-from portbench.errors import PortbenchError
+from portbench.backends.runtimes.base import OnnxModel, Runtime
+from portbench.backends.runtimes.registry import create_runtime
+from portbench.errors import PortbenchError, SessionUnavailableError
 from portbench.harness.audits import (
     AuditSettings,
     OutputTap,
@@ -49,7 +51,7 @@ from portbench.harness.measure import (
 )
 from portbench.harness.models import hash_model_files, sha256_file
 from portbench.harness.placement import parse_fallback_lines, placement_for_role, profile_model
-from portbench.harness.results import CellResult, CellStatus, ModelRecord
+from portbench.harness.results import LEGACY_RUNTIME, CellResult, CellStatus, ModelRecord
 from portbench.harness.scenarios import Scenario, ScenarioContext, create_scenario
 from portbench.harness.workload import (
     AccuracyResult,
@@ -74,6 +76,7 @@ def new_cell_result(plan: CellPlan, status: CellStatus, reason: str | None = Non
         task=spec.task,
         model=plan.model_label or spec.model,
         backend=plan.backend,
+        runtime=plan.runtime,
         precision=plan.precision.value,
         scenario=plan.scenario,
         dataset=spec.dataset,
@@ -86,10 +89,12 @@ def new_cell_result(plan: CellPlan, status: CellStatus, reason: str | None = Non
 
 @dataclass
 class OpenedModels:
-    sessions: dict[str, InferenceSession]
+    sessions: dict[str, Session]
     records: list[ModelRecord]
     cold_start: dict[str, float]
     quantization: dict[str, Any] | None
+    # role -> provenance of the ONNX conversion a runtime loaded (none for Paddle Inference)
+    conversions: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
 
 def _quantized(
@@ -124,8 +129,28 @@ def _predictor_options(plan: CellPlan) -> PredictorOptions:
     )
 
 
-def _open_sessions(backend: Backend, workload: Workload, plan: CellPlan) -> OpenedModels:
+def _runtime_model(
+    runtime: Runtime, files: ModelFiles, plan: CellPlan, name: str, opened: OpenedModels, role: str
+) -> ModelFiles | OnnxModel:
+    """What ``runtime`` loads for ``files``: the Paddle files, or their cached ONNX conversion."""
+    if runtime.model_format(files) == "paddle":
+        return files
+    from portbench.harness.onnx_export import export_onnx
+
+    started = time.perf_counter()
+    converted = export_onnx(
+        files, plan.spec.cache_dir, name=name, log=lambda note: print(f"portbench: {note}", file=sys.stderr)
+    )
+    opened.cold_start[f"{role}_convert_s"] = time.perf_counter() - started
+    opened.conversions[role] = dict(converted.provenance)
+    return converted
+
+
+def _open_sessions(
+    backend: Backend, workload: Workload, plan: CellPlan, runtime: Runtime | None = None
+) -> OpenedModels:
     options = _predictor_options(plan)
+    runtime = runtime or create_runtime(plan.runtime)
     opened = OpenedModels({}, [], {}, None)
     synthetic = workload.synthetic_weights(plan.spec)
     quantize = plan.precision is Precision.INT8 and backend.int8_needs_quantized_model
@@ -154,15 +179,15 @@ def _open_sessions(backend: Backend, workload: Workload, plan: CellPlan) -> Open
         )
         start = time.perf_counter()
         role_options = dataclasses.replace(options, dynamic_shapes=workload.shape_ranges(plan.spec, role))
+        loaded = _runtime_model(runtime, files, plan, name, opened, role)
         try:
-            opened.sessions[role] = backend.create_session(files, role_options)
+            opened.sessions[role] = runtime.create_session(backend, loaded, role_options)
         except PortbenchError:
             raise
         except Exception as exc:  # Paddle raises plain RuntimeError/ValueError on corrupt models
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise PortbenchError(
-                f"cannot load model {files.directory} on {backend.name}: {first_line}"
-            ) from exc
+            where = backend.name if runtime.name == "paddle" else f"{backend.name} with {runtime.name}"
+            raise PortbenchError(f"cannot load model {files.directory} on {where}: {first_line}") from exc
         opened.cold_start[f"{role}_load_s"] = time.perf_counter() - start
     return opened
 
@@ -262,7 +287,7 @@ def _record_multi_stream(
     plan: CellPlan,
     backend: Backend,
     prepared: PreparedTask,
-    sessions: Mapping[str, InferenceSession],
+    sessions: Mapping[str, Session],
     result: CellResult,
     meter: EnergyMeter,
 ) -> list[int]:
@@ -295,7 +320,7 @@ def _measure_scenario(
     plan: CellPlan,
     backend: Backend,
     prepared: PreparedTask,
-    sessions: Mapping[str, InferenceSession],
+    sessions: Mapping[str, Session],
     queries: Sequence[Query],
     result: CellResult,
     output_tap: OutputTap | None = None,
@@ -343,7 +368,7 @@ class MultiStreamScenario(Scenario):
 
 def _measure_inference_stages(prepared: PreparedTask, result: CellResult) -> None:
     """Host-to-device / compute / device-to-host split of a few pre-processed inputs, each stage
-    synchronised by the backend (``InferenceSession.run_staged``); tasks without feeds are skipped."""
+    synchronised by the backend (``Session.run_staged``); tasks without feeds are skipped."""
     try:
         feeds = prepared.staged_feeds()
     except ScenarioUnsupported:
@@ -378,10 +403,14 @@ def _run_audits(
 
 def _measure_placement(
     plan: CellPlan, backend: Backend, workload: Workload, prepared: PreparedTask,
-    sessions: Mapping[str, InferenceSession],
+    sessions: Mapping[str, Session],
 ) -> dict[str, Any]:
     """Operator placement per model role, on predictors of its own (profiling slows every op), from
     the feeds the stage split uses; the kernel-fallback lines come from this cell's log so far."""
+    if plan.runtime != LEGACY_RUNTIME:
+        # The op list and times come from Paddle Inference's profiler, which another runtime lacks.
+        return {"unavailable": f"operator placement is read from Paddle Inference's profiler, "
+                               f"not available for the {plan.runtime} runtime"}  # fmt: skip
     try:
         feeds = prepared.staged_feeds()
     except ScenarioUnsupported as exc:
@@ -418,13 +447,14 @@ def execute_cell(plan: CellPlan) -> CellRun:
     started = utc_now()
     wall_start = time.perf_counter()
     backend = create_backend(plan.backend, plan.device_id)
+    runtime = create_runtime(plan.runtime)
     workload = create_workload(plan.spec.workload)
     result = new_cell_result(plan, "passed")
     result.started_at = started
     result.device = backend.device
     result.device_info = _device_info_dict(backend)
 
-    opened = _open_sessions(backend, workload, plan)
+    opened = _open_sessions(backend, workload, plan, runtime)
     result.models, result.cold_start, result.quantization = (
         opened.records, opened.cold_start, opened.quantization
     )
@@ -480,6 +510,7 @@ def execute_cell(plan: CellPlan) -> CellRun:
             input_shapes=prepared.query_description().get("input_shapes", {}),
             settings=plan.measure,
         )
+        result.manifest["runtime"] = _runtime_manifest(runtime, opened)
 
     # ru_maxrss is KiB on Linux: the true peak, including model load.
     result.resources["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -487,6 +518,17 @@ def execute_cell(plan: CellPlan) -> CellRun:
     result.resources["device_memory_bytes"] = device_memory
     result.duration_s = time.perf_counter() - wall_start
     return CellRun(result, outputs)
+
+
+def _runtime_manifest(runtime: Runtime, opened: OpenedModels) -> dict[str, Any]:
+    """The runtime, its installed versions and each session's settings (what it was told and, where
+    the runtime reports it, what it applied)."""
+    return {
+        "name": runtime.name,
+        "versions": runtime.versions(),
+        "sessions": {role: dict(session.settings) for role, session in opened.sessions.items()},
+        **({"conversions": opened.conversions} if opened.conversions else {}),
+    }
 
 
 def _device_info_dict(backend: Backend) -> dict[str, Any] | None:
@@ -512,7 +554,7 @@ def worker_main(plan: CellPlan, reply: Any, environment: Mapping[str, str]) -> N
     try:
         run = execute_cell(plan)
         reply.send(("ok", run.result.to_dict(), run.outputs))
-    except QuantizationUnsupported as exc:
+    except (QuantizationUnsupported, SessionUnavailableError) as exc:
         reply.send(("skipped", str(exc), None))
     except PortbenchError as exc:
         reply.send(("input-error", str(exc), None))

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from portbench.backends.base import InferenceSession, ModelFiles
+from portbench.backends.base import ModelFiles, Session
 from portbench.errors import PortbenchError, UnknownNameError
 from portbench.plugins import Registry
 
@@ -246,11 +246,11 @@ class PreparedTask(ABC):
         """Offline sweep: timed queries of exactly ``batch_size`` samples each, pre-processed."""
         raise self.unsupported("offline")
 
-    def stream_queries(self, session_clones: Mapping[str, InferenceSession]) -> Sequence[Query]:
+    def stream_queries(self, session_clones: Mapping[str, Session]) -> Sequence[Query]:
         """Multi-stream: one stream's timed queries, bound to that stream's cloned sessions (by role)."""
         raise self.unsupported("multi-stream")
 
-    def staged_feeds(self) -> Sequence[tuple[InferenceSession, Sequence[np.ndarray], int]]:
+    def staged_feeds(self) -> Sequence[tuple[Session, Sequence[np.ndarray], int]]:
         """(session, pre-processed feed, samples) for a few inputs: what ``measure_stages`` times
         for the host-to-device / compute / device-to-host split."""
         raise self.unsupported("staged-timing")
@@ -269,7 +269,7 @@ class PreparedTask(ABC):
         return ()
 
 
-SessionFactory = Callable[[ModelFiles], InferenceSession]
+SessionFactory = Callable[[ModelFiles], Session]
 
 
 class Workload(ABC):
@@ -374,7 +374,7 @@ class Workload(ABC):
 
     @abstractmethod
     def prepare(
-        self, spec: TaskSpec, sessions: Mapping[str, InferenceSession]
+        self, spec: TaskSpec, sessions: Mapping[str, Session]
     ) -> PreparedTask:
         """Load data and bind it to ready sessions (one per model role)."""
 

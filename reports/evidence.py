@@ -161,35 +161,39 @@ def check_platform(results: RunResults) -> Requirement:
     return Requirement("platform", "平台信息已识别", "Platform identified", tuple(details), tuple(problems))
 
 
-CellKey = tuple[str, str, str, str, str, str]
+CellKey = tuple[str, str, str, str, str, str, str]
 
 
 def expected_cells(results: RunResults) -> list[tuple[CellKey, str]]:
     """Every cell the stored suite asks for, on the backends and precisions the run was started with:
-    its key (workload, task, label, backend, precision, scenario) and its id as the suite names it.
+    its key (workload, task, label, backend, runtime, precision, scenario) and its id as the suite
+    names it.
     The model name is not part of the key: a user's own model (--model-dir) renames the cell."""
     suite = results.suite_definition
     if suite is None:
         return []
     backends = results.request.get("backends") or sorted({c.backend for c in results.cells})
     precisions = results.request.get("precisions") or _get(suite, "suite", "precisions") or ["fp32"]
+    # Runs from before runtimes (schema < 1.2) ran Paddle Inference only.
+    runtimes = results.request.get("runtimes") or _get(suite, "suite", "runtimes") or ["paddle"]
     expected: list[tuple[CellKey, str]] = []
     for backend in backends:
-        for precision in precisions:
-            for t in suite.get("cells", []):
-                label, scenario = t.get("label", ""), t.get("scenario", "single-stream")
-                model = f"{t['model']}@{label}" if label else t["model"]
-                key = (t["workload"], t["task"], label, backend, precision, scenario)
-                expected.append(
-                    (key, f"{t['workload']}/{t['task']}/{model}/{backend}/{precision}/{scenario}")
-                )
+        for runtime in runtimes:
+            for precision in precisions:
+                for t in suite.get("cells", []):
+                    label, scenario = t.get("label", ""), t.get("scenario", "single-stream")
+                    model = f"{t['model']}@{label}" if label else t["model"]
+                    key = (t["workload"], t["task"], label, backend, runtime, precision, scenario)
+                    where = f"{backend}/{runtime}/{precision}/{scenario}"
+                    cell_id = f"{t['workload']}/{t['task']}/{model}/{where}"
+                    expected.append((key, cell_id))
     return expected
 
 
 def _cell_key(cell: CellResult) -> CellKey:
-    model_part = cell.cell_id.split("/")[2] if cell.cell_id.count("/") >= 5 else cell.model
+    model_part = cell.cell_id.split("/")[2] if cell.cell_id.count("/") >= 6 else cell.model
     label = model_part.partition("@")[2]
-    return (cell.workload, cell.task, label, cell.backend, cell.precision, cell.scenario)
+    return (cell.workload, cell.task, label, cell.backend, cell.runtime, cell.precision, cell.scenario)
 
 
 def _one_line(text: str) -> str:

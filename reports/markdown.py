@@ -42,6 +42,7 @@ from portbench.reports.tables import (
     run_header_lines,
     scenarios_differ,
     server_rows,
+    shows_runtime,
     status_counts,
     subset_columns,
     subset_rows,
@@ -87,7 +88,9 @@ def key_value_table(pairs: Sequence[tuple[str, str]]) -> list[str]:
 def cells_table(rows: Sequence[CellRow]) -> list[str]:
     metrics = metric_columns(rows)
     scenario = scenarios_differ(rows)
-    cell_columns = [*CELL_COLUMNS[:2], *(["Scenario"] if scenario else []), *CELL_COLUMNS[2:]]
+    runtime = shows_runtime(rows)
+    cell_columns = [*CELL_COLUMNS[:2], *(["Scenario"] if scenario else []), *CELL_COLUMNS[2:4],
+                    *(["Runtime"] if runtime else []), *CELL_COLUMNS[4:]]
     header = [*cell_columns, *(metric_header(name) for name in metrics), *LATENCY_COLUMNS]
     body = [
         [
@@ -96,6 +99,7 @@ def cells_table(rows: Sequence[CellRow]) -> list[str]:
             *([row.scenario] if scenario else []),
             row.backend,
             row.device,
+            *([row.runtime] if runtime else []),
             row.precision,
             row.status_label,
             *(row.metrics.get(name, "") for name in metrics),
@@ -125,12 +129,14 @@ def workload_section(workload: str, rows: Sequence[CellRow], results: RunResults
     if subsets:
         columns = subset_columns(subsets)
         scenario = scenarios_differ(subsets)
+        runtime = shows_runtime(subsets)
         subset_body = [
             [
                 row.task,
                 row.model,
                 *([row.scenario] if scenario else []),
                 row.backend,
+                *([row.runtime] if runtime else []),
                 row.precision,
                 row.metric,
                 *(row.values.get(c, "") for c in columns),
@@ -138,7 +144,8 @@ def workload_section(workload: str, rows: Sequence[CellRow], results: RunResults
             for row in subsets
         ]
         subset_header = (
-            "Task", "Model", *(["Scenario"] if scenario else []), "Backend", "Precision", "Metric"
+            "Task", "Model", *(["Scenario"] if scenario else []), "Backend",
+            *(["Runtime"] if runtime else []), "Precision", "Metric",
         )
         lines += [
             "",
@@ -177,7 +184,8 @@ def parity_section(results: RunResults) -> list[str]:
     if matrix is None:
         return []
     legend = ", ".join(f"{symbol} {verdict}" for verdict, symbol in VERDICT_SYMBOLS.items())
-    header = ("Workload / model", "Metric", *(column_label(column) for column in matrix.columns))
+    labels = (column_label(column, matrix.shows_runtime) for column in matrix.columns)
+    header = ("Workload / model", "Metric", *labels)
     body = [
         [row.label, row.metric, *(row.entries[c].text if c in row.entries else "" for c in matrix.columns)]
         for row in matrix.rows

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from portbench.harness.parity import model_label
+from portbench.harness.results import LEGACY_RUNTIME as DEFAULT_RUNTIME
 from portbench.harness.results import CellResult, CellStatus, LatencySummary, RunResults
 
 WITHHELD = "—"
@@ -123,6 +124,7 @@ class CellRow:
     scenario: str = ""
     shown: tuple[str, ...] = ()  # the metrics a one-line summary shows (declared by the workload)
     declared_order: tuple[str, ...] = ()  # the task's metrics in the workload's reading order
+    runtime: str = "paddle"  # the inference runtime (Paddle Inference, ONNX Runtime, OpenVINO)
 
     @property
     def model_name(self) -> str:
@@ -148,6 +150,7 @@ class SubsetRow:
     metric: str
     values: Mapping[str, str]  # subset name -> formatted value
     scenario: str = ""
+    runtime: str = "paddle"
 
 
 @dataclass(frozen=True)
@@ -178,8 +181,13 @@ def cell_variant(cell: CellResult) -> str:
 
 def _identity_but_scenario(row: CellRow | SubsetRow) -> tuple[str, ...]:
     if isinstance(row, CellRow):
-        return (row.workload, row.task, row.model_name, row.backend, row.precision)
-    return (row.task, row.model, row.backend, row.precision, row.metric)
+        return (row.workload, row.task, row.model_name, row.backend, row.runtime, row.precision)
+    return (row.task, row.model, row.backend, row.runtime, row.precision, row.metric)
+
+
+def shows_runtime(rows: Iterable[CellRow | SubsetRow]) -> bool:
+    """Whether a table of ``rows`` needs a runtime column: some cell ran off Paddle Inference."""
+    return any(row.runtime != DEFAULT_RUNTIME for row in rows)
 
 
 def scenarios_differ(rows: Iterable[CellRow | SubsetRow]) -> bool:
@@ -217,6 +225,7 @@ def cell_row(cell: CellResult, layout: TaskLayout | None = None) -> CellRow:
         scenario=cell.scenario,
         shown=tuple(name for name in layout.shown if name in cell.metrics),
         declared_order=layout.order,
+        runtime=cell.runtime,
     )
 
 
@@ -270,6 +279,7 @@ def subset_rows(results: RunResults, cells: Iterable[CellResult]) -> list[Subset
                         subset: format_metric(by_subset[subset]) for subset in sorted(by_subset)
                     },
                     scenario=cell.scenario,
+                    runtime=cell.runtime,
                 )
             )
     return rows

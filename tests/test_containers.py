@@ -504,6 +504,6 @@ def test_rendered_job_pod_template_runs_as_a_pod_with_podman_kube_play(tmp_path:
 
     results = load_results(results_dir / "x86-cpu")  # validated against the schema
     cells = [(c.cell_id, c.status) for c in results.cells]
-    assert cells == [("ocr/det/ppocrv4-mobile-det/cpu/fp32/single-stream", "passed")]
+    assert cells == [("ocr/det/ppocrv4-mobile-det/cpu/paddle/fp32/single-stream", "passed")]
     assert results.platform["container"]["engine"].startswith("podman")
     assert (results_dir / "x86-cpu" / "results.json").stat().st_uid == 1000

@@ -110,7 +110,7 @@ class PlainTask(PreparedTask):
 
 def plan_for(scenario: str, tmp_path: Path, **params: object) -> CellPlan:
     return CellPlan(
-        cell_id=f"fake/x/m/cpu/fp32/{scenario}",
+        cell_id=f"fake/x/m/cpu/paddle/fp32/{scenario}",
         spec=TaskSpec("fake", "x", "m", "d", params, cache_dir=tmp_path),
         backend="cpu",
         device_id=0,

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from portbench.backends.base import InferenceSession, ModelFiles
+from portbench.backends.base import ModelFiles, Session
 from portbench.errors import DatasetError, ModelError, PortbenchError, UnknownNameError
 from portbench.harness.models import ModelEntry, sha256_file
 from portbench.harness.workload import (
@@ -128,7 +128,7 @@ class Classifier:
     max_positions: int | None
 
 
-def _feed(session: InferenceSession, input_ids: np.ndarray, token_type_ids: np.ndarray) -> list[np.ndarray]:
+def _feed(session: Session, input_ids: np.ndarray, token_type_ids: np.ndarray) -> list[np.ndarray]:
     arrays = {"input_ids": input_ids, "token_type_ids": token_type_ids}
     unknown = [name for name in session.input_names if name not in arrays]
     if unknown:
@@ -139,11 +139,11 @@ def _feed(session: InferenceSession, input_ids: np.ndarray, token_type_ids: np.n
     return [arrays[name] for name in session.input_names]
 
 
-def _bound_queries(session: InferenceSession, feeds: Sequence[tuple[list[np.ndarray], int]]) -> list[Query]:
+def _bound_queries(session: Session, feeds: Sequence[tuple[list[np.ndarray], int]]) -> list[Query]:
     return [Query(run=functools.partial(session.run, feed), samples=samples) for feed, samples in feeds]
 
 
-def _seq_len_probe(session: InferenceSession, feed: list[np.ndarray], samples: int) -> ShapeProbe:
+def _seq_len_probe(session: Session, feed: list[np.ndarray], samples: int) -> ShapeProbe:
     batch, length = feed[0].shape
     return ShapeProbe(
         kind="seq len",
@@ -159,7 +159,7 @@ class ClassificationTask(PreparedTask):
 
     def __init__(
         self,
-        session: InferenceSession,
+        session: Session,
         tokenizer: ErnieTokenizer,
         examples: Sequence[Example],
         labels: Sequence[str],
@@ -236,7 +236,7 @@ class ClassificationTask(PreparedTask):
         # Full batches only, so every offline query holds exactly ``batch_size`` texts.
         return _bound_queries(self.session, self._timed_feeds(batch_size, full_only=True))
 
-    def stream_queries(self, session_clones: Mapping[str, InferenceSession]) -> Sequence[Query]:
+    def stream_queries(self, session_clones: Mapping[str, Session]) -> Sequence[Query]:
         return _bound_queries(session_clones["model"], self._timed_feeds(self.batch_size, full_only=False))
 
     def shape_probes(self) -> Sequence[ShapeProbe]:
@@ -248,7 +248,7 @@ class ClassificationTask(PreparedTask):
         distinct = distinct_by_shape(list(feeds), lambda f: tuple(f[0][0].shape), MAX_SHAPE_PROBES)
         return [_seq_len_probe(self.session, feed, samples) for feed, samples in distinct]
 
-    def staged_feeds(self) -> Sequence[tuple[InferenceSession, Sequence[np.ndarray], int]]:
+    def staged_feeds(self) -> Sequence[tuple[Session, Sequence[np.ndarray], int]]:
         feeds = self._timed_feeds(self.batch_size, full_only=False)[:STAGED_INPUTS]
         return [(self.session, feed, samples) for feed, samples in feeds]
 
@@ -268,7 +268,7 @@ class ShapeTask(PreparedTask):
 
     task_label = "ERNIE perf"
 
-    def __init__(self, session: InferenceSession, shape: str, seq_len: int, batch_size: int) -> None:
+    def __init__(self, session: Session, shape: str, seq_len: int, batch_size: int) -> None:
         self.session = session
         self.shape = shape
         self.seq_len = seq_len
@@ -301,13 +301,13 @@ class ShapeTask(PreparedTask):
     def queries_for_batch(self, batch_size: int) -> Sequence[Query]:
         return _bound_queries(self.session, [(feed, batch_size) for feed in self._random_feeds(batch_size)])
 
-    def stream_queries(self, session_clones: Mapping[str, InferenceSession]) -> Sequence[Query]:
+    def stream_queries(self, session_clones: Mapping[str, Session]) -> Sequence[Query]:
         return _bound_queries(session_clones["model"], [(feed, self.batch_size) for feed in self.feeds])
 
     def shape_probes(self) -> Sequence[ShapeProbe]:
         return [_seq_len_probe(self.session, self.feeds[0], self.batch_size)]
 
-    def staged_feeds(self) -> Sequence[tuple[InferenceSession, Sequence[np.ndarray], int]]:
+    def staged_feeds(self) -> Sequence[tuple[Session, Sequence[np.ndarray], int]]:
         return [(self.session, feed, self.batch_size) for feed in self.feeds[:STAGED_INPUTS]]
 
     def query_description(self) -> Mapping[str, Any]:
@@ -421,7 +421,7 @@ class ErnieWorkload(Workload):
         # The corpus and the manifest that lists which of its sentences form the test split.
         return [*sentiment_corpus_files(), self._reference(spec).directory / REFERENCE_MANIFEST]
 
-    def prepare(self, spec: TaskSpec, sessions: Mapping[str, InferenceSession]) -> PreparedTask:
+    def prepare(self, spec: TaskSpec, sessions: Mapping[str, Session]) -> PreparedTask:
         self._check_task(spec)
         seq_len = _int_param(spec, "seq_len", DEFAULT_SEQ_LEN)
         batch_size = _int_param(spec, "batch_size", DEFAULT_BATCH_SIZE)

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from portbench.backends.base import InferenceSession, ModelFiles
+from portbench.backends.base import ModelFiles, Session
 from portbench.errors import DatasetError, PortbenchError
 from portbench.harness.models import ModelEntry, resolve
 from portbench.harness.quantize import CalibrationSet
@@ -202,11 +202,11 @@ class DetTask(_PageTask):
 
     # Offline stays unsupported: page tensors differ in size, so pages cannot share a batch.
 
-    def stream_queries(self, session_clones: Mapping[str, InferenceSession]) -> Sequence[Query]:
+    def stream_queries(self, session_clones: Mapping[str, Session]) -> Sequence[Query]:
         return [Query(run=functools.partial(session_clones["det"].run, [t]), samples=1)
                 for t in self._timed_tensors()]
 
-    def staged_feeds(self) -> Sequence[tuple[InferenceSession, Sequence[np.ndarray], int]]:
+    def staged_feeds(self) -> Sequence[tuple[Session, Sequence[np.ndarray], int]]:
         return [(self.pipeline.det, [t], 1) for t in self._timed_tensors()[:STAGED_INPUTS]]
 
     def query_description(self) -> Mapping[str, Any]:
@@ -262,7 +262,7 @@ class RecTask(PreparedTask):
         return evenly_spaced(batches, MAX_TIMED_INPUTS)
 
     @staticmethod
-    def _bound(session: InferenceSession, batches: Sequence[RecBatch]) -> list[Query]:
+    def _bound(session: Session, batches: Sequence[RecBatch]) -> list[Query]:
         return [Query(run=functools.partial(session.run, [b.tensor]), samples=len(b.indices))
                 for b in batches]
 
@@ -291,10 +291,10 @@ class RecTask(PreparedTask):
             for b in batches
         ]
 
-    def stream_queries(self, session_clones: Mapping[str, InferenceSession]) -> Sequence[Query]:
+    def stream_queries(self, session_clones: Mapping[str, Session]) -> Sequence[Query]:
         return self._bound(session_clones["rec"], self._timed_batches())
 
-    def staged_feeds(self) -> Sequence[tuple[InferenceSession, Sequence[np.ndarray], int]]:
+    def staged_feeds(self) -> Sequence[tuple[Session, Sequence[np.ndarray], int]]:
         batches = self._timed_batches()[:STAGED_INPUTS]
         return [(self.pipeline.rec, [b.tensor], len(b.indices)) for b in batches]
 
@@ -336,7 +336,7 @@ class SystemTask(_PageTask):
     def queries(self) -> Sequence[Query]:
         return self._bound(self.pipeline)
 
-    def stream_queries(self, session_clones: Mapping[str, InferenceSession]) -> Sequence[Query]:
+    def stream_queries(self, session_clones: Mapping[str, Session]) -> Sequence[Query]:
         """The same pages through a pipeline on the stream's own det and rec predictors."""
         return self._bound(self.pipeline.with_sessions(session_clones["det"], session_clones["rec"]))
 
@@ -407,7 +407,7 @@ class OcrWorkload(Workload):
         root = load_dataset(spec).root
         return sorted(p for p in root.rglob("*") if p.is_file())
 
-    def prepare(self, spec: TaskSpec, sessions: Mapping[str, InferenceSession]) -> PreparedTask:
+    def prepare(self, spec: TaskSpec, sessions: Mapping[str, Session]) -> PreparedTask:
         roles = self.roles(spec)
         # A user rec model with another dictionary is caught at the first decode (class count check).
         decoder = CTCDecoder.from_dictionary(ppocr_keys_path())
