@@ -412,7 +412,7 @@ def test_dataset_files_are_re_hashed_and_a_changed_page_fails(model_dir: Path, t
     page.write_bytes(b"")  # one page re-rendered after the run
     document = write_bundle(tmp_path / "run", results, None, tmp_path / "e2.zip")
     assert problems_of(document, "file_digests")[0] == (
-        f"ocr/det/det-m/cpu/fp32/single-stream data: {page} has sha256 {SHA_EMPTY}, registered {SHA_ABC}"
+        f"ocr/det/det-m/cpu/paddle/fp32/single-stream data: {page} has sha256 {SHA_EMPTY}, registered {SHA_ABC}"
     )
 
 
@@ -421,7 +421,7 @@ def test_scored_accuracy_without_dataset_digests_fails(model_dir: Path, tmp_path
     results.cells[0].metrics = {"det_hmean": 0.8}  # accuracy scored, but no dataset file hashed
     document = write_bundle(write_run(tmp_path / "run", results), results, None, tmp_path / "e.zip")
     assert problems_of(document, "file_digests") == [
-        "ocr/det/det-m/cpu/fp32/single-stream: no dataset file digests recorded"
+        "ocr/det/det-m/cpu/paddle/fp32/single-stream: no dataset file digests recorded"
     ]
 
 
