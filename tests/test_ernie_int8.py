@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from ernie_fixtures import TINY_RECIPE, make_spec
 from portbench.backends.base import ModelFiles
 from portbench.errors import PortbenchError
 from portbench.harness.models import find_model_files
-from portbench.harness.quantize import QuantizeSettings, quantize_model
+from portbench.harness.quantize import QuantizeSettings, quantizable_ops, quantize_model
 from portbench.harness.workload import QuantizationUnsupported, TaskSpec
 from portbench.suites.ernie.quantization import (
     MANIFEST,
@@ -258,6 +259,41 @@ def test_int8_logits_do_not_depend_on_the_batch(
     )
     assert batch.shape == (8, 2)
     np.testing.assert_allclose(batch, np.repeat(alone, 8, axis=0), rtol=0, atol=1e-5)
+
+
+def onednn_int8_fc_count(model_dir: Path, feed: dict[str, np.ndarray], work: Path) -> int:
+    """How many fc ops oneDNN's INT8 pass quantized, from the summary it prints on predictor creation."""
+    inputs = work / f"feed-count-{model_dir.name}.npz"
+    np.savez(inputs, **feed)  # type: ignore[arg-type]
+    out = work / f"out-count-{model_dir.name}.npy"
+    completed = subprocess.run(
+        [sys.executable, "-c", _PREDICT, str(model_dir), "INT8", str(inputs), str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    counts = re.findall(r"quantized (\d+) fc ops", completed.stdout + completed.stderr)
+    assert counts, "oneDNN printed no INT8 summary"
+    return int(counts[0])
+
+
+def test_skipped_matmul_v2_stays_fp32_in_onednn(
+    workload: ErnieWorkload, legacy_files: ModelFiles, cache_dir: Path, tiny_build: ReferenceBuild,
+    tmp_path: Path,
+) -> None:
+    # q_proj's input is shared with k_proj and v_proj; before the fix oneDNN quantized it anyway.
+    (q_proj, *_) = quantizable_ops(legacy_files, ("matmul_v2",))
+    calibration = workload.calibration_set(cls_spec(cache_dir), "model", 16, 4)
+    feed = dict(calibration.feeds[0])
+    counts = {}
+    for skip in ((), (q_proj.name,)):
+        settings = QuantizeSettings(algo="avg", calibration_samples=16, batch_size=4, skip_ops=skip)
+        quantized = quantize_model(legacy_files, calibration, settings, cache_dir, model_name="tiny")
+        assert (q_proj.name in quantized.provenance["quantized_ops"]) is not bool(skip)
+        counts[skip] = onednn_int8_fc_count(quantized.files.directory, feed, tmp_path)
+    # 8 Linear layers (q, k, v, out, 2 FFN, pooler, classifier) become fc; one is kept FP32.
+    assert counts == {(): 8, (q_proj.name,): 7}
 
 
 def test_synthetic_shape_legacy_export_regenerates_the_same_weights(
