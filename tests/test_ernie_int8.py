@@ -296,6 +296,15 @@ def test_skipped_matmul_v2_stays_fp32_in_onednn(
     assert counts == {(): 8, (q_proj.name,): 7}
 
 
+def test_search_validation_scores_calibration_texts_never_test_texts(
+    workload: ErnieWorkload, cache_dir: Path, tiny_build: ReferenceBuild
+) -> None:
+    task = workload.prepare_validation(cls_spec(cache_dir), {"model": object()})  # type: ignore[dict-item]
+    ids = {example.sample_id for example in task.examples}  # type: ignore[attr-defined]
+    assert ids == set(tiny_build.split_ids("calib"))
+    assert not ids & set(tiny_build.split_ids("test"))
+
+
 def test_synthetic_shape_legacy_export_regenerates_the_same_weights(
     workload: ErnieWorkload, cache_dir: Path, tmp_path: Path
 ) -> None:
