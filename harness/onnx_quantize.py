@@ -148,10 +148,8 @@ class _Feeds:
 def _reader(feeds: Sequence[Mapping[str, np.ndarray]]) -> Any:
     quantization = _require_onnxruntime()
 
-    class Reader(_Feeds, quantization.CalibrationDataReader):  # type: ignore[misc]
-        pass
-
-    return Reader(feeds)
+    reader_type = type("CalibrationFeeds", (_Feeds, quantization.CalibrationDataReader), {})
+    return reader_type(feeds)
 
 
 def _check_feeds(model_file: Path, feeds: Sequence[Mapping[str, np.ndarray]]) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from portbench.backends.base import ModelFiles, Precision, PredictorOptions
 from portbench.backends.cpu import CpuBackend
 from portbench.errors import PortbenchError, UnknownNameError
-from portbench.harness.models import ModelEntry, resolve
+from portbench.harness.models import ModelEntry
 from portbench.harness.quantize import (
     CalibrationSet,
     QuantizedModel,
@@ -53,9 +53,10 @@ def find_target(model: str, model_dir: Path | None, dataset: str, cache_dir: Pat
         entry.workload, entry.task, entry.name, dataset, {},
         cache_dir=cache_dir, model_dirs={entry.task: model_dir} if model_dir else {},
     )
-    files, _ = resolve(entry, model_dir)
     roles = workload.roles(spec)
     session_role = entry.task if entry.task in roles or len(roles) != 1 else roles[0]
+    # The runner's own path to the model (ERNIE's is built, not installed), then what PTQ reads.
+    files = workload.models_for(spec)[session_role]
     source = workload.quantization_source(spec, session_role, files)
     return QuantizeTarget(entry, workload, spec, source, session_role)
 
