@@ -207,6 +207,10 @@ def test_ernie_settings_default_and_override() -> None:
     assert ernie_quantize_settings("avg").algo == "avg"
     spec = make_spec("ernie", "cls", "m", "d", {"quant_algo": "hist"})
     assert ErnieWorkload().quantize_settings(spec).algo == "hist"
+    searched = make_spec("ernie", "cls", "m", "d", {"quant_skip_ops": ["linear_0.tmp_0"]})
+    assert ErnieWorkload().quantize_settings(searched).skip_ops == ("linear_0.tmp_0",)
+    with pytest.raises(PortbenchError, match="quant_skip_ops"):
+        ErnieWorkload().quantize_settings(make_spec("ernie", "cls", "m", "d", {"quant_skip_ops": "linear_0"}))
 
 
 def test_tiny_model_quantizes_and_runs_int8(

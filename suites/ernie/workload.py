@@ -419,7 +419,10 @@ class ErnieWorkload(Workload):
             # Synthetic weights have no accuracy to preserve: the fast histogram-free calibration
             # gives the same INT8 kernels, and KL over a base-size model costs minutes.
             algo = "avg"
-        return ernie_quantize_settings(algo)
+        skip = spec.params.get("quant_skip_ops", [])
+        if not isinstance(skip, list) or not all(isinstance(name, str) for name in skip):
+            raise PortbenchError(f"quant_skip_ops must be a list of op names, got {skip!r}")
+        return ernie_quantize_settings(algo, skip)
 
     def quantization_source(self, spec: TaskSpec, role: str, files: ModelFiles) -> ModelFiles:
         """The legacy ``inference.pdmodel`` of the same weights (static PTQ reads no PIR program)."""
