@@ -717,7 +717,7 @@ def models(ctx: click.Context, verify: bool) -> None:
 @click.option("--max-skipped", type=click.IntRange(min=0), default=8, show_default=True,
               help="Most ops the search may keep in FP32.")
 @click.option("--dataset", default="synth-smoke", show_default=True,
-              help="Generated set: its calibration split calibrates, its eval split scores the search.")
+              help="Generated set: its calib split calibrates and scores the search, never its eval split.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None)
 def quantize_cmd(
     model: str, model_dir: Path | None, algo: str, calibration_samples: int, batch_size: int,

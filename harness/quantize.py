@@ -170,30 +170,37 @@ def _require_legacy(source: ModelFiles) -> None:
             raise QuantizationError(f"model file {path} does not exist")
 
 
-def _selected_batches(calibration: CalibrationSet, settings: QuantizeSettings) -> tuple[int, tuple[str, ...]]:
-    """How many leading batches to use and the ids of their rows; raises when less than one batch."""
+def selected_batches(
+    calibration: CalibrationSet, samples: int, batch_size: int
+) -> tuple[int, tuple[str, ...]]:
+    """How many leading batches cover ``samples`` rows and the ids of their rows; raises when the set
+    holds less than one batch of ``batch_size``."""
     rows = calibration.batch_rows()
     total = sum(rows)
     if total != len(calibration.sample_ids):
         raise CalibrationError(
             f"calibration set names {len(calibration.sample_ids)} samples but its feeds hold {total} rows"
         )
-    if not rows or total < settings.batch_size:
+    if not rows or total < batch_size:
         raise CalibrationError(
-            f"calibration set has {total} sample(s), fewer than one batch of {settings.batch_size}; "
+            f"calibration set has {total} sample(s), fewer than one batch of {batch_size}; "
             "use a larger calibration split or a smaller batch size"
         )
     used_rows = 0
     batches = 0
     for count in rows:
-        if used_rows >= settings.calibration_samples:
+        if used_rows >= samples:
             break
         used_rows += count
         batches += 1
     return batches, calibration.sample_ids[:used_rows]
 
 
-def _feeds_digest(feeds: Sequence[Mapping[str, np.ndarray]]) -> str:
+def _selected_batches(calibration: CalibrationSet, settings: QuantizeSettings) -> tuple[int, tuple[str, ...]]:
+    return selected_batches(calibration, settings.calibration_samples, settings.batch_size)
+
+
+def feeds_digest(feeds: Sequence[Mapping[str, np.ndarray]]) -> str:
     digest = hashlib.sha256()
     for feed in feeds:
         for name in sorted(feed):
@@ -203,7 +210,7 @@ def _feeds_digest(feeds: Sequence[Mapping[str, np.ndarray]]) -> str:
     return digest.hexdigest()
 
 
-def _ids_digest(sample_ids: Sequence[str]) -> str:
+def ids_digest(sample_ids: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(sample_ids).encode()).hexdigest()
 
 
@@ -220,7 +227,7 @@ def _cache_identity(
         "algo": settings.algo,
         "op_types": sorted(settings.op_types),
         "skip_ops": sorted(settings.skip_ops),
-        "calibration_ids_sha256": _ids_digest(sample_ids),
+        "calibration_ids_sha256": ids_digest(sample_ids),
         "calibration_feeds_sha256": feeds_digest,
         "paddle": version,
     }
@@ -267,8 +274,8 @@ def quantize_model(
     feeds = list(calibration.feeds[:batches])
     source_digests = hash_model_files(source)
     version = paddle_version()
-    feeds_digest = _feeds_digest(feeds)
-    key = cache_key_for(source_digests, settings, used_ids, feeds_digest, version)
+    feeds_sha256 = feeds_digest(feeds)
+    key = cache_key_for(source_digests, settings, used_ids, feeds_sha256, version)
     store = ArtifactStore(
         cache_root / QUANTIZED_DIR,
         manifest=PROVENANCE_FILE,
@@ -308,9 +315,9 @@ def quantize_model(
                 "source": calibration.source,
                 "sample_count": len(used_ids),
                 "batches": len(feeds),
-                "sample_ids_sha256": _ids_digest(used_ids),
+                "sample_ids_sha256": ids_digest(used_ids),
                 "sample_ids": list(used_ids) if len(used_ids) <= MAX_LISTED_IDS else None,
-                "feeds_sha256": feeds_digest,
+                "feeds_sha256": feeds_sha256,
             },
             "paddle": version,
             "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -442,35 +449,64 @@ def sensitive_ops_search(
         raise QuantizationError(f"gate must be in (0, 1], got {gate}")
     if max_skipped < 0:
         raise QuantizationError(f"max_skipped must not be negative, got {max_skipped}")
-    threshold = gate * reference_metric
-    trials: list[SearchTrial] = []
+    models: dict[tuple[str, ...], QuantizedModel] = {}
 
-    def attempt(current: QuantizeSettings) -> tuple[QuantizedModel, SearchTrial]:
-        model = quantize_model(source, calibration, current, cache_root, model_name=model_name, log=log)
-        metric = float(evaluate(model.files))
-        trial = SearchTrial(current.skip_ops, metric, metric >= threshold)
-        trials.append(trial)
+    def attempt(skipped: tuple[str, ...]) -> float:
+        models[skipped] = quantize_model(
+            source,
+            calibration,
+            replace(settings, skip_ops=skipped),
+            cache_root,
+            model_name=model_name,
+            log=log,
+        )
+        metric = float(evaluate(models[skipped].files))
         if log is not None:
-            log(
-                f"INT8 with {len(current.skip_ops)} op(s) in FP32: metric {metric:.4f} (gate {threshold:.4f})"
-            )
-        return model, trial
+            threshold = gate * reference_metric
+            log(f"INT8 with {len(skipped)} op(s) in FP32: metric {metric:.4f} (gate {threshold:.4f})")
+        return metric
 
-    model, trial = attempt(settings)
-    if trial.passed or max_skipped == 0:
-        return SearchResult(list(settings.skip_ops), trial.metric, trial.passed, trials, model)
-    ranking = [
-        (name, score)
-        for name, score in op_sensitivity(source, calibration, settings)
-        if name not in settings.skip_ops
+    ranking: list[tuple[str, float]] = []
+
+    def rank() -> Sequence[tuple[str, float]]:
+        ranking.extend(op_sensitivity(source, calibration, settings))
+        return ranking
+
+    kept, trials = keep_fp32_until_passing(
+        rank, tuple(settings.skip_ops), attempt, gate * reference_metric, max_skipped
+    )
+    last = trials[-1]
+    return SearchResult(list(kept), last.metric, last.passed, trials, models[kept], sensitivity=ranking)
+
+
+def keep_fp32_until_passing(
+    rank: Callable[[], Sequence[tuple[str, float]]],
+    initial: tuple[str, ...],
+    attempt: Callable[[tuple[str, ...]], float],
+    threshold: float,
+    max_kept: int,
+) -> tuple[tuple[str, ...], list[SearchTrial]]:
+    """The greedy selection both INT8 routes share: score the model with ``initial`` kept in FP32;
+    while it scores below ``threshold``, add the next op of ``rank()`` (name, sensitivity; computed only
+    when needed, most sensitive first) to the FP32 set, at most ``max_kept`` more. Returns the final
+    FP32 set and every trial in order."""
+    if max_kept < 0:
+        raise QuantizationError(f"max_skipped must not be negative, got {max_kept}")
+    kept = tuple(initial)
+    metric = attempt(kept)
+    trials = [SearchTrial(kept, metric, metric >= threshold)]
+    if trials[-1].passed or max_kept == 0:
+        return kept, trials
+    candidates = [
+        name for name, _ in sorted(rank(), key=lambda item: item[1], reverse=True) if name not in kept
     ]
-    kept = list(settings.skip_ops)
-    for name, _ in ranking[:max_skipped]:
-        kept.append(name)
-        model, trial = attempt(replace(settings, skip_ops=tuple(kept)))
-        if trial.passed:
+    for name in candidates[:max_kept]:
+        kept = (*kept, name)
+        metric = attempt(kept)
+        trials.append(SearchTrial(kept, metric, metric >= threshold))
+        if trials[-1].passed:
             break
-    return SearchResult(kept, trial.metric, trial.passed, trials, model, sensitivity=ranking)
+    return kept, trials
 
 
 # Child process plumbing
@@ -692,9 +728,53 @@ def _quantized_op_names(program: Any, op_types: Sequence[str]) -> list[str]:
     ]
 
 
+def _float_source(name: str, producers: Mapping[str, Any]) -> str:
+    """The float tensor behind ``name``: itself, or what its quantize/dequantize pair was made from."""
+    dequantize = producers.get(name)
+    if dequantize is None or dequantize.type != "dequantize_linear":
+        return name
+    quantized = dequantize.input("X")[0]
+    quantize = producers.get(quantized)
+    return (
+        str(quantize.input("X")[0])
+        if quantize is not None and quantize.type == "quantize_linear"
+        else quantized
+    )
+
+
+def _isolate_skipped_ops(program: Any, skip: set[str]) -> list[str]:
+    """Make oneDNN keep the skipped ops in FP32; returns the tensors given their own copies.
+
+    Paddle Inference's oneDNN INT8 passes quantize every ``fc``/``matmul`` whose activation input has
+    a scale, and a scale exists as soon as *any* consumer of that tensor was quantized (q/k/v of one
+    attention share their input): the ``skip_quant`` mark on the op does not survive ``fc_fuse_pass``.
+    So each activation input of a skipped op becomes a private float copy (an ``assign`` of the
+    tensor before any quantize/dequantize), which carries no scale, and the op stays FP32.
+    """
+    block = program.global_block()
+    persistable = {v.name for v in program.list_vars() if v.persistable}
+    producers = {name: op for op in block.ops for name in op.output_arg_names}
+    targets = [op for op in block.ops if _op_name(op) in skip]
+    copied = []
+    for op in targets:
+        for name in dict.fromkeys(op.input_arg_names):
+            if name in persistable:
+                continue
+            source = block.var(_float_source(name, producers))
+            copy = block.create_var(
+                name=f"{source.name}.fp32.{_op_name(op)}", dtype=source.dtype, shape=source.shape
+            )
+            index = next(i for i, candidate in enumerate(block.ops) if candidate is op)
+            block._insert_op(index, type="assign", inputs={"X": [source]}, outputs={"Out": [copy]})
+            op._rename_input(name, copy.name)
+            copied.append(name)
+    return copied
+
+
 def _child_quantize(request: Mapping[str, Any]) -> dict[str, Any]:
     feeds = _child_feeds(request)
     ptq, _ = _calibrated(request, feeds)
+    _isolate_skipped_ops(ptq._program, set(request["skip_ops"]))
     quantized = _quantized_op_names(ptq._program, request["op_types"])
     if not quantized:
         raise _ChildError(

@@ -13,7 +13,7 @@ from pathlib import Path
 from portbench.backends.base import ModelFiles, Precision, PredictorOptions
 from portbench.backends.cpu import CpuBackend
 from portbench.errors import PortbenchError, UnknownNameError
-from portbench.harness.models import ModelEntry, resolve
+from portbench.harness.models import ModelEntry
 from portbench.harness.quantize import (
     CalibrationSet,
     QuantizedModel,
@@ -31,7 +31,8 @@ class QuantizeTarget:
     entry: ModelEntry
     workload: Workload
     spec: TaskSpec
-    files: ModelFiles
+    files: ModelFiles  # what PTQ reads: the workload's quantization source (ERNIE: its legacy re-export)
+    session_role: str  # the model's role among the task's sessions (ERNIE's one model is "model")
 
     @property
     def role(self) -> str:
@@ -39,7 +40,7 @@ class QuantizeTarget:
 
     def calibration(self, settings: QuantizeSettings) -> CalibrationSet:
         return self.workload.calibration_set(
-            self.spec, self.role, settings.calibration_samples, settings.batch_size
+            self.spec, self.session_role, settings.calibration_samples, settings.batch_size
         )
 
 
@@ -52,8 +53,12 @@ def find_target(model: str, model_dir: Path | None, dataset: str, cache_dir: Pat
         entry.workload, entry.task, entry.name, dataset, {},
         cache_dir=cache_dir, model_dirs={entry.task: model_dir} if model_dir else {},
     )
-    files, _ = resolve(entry, model_dir)
-    return QuantizeTarget(entry, workload, spec, files)
+    roles = workload.roles(spec)
+    session_role = entry.task if entry.task in roles or len(roles) != 1 else roles[0]
+    # The runner's own path to the model (ERNIE's is built, not installed), then what PTQ reads.
+    files = workload.models_for(spec)[session_role]
+    source = workload.quantization_source(spec, session_role, files)
+    return QuantizeTarget(entry, workload, spec, source, session_role)
 
 
 def list_ops(target: QuantizeTarget, settings: QuantizeSettings) -> list[tuple[str, str]]:
@@ -87,10 +92,11 @@ def search_metric(target: QuantizeTarget) -> str:
 
 
 def task_metric(target: QuantizeTarget, files: ModelFiles, precision: Precision) -> float:
-    """The protected metric of ``files`` on the evaluation split, run on the CPU at ``precision``."""
+    """The protected metric of ``files`` on the workload's validation split (its calibration split,
+    never the evaluation split parity scores), run on the CPU at ``precision``."""
     metric = search_metric(target)
     session = CpuBackend().create_session(files, PredictorOptions(precision=precision))
-    prepared = target.workload.prepare(target.spec, {target.role: session})
+    prepared = target.workload.prepare_validation(target.spec, {target.session_role: session})
     return prepared.evaluate().metrics[metric]
 
 

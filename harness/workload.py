@@ -372,6 +372,14 @@ class Workload(ABC):
         calibration split only, never from the evaluation data."""
         raise QuantizationUnsupported(f"the {self.name} workload cannot quantize its {role} model yet")
 
+    def prepare_validation(self, spec: TaskSpec, sessions: Mapping[str, Session]) -> PreparedTask:
+        """The task bound to data apart from the evaluation split that parity scores (for the built-in
+        workloads, the calibration split): what the INT8 search scores its candidates on."""
+        raise QuantizationUnsupported(
+            f"the {self.name} workload has no validation split for the INT8 search; it must not "
+            "choose FP32 ops on the evaluation split parity scores"
+        )
+
     @abstractmethod
     def prepare(
         self, spec: TaskSpec, sessions: Mapping[str, Session]

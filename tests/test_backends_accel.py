@@ -27,6 +27,7 @@ from portbench.backends.base import (
     PrecisionSupport,
     PredictorOptions,
 )
+from portbench.backends.cpu import CpuBackend
 from portbench.backends.cuda import (
     CudaBackend,
     NvidiaGpu,
@@ -643,3 +644,17 @@ def test_tiny_model_runs_on_device(name: str, tmp_path: Path) -> None:
     cpu_session = registry.create_backend("cpu").create_session(model, PredictorOptions())
     (expected,) = cpu_session.run([feed])
     np.testing.assert_allclose(out, expected, rtol=1e-3, atol=1e-4)
+
+
+# -- CPU INT8 op set -----------------------------------------------------------------------------
+
+
+def test_cpu_int8_keeps_fused_matmul_out_of_onednn_int8() -> None:
+    # Paddle's oneDNN INT8 fused_matmul gives identical rows of a batch different logits
+    # (docs/quantization.md); the CPU backend must name its INT8 op types without it.
+    backend = CpuBackend(flags=frozenset({"avx512_vnni"}), arch="x86_64")
+    config = configured(backend, precision=Precision.INT8, cpu_threads=2)
+    (args,) = [args for name, args, _ in config.calls if name == "enable_onednn_int8"]
+    (op_types,) = args
+    assert "fused_matmul" not in op_types
+    assert {"conv2d", "fc", "depthwise_conv2d"} <= set(op_types)  # OCR and ERNIE's Linear layers stay INT8

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from ernie_fixtures import TINY_RECIPE, make_spec
 from portbench.backends.base import ModelFiles
 from portbench.errors import PortbenchError
 from portbench.harness.models import find_model_files
-from portbench.harness.quantize import QuantizeSettings, quantize_model
+from portbench.harness.quantize import QuantizeSettings, quantizable_ops, quantize_model
 from portbench.harness.workload import QuantizationUnsupported, TaskSpec
 from portbench.suites.ernie.quantization import (
     MANIFEST,
@@ -206,6 +207,10 @@ def test_ernie_settings_default_and_override() -> None:
     assert ernie_quantize_settings("avg").algo == "avg"
     spec = make_spec("ernie", "cls", "m", "d", {"quant_algo": "hist"})
     assert ErnieWorkload().quantize_settings(spec).algo == "hist"
+    searched = make_spec("ernie", "cls", "m", "d", {"quant_skip_ops": ["linear_0.tmp_0"]})
+    assert ErnieWorkload().quantize_settings(searched).skip_ops == ("linear_0.tmp_0",)
+    with pytest.raises(PortbenchError, match="quant_skip_ops"):
+        ErnieWorkload().quantize_settings(make_spec("ernie", "cls", "m", "d", {"quant_skip_ops": "linear_0"}))
 
 
 def test_tiny_model_quantizes_and_runs_int8(
@@ -228,6 +233,80 @@ def test_tiny_model_quantizes_and_runs_int8(
     assert not np.array_equal(int8, fp32)  # INT8 kernels really ran
     scale = float(np.abs(fp32).max())
     assert float(np.abs(int8 - fp32).max()) < 0.5 * scale
+
+
+def test_int8_logits_do_not_depend_on_the_batch(
+    workload: ErnieWorkload,
+    legacy_files: ModelFiles,
+    cache_dir: Path,
+    tiny_build: ReferenceBuild,
+    tmp_path: Path,
+) -> None:
+    # Regression: oneDNN's INT8 fused_matmul (attention) gave identical rows of one batch different
+    # logits, so one INT8 model scored 0.855 at batch 1 and 0.818 at batch 8. The CPU backend now keeps
+    # that op type out of oneDNN INT8; a text must score the same alone and as any row of a batch.
+    settings = QuantizeSettings(algo="avg", calibration_samples=16, batch_size=4)
+    calibration = workload.calibration_set(cls_spec(cache_dir), "model", 16, 4)
+    quantized = quantize_model(legacy_files, calibration, settings, cache_dir, model_name="tiny")
+    tokenizer = ErnieTokenizer.from_vocab_file(tiny_build.vocab_file, SEQ_LEN, pad_to_max=True)
+    (text,) = [e.text for e in corpus_examples(tiny_build.split_ids("test")[:1])]
+    input_ids, token_type_ids = tokenizer.encode_batch([text] * 8)
+    batch = predict(
+        quantized.files.directory,
+        "INT8",
+        {"input_ids": input_ids, "token_type_ids": token_type_ids},
+        tmp_path,
+    )
+    alone_ids, alone_types = tokenizer.encode_batch([text])
+    alone = predict(
+        quantized.files.directory, "INT8", {"input_ids": alone_ids, "token_type_ids": alone_types}, tmp_path
+    )
+    assert batch.shape == (8, 2)
+    np.testing.assert_allclose(batch, np.repeat(alone, 8, axis=0), rtol=0, atol=1e-5)
+
+
+def onednn_int8_fc_count(model_dir: Path, feed: dict[str, np.ndarray], work: Path) -> int:
+    """How many fc ops oneDNN's INT8 pass quantized, from the summary it prints on predictor creation."""
+    inputs = work / f"feed-count-{model_dir.name}.npz"
+    np.savez(inputs, **feed)  # type: ignore[arg-type]
+    out = work / f"out-count-{model_dir.name}.npy"
+    completed = subprocess.run(
+        [sys.executable, "-c", _PREDICT, str(model_dir), "INT8", str(inputs), str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    counts = re.findall(r"quantized (\d+) fc ops", completed.stdout + completed.stderr)
+    assert counts, "oneDNN printed no INT8 summary"
+    return int(counts[0])
+
+
+def test_skipped_matmul_v2_stays_fp32_in_onednn(
+    workload: ErnieWorkload, legacy_files: ModelFiles, cache_dir: Path, tiny_build: ReferenceBuild,
+    tmp_path: Path,
+) -> None:
+    # q_proj's input is shared with k_proj and v_proj; before the fix oneDNN quantized it anyway.
+    (q_proj, *_) = quantizable_ops(legacy_files, ("matmul_v2",))
+    calibration = workload.calibration_set(cls_spec(cache_dir), "model", 16, 4)
+    feed = dict(calibration.feeds[0])
+    counts = {}
+    for skip in ((), (q_proj.name,)):
+        settings = QuantizeSettings(algo="avg", calibration_samples=16, batch_size=4, skip_ops=skip)
+        quantized = quantize_model(legacy_files, calibration, settings, cache_dir, model_name="tiny")
+        assert (q_proj.name in quantized.provenance["quantized_ops"]) is not bool(skip)
+        counts[skip] = onednn_int8_fc_count(quantized.files.directory, feed, tmp_path)
+    # 8 Linear layers (q, k, v, out, 2 FFN, pooler, classifier) become fc; one is kept FP32.
+    assert counts == {(): 8, (q_proj.name,): 7}
+
+
+def test_search_validation_scores_calibration_texts_never_test_texts(
+    workload: ErnieWorkload, cache_dir: Path, tiny_build: ReferenceBuild
+) -> None:
+    task = workload.prepare_validation(cls_spec(cache_dir), {"model": object()})  # type: ignore[dict-item]
+    ids = {example.sample_id for example in task.examples}  # type: ignore[attr-defined]
+    assert ids == set(tiny_build.split_ids("calib"))
+    assert not ids & set(tiny_build.split_ids("test"))
 
 
 def test_synthetic_shape_legacy_export_regenerates_the_same_weights(

@@ -412,7 +412,8 @@ def test_dataset_files_are_re_hashed_and_a_changed_page_fails(model_dir: Path, t
     page.write_bytes(b"")  # one page re-rendered after the run
     document = write_bundle(tmp_path / "run", results, None, tmp_path / "e2.zip")
     assert problems_of(document, "file_digests")[0] == (
-        f"ocr/det/det-m/cpu/paddle/fp32/single-stream data: {page} has sha256 {SHA_EMPTY}, registered {SHA_ABC}"
+        f"ocr/det/det-m/cpu/paddle/fp32/single-stream data: {page} has sha256 {SHA_EMPTY}, "
+        f"registered {SHA_ABC}"
     )
 
 

@@ -77,12 +77,14 @@ class LegacyExport:
     built: bool
 
 
-def ernie_quantize_settings(algo: str | None = None) -> QuantizeSettings:
-    """PTQ settings for ERNIE classifiers: ``algo`` overrides the measured default."""
+def ernie_quantize_settings(algo: str | None = None, skip_ops: Sequence[str] = ()) -> QuantizeSettings:
+    """PTQ settings for ERNIE classifiers: ``algo`` overrides the measured default; ``skip_ops`` keeps
+    ops in FP32 (e.g. what ``portbench quantize ernie-sentiment --search 0.99`` chose)."""
     return QuantizeSettings(
         algo=algo or DEFAULT_ALGO,
         calibration_samples=CALIBRATION_SAMPLES,
         batch_size=CALIBRATION_BATCH_SIZE,
+        skip_ops=tuple(skip_ops),
     )
 
 

@@ -441,6 +441,18 @@ class ErnieWorkload(Workload):
         examples = self.eval_examples(spec, classifier.labels)
         return ClassificationTask(session, tokenizer, examples, classifier.labels, batch_size)
 
+    def prepare_validation(self, spec: TaskSpec, sessions: Mapping[str, Session]) -> PreparedTask:
+        """Classification of the calibration split's texts (never the test split parity scores)."""
+        self._check_task(spec)
+        if spec.task == "perf":
+            raise QuantizationUnsupported("synthetic-weight shapes have no accuracy for the INT8 search")
+        seq_len = _int_param(spec, "seq_len", DEFAULT_SEQ_LEN)
+        classifier = self.classifier(spec)
+        tokenizer = ErnieTokenizer.from_vocab_file(classifier.vocab_file, seq_len, pad_to_max=True)
+        examples, _ = self.calibration_examples(spec, classifier.labels)
+        batch_size = _int_param(spec, "batch_size", DEFAULT_BATCH_SIZE)
+        return ClassificationTask(sessions["model"], tokenizer, examples, classifier.labels, batch_size)
+
     # INT8: static post-training quantization (``portbench.harness.quantize``) of a legacy re-export.
 
     def shape_ranges(self, spec: TaskSpec, role: str) -> ShapeRanges:
@@ -459,7 +471,10 @@ class ErnieWorkload(Workload):
             # Synthetic weights have no accuracy to preserve: the fast histogram-free calibration
             # gives the same INT8 kernels, and KL over a base-size model costs minutes.
             algo = "avg"
-        return ernie_quantize_settings(algo)
+        skip = spec.params.get("quant_skip_ops", [])
+        if not isinstance(skip, list) or not all(isinstance(name, str) for name in skip):
+            raise PortbenchError(f"quant_skip_ops must be a list of op names, got {skip!r}")
+        return ernie_quantize_settings(algo, skip)
 
     def quantization_source(self, spec: TaskSpec, role: str, files: ModelFiles) -> ModelFiles:
         """The legacy ``inference.pdmodel`` of the same weights (static PTQ reads no PIR program)."""

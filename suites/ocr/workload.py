@@ -408,6 +408,19 @@ class OcrWorkload(Workload):
         return sorted(p for p in root.rglob("*") if p.is_file())
 
     def prepare(self, spec: TaskSpec, sessions: Mapping[str, Session]) -> PreparedTask:
+        return self._prepare_on(spec, sessions, load_dataset(spec))
+
+    def prepare_validation(self, spec: TaskSpec, sessions: Mapping[str, Session]) -> PreparedTask:
+        """The task on the generated set's calibration split (other sample ids than its eval split)."""
+        if spec.dataset not in DATASETS:
+            raise QuantizationUnsupported(f"no calibration split for OCR dataset {spec.dataset!r}")
+        calibration = datagen.calibration(DATASETS[spec.dataset])
+        dataset = datagen.ensure_dataset(calibration, spec.cache_dir / "datasets")
+        return self._prepare_on(spec, sessions, dataset)
+
+    def _prepare_on(
+        self, spec: TaskSpec, sessions: Mapping[str, Session], dataset: OcrDataset
+    ) -> PreparedTask:
         roles = self.roles(spec)
         # A user rec model with another dictionary is caught at the first decode (class count check).
         decoder = CTCDecoder.from_dictionary(ppocr_keys_path())
@@ -417,6 +430,5 @@ class OcrWorkload(Workload):
             decoder=decoder,
             rec_batch_size=int(spec.params.get("batch_size", REC_BATCH_SIZE)),
         )
-        dataset = load_dataset(spec)
         assert set(roles) <= set(sessions)
         return TASKS[spec.task](pipeline, dataset)
