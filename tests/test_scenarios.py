@@ -37,6 +37,9 @@ class FakeBackend:
     def synchronize(self) -> None:
         self.synchronized += 1
 
+    def power_sources(self) -> list[object]:
+        return []  # no device power source: only the host's (absent here) are read
+
 
 class FakeSession:
     """Sleeps per run (releasing the GIL, as Paddle does); counts clones; fixed stage times."""
