@@ -38,7 +38,7 @@ class FakeBackend:
         self.synchronized += 1
 
     def power_sources(self) -> list[object]:
-        return []  # a fake device has no power counter
+        return []  # no device power source: only the host's (absent here) are read
 
 
 class FakeSession:
