@@ -13,9 +13,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from portbench.backends.power import PowerSource
 
 
 class Precision(str, enum.Enum):
@@ -127,8 +130,32 @@ class StageTimes:
     d2h: float = 0.0
 
 
+class Session(Protocol):
+    """One loaded model on one runtime, with named numpy inputs and outputs (in model order).
+
+    ``run`` is the unit every timed loop measures: copy in, run, copy out; a returned ``run`` means
+    the work is really done. ``run_staged`` adds the host-to-device / compute / device-to-host split
+    where the runtime exposes it (a runtime that cannot separate them books everything as compute
+    and says so in ``settings``). ``clone`` gives a session for another concurrent stream.
+    ``settings`` is what the runtime was told and what it reports back, recorded in the manifest.
+    """
+
+    model: ModelFiles
+    input_names: list[str]
+    output_names: list[str]
+
+    @property
+    def settings(self) -> Mapping[str, Any]: ...
+
+    def run(self, feed: Sequence[np.ndarray]) -> list[np.ndarray]: ...
+
+    def run_staged(self, feed: Sequence[np.ndarray], times: StageTimes) -> list[np.ndarray]: ...
+
+    def clone(self) -> Session: ...
+
+
 class InferenceSession:
-    """One Paddle predictor with named numpy inputs and outputs.
+    """One Paddle predictor with named numpy inputs and outputs (the Paddle Inference :class:`Session`).
 
     ``run`` is the unit every timed loop measures: copy in, run, copy out. The copies are where an
     asynchronous device is synchronised, so a returned ``run`` means the work is really done.
@@ -142,6 +169,11 @@ class InferenceSession:
         self.output_names: list[str] = list(predictor.get_output_names())
         self._inputs = [predictor.get_input_handle(n) for n in self.input_names]
         self._outputs = [predictor.get_output_handle(n) for n in self.output_names]
+
+    @property
+    def settings(self) -> Mapping[str, Any]:
+        # Paddle's own settings (threads, oneDNN, flags) are already in the run manifest.
+        return {}
 
     def run(self, feed: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Run on positional inputs (in ``input_names`` order); returns outputs in order."""
@@ -190,6 +222,9 @@ class Backend(ABC):
     # Prefixes of environment variables that change how fast this platform runs (read into the
     # run manifest, never set).
     env_prefixes: ClassVar[tuple[str, ...]] = ()
+    # How far two runs of the same input may differ on this backend (output audits): exact on the
+    # CPU for equal shapes and threads; a backend with non-deterministic kernels widens it.
+    determinism_atol: ClassVar[float] = 1e-6
     # pip distributions of the Paddle build this backend runs on ("paddlepaddle-gpu", ...).
     paddle_builds: ClassVar[tuple[str, ...]] = ()
     # PaddleCustomDevice plugin distributions it loads ("paddle-custom-npu", ...).
@@ -239,6 +274,12 @@ class Backend(ABC):
     def memory_used_bytes(self) -> int | None:
         """Device memory in use now, or ``None`` where the backend has no such notion (the CPU)."""
         return None
+
+    def power_sources(self) -> Sequence[PowerSource]:
+        """Where this device's own power or energy can be read (its card). Host sources (RAPL, the
+        BMC's wall power) apply to every backend and are added by the harness; the CPU has none of
+        its own beyond those."""
+        return ()
 
     def new_config(self, model: ModelFiles) -> Any:
         import paddle.inference as paddle_infer

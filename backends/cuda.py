@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -26,6 +26,13 @@ from portbench.backends.base import (
     PredictorOptions,
 )
 from portbench.backends.paddle_gpu import PaddleGpuBackend
+from portbench.backends.power import (
+    PowerDomain,
+    PowerSource,
+    SourceKind,
+    ToolPowerSource,
+    watts_or_none,
+)
 from portbench.errors import PortbenchError
 
 NVIDIA_SMI_QUERY = (
@@ -96,6 +103,79 @@ def parse_nvidia_smi_csv(text: str) -> list[NvidiaGpu]:
             )
         )
     return gpus
+
+
+NVIDIA_SMI_POWER_QUERY = ("nvidia-smi", "--query-gpu=index,power.draw", "--format=csv")
+
+
+def parse_nvidia_smi_power(text: str) -> list[float | None]:
+    """Board power draw (W) per GPU from ``nvidia-smi --query-gpu=...,power.draw --format=csv``,
+    by ``index`` where the query has it (else row order); ``[N/A]`` on boards without a sensor."""
+    rows = list(csv.reader(io.StringIO(text.strip()), skipinitialspace=True))
+    if len(rows) < 2:
+        return []
+    keys = [_column_key(header) for header in rows[0]]
+    if "power.draw" not in keys:
+        return []
+    by_index: dict[int, float | None] = {}
+    for position, row in enumerate(rows[1:]):
+        if len(row) != len(keys):
+            continue
+        field = dict(zip(keys, (cell.strip() for cell in row), strict=True))
+        index = field.get("index", "")
+        by_index[int(index) if index.isdigit() else position] = watts_or_none(field["power.draw"])
+    return [by_index.get(i) for i in range(max(by_index, default=-1) + 1)]
+
+
+class NvmlPowerSource(PowerSource):
+    """NVML through ``pynvml`` (``pip install nvidia-ml-py``): the board's total-energy counter
+    (Volta and newer, millijoules since driver load), else its power draw (milliwatts)."""
+
+    name = "nvml"
+    poll_interval_s = 0.1
+
+    def __init__(self, device_index: int = 0) -> None:
+        self.device_index = device_index
+        self.kind: SourceKind = "counter"
+        self._nvml: Any = None
+        self._handle: Any = None
+
+    @property
+    def scopes(self) -> tuple[Any, ...]:
+        return ("card",)
+
+    def probe(self) -> Availability:
+        try:
+            import pynvml
+        except ImportError:
+            return Availability.no("pynvml not installed (pip install 'portbench[nvml]')")
+        try:
+            pynvml.nvmlInit()
+            handle = pynvml.nvmlDeviceGetHandleByIndex(self.device_index)
+        except Exception as error:  # NVMLError subclasses per cause; any of them means no NVML here
+            return Availability.no(f"NVML unusable: {error}")
+        self._nvml, self._handle = pynvml, handle
+        try:
+            pynvml.nvmlDeviceGetTotalEnergyConsumption(handle)
+            self.kind = "counter"
+            return Availability.yes("total energy counter")
+        except Exception:  # pre-Volta boards: only the power draw
+            pass
+        try:
+            pynvml.nvmlDeviceGetPowerUsage(handle)
+        except Exception as error:
+            return Availability.no(f"NVML reports no power for GPU {self.device_index}: {error}")
+        self.kind = "draw"
+        return Availability.yes("power draw")
+
+    def domains(self) -> Sequence[PowerDomain]:
+        return [PowerDomain(f"gpu:{self.device_index}", "card")]
+
+    def read(self) -> Mapping[str, float]:
+        domain = f"gpu:{self.device_index}"
+        if self.kind == "counter":
+            return {domain: self._nvml.nvmlDeviceGetTotalEnergyConsumption(self._handle) / 1e3}
+        return {domain: self._nvml.nvmlDeviceGetPowerUsage(self._handle) / 1e3}
 
 
 def select_gpu(gpus: list[NvidiaGpu], device_id: int) -> NvidiaGpu | None:
@@ -192,6 +272,19 @@ class CudaBackend(PaddleGpuBackend):
 
     def _extra_info(self, paddle: Any) -> dict[str, str]:
         return {}
+
+    def power_sources(self) -> Sequence[PowerSource]:
+        # NVML first: an energy counter needs no sampling and costs no process per reading.
+        return [
+            NvmlPowerSource(self.device_id),
+            ToolPowerSource(
+                "nvidia-smi",
+                NVIDIA_SMI_POWER_QUERY,
+                parse_nvidia_smi_power,
+                device_index=self.device_id,
+                domain=f"gpu:{self.device_id}",
+            ),
+        ]
 
     # -- capabilities ----------------------------------------------------------------------------
 

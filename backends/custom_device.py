@@ -19,12 +19,13 @@ differs, as class attributes:
 ``environment``     vendor flags set in the worker only (PaddleX's predictor settings)
 ``env_prefixes``    environment prefixes recorded in the run manifest
 ``precision_table`` every ``Precision`` with how it runs or why it cannot
+``power_parser``    ``text -> watts per device`` for the same tool's output (None: no power column)
 =================== ===========================================================================
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -38,6 +39,7 @@ from portbench.backends.base import (
     PrecisionSupport,
     PredictorOptions,
 )
+from portbench.backends.power import PowerParser, PowerSource, ToolPowerSource
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class CustomDeviceBackend(Backend):
     tool_hint: ClassVar[str]
     environment: ClassVar[Mapping[str, str]] = {}
     precision_table: ClassVar[Mapping[Precision, PrecisionSupport]]
+    power_parser: ClassVar[PowerParser | None] = None
     # Plugins install into the CPU wheel of paddlepaddle ([CD] backends/<type>/README.md).
     paddle_builds = ("paddlepaddle",)
 
@@ -151,3 +154,17 @@ class CustomDeviceBackend(Backend):
 
     def memory_used_bytes(self) -> int | None:
         return _tools.paddle_memory_reserved(self.device)
+
+    def power_sources(self) -> Sequence[PowerSource]:
+        parser = type(self).power_parser
+        if parser is None or not self.tool_names:
+            return ()
+        return [
+            ToolPowerSource(
+                self.tool_names[0],
+                (self.tool_names[0], *self.tool_args),
+                parser,
+                device_index=self.device_id,
+                domain=self.device,
+            )
+        ]

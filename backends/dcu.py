@@ -8,12 +8,13 @@ memory size, so those come from Paddle's device properties.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from portbench.backends import _tools
 from portbench.backends.base import Availability, DeviceInfo, Precision, PrecisionSupport
 from portbench.backends.paddle_gpu import PaddleGpuBackend
+from portbench.backends.power import PowerSource, ToolPowerSource, watts_or_none
 
 DCU_TOOLS = ("hy-smi", "rocm-smi")
 DCU_ROW = re.compile(r"^(\d+)\s+\S+c\s+")  # "0    30.0c  38.0W ..." (id, temperature, ...)
@@ -43,6 +44,24 @@ def parse_dcu_smi(text: str) -> DcuSmiInfo:
         if in_table and (row := DCU_ROW.match(stripped)):
             ids.append(int(row.group(1)))
     return DcuSmiInfo(tuple(ids))
+
+
+POWER_COLUMNS = ("AvgPwr", "Power")
+
+
+def parse_dcu_smi_power(text: str) -> list[float | None]:
+    """Average power (W) per card from the default ``rocm-smi`` / ``hy-smi`` table's ``AvgPwr``
+    column, read by the header's position (``38.0W``)."""
+    watts: list[float | None] = []
+    column: int | None = None
+    for line in text.splitlines():
+        tokens = line.split()
+        if tokens and tokens[0] in ("DCU", "GPU") and "Temp" in tokens:
+            column = next((tokens.index(c) for c in POWER_COLUMNS if c in tokens), None)
+            continue
+        if column is not None and DCU_ROW.match(line.strip()):
+            watts.append(watts_or_none(tokens[column]) if column < len(tokens) else None)
+    return watts
 
 
 class HygonDcuBackend(PaddleGpuBackend):
@@ -94,6 +113,13 @@ class HygonDcuBackend(PaddleGpuBackend):
             memory_total_bytes=int(memory) if memory else None,
             extra={"paddle_device": self.paddle_device},
         )
+
+    def power_sources(self) -> Sequence[PowerSource]:
+        return [
+            ToolPowerSource(tool, (tool,), parse_dcu_smi_power, device_index=self.device_id,
+                            domain=self.device)
+            for tool in DCU_TOOLS
+        ]
 
     def precisions(self) -> Mapping[Precision, PrecisionSupport]:
         return {

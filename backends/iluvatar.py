@@ -27,6 +27,7 @@ from types import MappingProxyType
 from portbench.backends import _tools
 from portbench.backends.base import Precision, PrecisionSupport
 from portbench.backends.custom_device import CustomDeviceBackend, ToolDevice, ToolReport
+from portbench.backends.power import usage_cap_watts
 
 PLUGIN = "paddle-iluvatar-gpu"
 # "|  IX-ML: 4.0.0       Driver Version: 4.1.0       CUDA Version: N/A           |"
@@ -68,6 +69,22 @@ def parse_ixsmi(text: str) -> ToolReport:
     return ToolReport(header.group("driver") if header else None, tuple(devices), extra)
 
 
+def parse_ixsmi_power(text: str) -> list[float | None]:
+    """Power draw (W) per GPU from the ``Pwr:Usage/Cap`` column of the default ``ixsmi`` table;
+    None where it prints ``N/A`` (the second chip of a BI-V150 board)."""
+    watts: list[float | None] = []
+    lines = text.splitlines()
+    for position, line in enumerate(lines):
+        if "Processes:" in line:
+            break
+        cells = _tools.table_cells(line)
+        if len(cells) < 3 or GPU_CELL.match(cells[0]) is None or not BUS_ID.match(cells[1]):
+            continue
+        detail = _tools.table_cells(lines[position + 1]) if position + 1 < len(lines) else []
+        watts.append(usage_cap_watts(detail[0]) if detail else None)
+    return watts
+
+
 class IluvatarGpuBackend(CustomDeviceBackend):
     name = "iluvatar"
     device_type = "iluvatar_gpu"
@@ -79,6 +96,7 @@ class IluvatarGpuBackend(CustomDeviceBackend):
     fallback_name = "Iluvatar GPU"
     tool_names = ("ixsmi",)
     tool_parser = parse_ixsmi
+    power_parser = parse_ixsmi_power
     tool_hint = "install the Iluvatar CoreX driver and put /usr/local/corex/bin on PATH"
     # IX_VISIBLE_DEVICES is how Iluvatar's container toolkit hands chips to a container.
     env_prefixes = ("IX_",)

@@ -14,6 +14,7 @@ from types import MappingProxyType
 from portbench.backends import _tools
 from portbench.backends.base import Precision, PrecisionSupport
 from portbench.backends.custom_device import CustomDeviceBackend, ToolDevice, ToolReport
+from portbench.backends.power import usage_cap_watts
 
 PLUGIN = "paddle-custom-mlu"
 CNMON_VERSION = re.compile(r"CNMON\s+v(\S+)")
@@ -32,6 +33,7 @@ class MluCard:
     name: str
     firmware: str
     memory_total_bytes: int | None
+    power_w: float | None = None  # "Pwr:Usage" of the card's second row
 
 
 @dataclass(frozen=True)
@@ -69,9 +71,15 @@ def parse_cnmon(text: str) -> CnmonInfo:
                 name=card.group(3),
                 firmware=card.group(4),
                 memory_total_bytes=int(memory.group(2)) * _tools.MIB if memory else None,
+                power_w=usage_cap_watts(detail[0]) if detail else None,
             )
         )
     return CnmonInfo(cnmon_version, driver_version, tuple(cards))
+
+
+def parse_cnmon_power(text: str) -> list[float | None]:
+    """Power draw (W) per card, in ``cnmon`` order (Paddle's mlu ids)."""
+    return [card.power_w for card in parse_cnmon(text).cards]
 
 
 def mlu_tool_report(text: str) -> ToolReport:
@@ -102,6 +110,7 @@ class CambriconMluBackend(CustomDeviceBackend):
     tool_parser = mlu_tool_report
     tool_hint = "install the Cambricon driver, or mount /usr/bin/cnmon into the container"
     environment = MLU_ENVIRONMENT
+    power_parser = parse_cnmon_power
     # CN_ covers the Neuware runtime's CNCL_/CNNL_ families too.
     env_prefixes = ("MLU_", "CNRT_", "CN_")
     precision_table = MappingProxyType({

@@ -14,6 +14,7 @@ from types import MappingProxyType
 from portbench.backends import _tools
 from portbench.backends.base import Precision, PrecisionSupport
 from portbench.backends.custom_device import CustomDeviceBackend, ToolDevice, ToolReport
+from portbench.backends.power import watts_or_none
 
 PLUGIN = "paddle-custom-npu"
 NPU_SMI_VERSION = re.compile(r"npu-smi\s+(\S+)\s+Version:\s*(\S+)")
@@ -32,6 +33,7 @@ class AscendChip:
     health: str
     bus_id: str | None
     memory_total_bytes: int | None  # HBM (or DDR on inference cards)
+    power_w: float | None = None  # "Power(W)"; "-" on the second chip of a two-chip card
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ def parse_npu_smi_info(text: str) -> NpuSmiInfo:
                 health=cells[1],
                 bus_id=detail[1] or None,
                 memory_total_bytes=memory[1] * _tools.MIB if memory else None,
+                power_w=watts_or_none(cells[2].split()[0]) if cells[2].split() else None,
             )
         )
     return NpuSmiInfo(tool_version, driver_version, tuple(chips))
@@ -76,6 +79,11 @@ def parse_npu_smi_info(text: str) -> NpuSmiInfo:
 
 def _display_name(chip_name: str) -> str:
     return chip_name if chip_name.lower().startswith("ascend") else f"Ascend {chip_name}"
+
+
+def parse_npu_smi_power(text: str) -> list[float | None]:
+    """Power draw (W) per chip, in ``npu-smi info`` order (Paddle's npu ids)."""
+    return [chip.power_w for chip in parse_npu_smi_info(text).chips]
 
 
 def npu_tool_report(text: str) -> ToolReport:
@@ -108,6 +116,7 @@ class AscendNpuBackend(CustomDeviceBackend):
         "into the container"
     )
     environment = NPU_ENVIRONMENT
+    power_parser = parse_npu_smi_power
     env_prefixes = ("ASCEND_", "NPU_")
     precision_table = MappingProxyType({
         Precision.FP32: PrecisionSupport.via("paddle-custom-npu FP32 kernels"),

@@ -7,7 +7,7 @@ XPU_VISIBLE_DEVICES is not set because it renumbers cards. ``FLAGS_selected_xpus
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from portbench.backends import _tools
@@ -20,6 +20,7 @@ from portbench.backends.base import (
     PrecisionSupport,
     PredictorOptions,
 )
+from portbench.backends.power import PowerSource, UnsupportedPowerSource
 
 XPU_TOOLS = ("xpu_smi", "xpu-smi")
 RUNTIME_VERSION = re.compile(r"Runtime Version:\s*(\S+)")
@@ -168,3 +169,13 @@ class KunlunXpuBackend(Backend):
 
     def memory_used_bytes(self) -> int | None:
         return _tools.paddle_memory_reserved(self.device)
+
+    def power_sources(self) -> Sequence[PowerSource]:
+        # The recorded default table (tests/fixtures/devices/xpu_smi_r300.txt) has no power
+        # column; no real output of a power query has been recorded to test a parser on yet.
+        return [
+            UnsupportedPowerSource(
+                XPU_TOOLS[0], "card",
+                "xpu_smi's default table prints no power column; its power query is not parsed yet",
+            )
+        ]

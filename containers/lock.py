@@ -1,7 +1,9 @@
 """Write the pinned runtime dependency closure of the installed portbench (name==version, one a line).
 
 Run with the interpreter of an environment where portbench's tests pass; the output is the lock the
-images install from their wheelhouse (containers/requirements.lock). Extras (test, lint) are left out.
+images install from their wheelhouse (containers/requirements.lock). Of the extras only those a fleet
+Job runs inside the image are kept (``s3``: a Job in bucket mode uploads its results with boto3); the
+test, lint and report extras are left out.
 """
 
 from __future__ import annotations
@@ -12,19 +14,24 @@ import sys
 
 from packaging.requirements import Requirement
 
+IMAGE_EXTRAS = ("s3",)
 
-def closure(root: str) -> dict[str, str]:
+
+def _wanted(req: Requirement, extras: tuple[str, ...]) -> bool:
+    return req.marker is None or any(req.marker.evaluate({"extra": e}) for e in ("", *extras))
+
+
+def closure(root: str, extras: tuple[str, ...] = IMAGE_EXTRAS) -> dict[str, str]:
+    """``root``'s requirements with ``extras``, and theirs without extras, pinned to what is installed."""
     pinned: dict[str, str] = {}
-    pending = [Requirement(r) for r in md.requires(root) or []]
+    pending = [r for r in map(Requirement, md.requires(root) or []) if _wanted(r, extras)]
     while pending:
         req = pending.pop()
-        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
-            continue
         name = re.sub(r"[-_.]+", "-", req.name).lower()
         if name in pinned:
             continue
         pinned[name] = md.version(name)
-        pending.extend(Requirement(r) for r in md.requires(name) or [])
+        pending.extend(r for r in map(Requirement, md.requires(name) or []) if _wanted(r, ()))
     return pinned
 
 

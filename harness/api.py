@@ -25,6 +25,8 @@ from typing import Any, Protocol
 
 from portbench.backends.base import Backend, Precision
 from portbench.backends.registry import backend_names, create_backend
+from portbench.backends.runtimes.base import Runtime
+from portbench.backends.runtimes.registry import create_runtime, runtime_names
 from portbench.errors import BackendUnavailableError, PortbenchError, UnknownNameError
 from portbench.files import ensure_directory
 from portbench.harness import platform_info
@@ -69,6 +71,7 @@ class RunPlan:
     cells: list[PlannedCell]
     reference: ReferenceSet | None = None
     catalog: TaskCatalog = field(default_factory=TaskCatalog)
+    runtimes: Mapping[str, Runtime] = field(default_factory=dict)
 
     @property
     def pending(self) -> list[PlannedCell]:
@@ -105,6 +108,22 @@ def _backends(options: RunOptions) -> dict[str, Backend]:
     return available
 
 
+def _runtimes(names: Iterable[str]) -> dict[str, Runtime]:
+    """The runtimes a run uses, each installed here (a clear error naming the extra otherwise).
+    Probing finds the modules without importing them: no runtime lives in this process."""
+    known = runtime_names()
+    runtimes: dict[str, Runtime] = {}
+    for name in names:
+        if name not in known:
+            raise UnknownNameError("runtime", name, known)
+        runtime = create_runtime(name)
+        status = runtime.probe()
+        if not status.available:
+            raise BackendUnavailableError(f"runtime {name!r} is not available here: {status.reason}")
+        runtimes[name] = runtime
+    return runtimes
+
+
 def _check_model_dirs(model_dirs: Mapping[str, Path]) -> None:
     for role, path in model_dirs.items():
         if not path.is_dir():
@@ -124,11 +143,15 @@ def _check_dataset_dirs(dataset_dirs: Mapping[str, Path], workloads: Iterable[st
 def selected_workloads(suite: Suite, options: RunOptions) -> list[str]:
     """Workloads of the suite cells ``--only`` keeps, on any backend and precision of the run."""
     backends = options.backends or tuple(backend_names())
+    runtimes = options.runtimes or suite.runtimes
     precisions = options.precisions or tuple(Precision(p) for p in suite.precisions)
     return sorted({
         template.workload
         for template in suite.cells
-        if any(options.selects(template.cell_id(b, p.value)) for b in backends for p in precisions)
+        if any(
+            options.selects(template.cell_id(b, p.value, runtime=r))
+            for b in backends for r in runtimes for p in precisions
+        )
     })
 
 
@@ -163,6 +186,7 @@ def plan_run(suite: Suite, options: RunOptions, out_dir: Path | None = None) -> 
     for name in options.backends:  # names first: cheap, and the commonest typo
         if name not in known:
             raise UnknownNameError("backend", name, known)
+    runtimes = _runtimes(options.runtimes or suite.runtimes)
     _check_model_dirs(options.model_dirs)
     _check_dataset_dirs(options.dataset_dirs, [t.workload for t in suite.cells])
     for workload in {t.workload for t in suite.cells}:
@@ -174,16 +198,17 @@ def plan_run(suite: Suite, options: RunOptions, out_dir: Path | None = None) -> 
         options,
         suite=suite.name,
         backends=tuple(backends),
+        runtimes=tuple(runtimes),
         precisions=options.precisions or tuple(Precision(p) for p in suite.precisions),
     )
     results = new_results(options, platform_info.describe_platform(), suite)
     run_dir = out_dir if out_dir is not None else DEFAULT_OUT / results.run_id
-    cells = plan_cells(suite, options, backends, run_dir, catalog)
+    cells = plan_cells(suite, options, backends, run_dir, catalog, runtimes)
     if not cells:
         raise PortbenchError(f"--only {' '.join(options.only)} matches no cell of suite {suite.name}")
     _check_gates(suite, cells, catalog)
     results.tasks = task_declarations(cells, catalog)
-    return RunPlan(options, suite, run_dir, results, backends, cells, reference, catalog)
+    return RunPlan(options, suite, run_dir, results, backends, cells, reference, catalog, runtimes)
 
 
 def resume_run(run_dir: Path) -> RunPlan:
@@ -194,10 +219,13 @@ def resume_run(run_dir: Path) -> RunPlan:
     catalog = TaskCatalog()
     suite = suite_for(results)
     backends = {name: create_backend(name, options.device_id) for name in options.backends}
-    cells = plan_cells(suite, options, backends, run_dir, catalog)
+    runtimes = {name: create_runtime(name) for name in options.runtimes}
+    cells = plan_cells(suite, options, backends, run_dir, catalog, runtimes)
     # Runs started before task declarations were stored get them now.
     results.tasks = results.tasks or task_declarations(cells, catalog)
-    return RunPlan(options, suite, run_dir, results, backends, cells, _reference(options, catalog), catalog)
+    return RunPlan(
+        options, suite, run_dir, results, backends, cells, _reference(options, catalog), catalog, runtimes
+    )
 
 
 def execute(

@@ -67,6 +67,20 @@ def parse_precisions(text: str) -> tuple[Precision, ...]:
     return tuple(dict.fromkeys(parsed))
 
 
+def parse_runtimes(text: str) -> tuple[str, ...]:
+    """``--runtimes paddle,onnxruntime``: known names, in order, each once (UnknownNameError: exit 2)."""
+    from portbench.backends.runtimes.registry import runtime_names
+
+    parsed = tuple(dict.fromkeys(r.strip().lower() for r in text.split(",") if r.strip()))
+    if not parsed:
+        raise PortbenchError(f"--runtimes needs at least one of {', '.join(runtime_names())}")
+    known = runtime_names()
+    for name in parsed:
+        if name not in known:
+            raise UnknownNameError("runtime", name, known)
+    return parsed
+
+
 def parse_model_dirs(values: Sequence[str]) -> dict[str, Path]:
     """``--model-dir ROLE=PATH`` pairs (roles: det, rec, model ...)."""
     parsed: dict[str, Path] = {}
@@ -135,6 +149,10 @@ def cli() -> None:
 @click.option(
     "--precisions", default=None, help="Comma-separated: fp32,fp16,bf16,int8 (default: the suite's)."
 )
+@click.option(
+    "--runtimes", default=None,
+    help="Comma-separated inference runtimes: paddle,onnxruntime,openvino (default: the suite's, paddle).",
+)
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
               help="Run directory (default: ./portbench-results/<run-id>).")
 @click.option("--resume", "resume_dir", type=click.Path(path_type=Path), default=None,
@@ -170,6 +188,7 @@ def run(
     sets: tuple[str, ...],
     backends: tuple[str, ...],
     precisions: str | None,
+    runtimes: str | None,
     out_dir: Path | None,
     resume_dir: Path | None,
     mode: str,
@@ -201,6 +220,8 @@ def run(
     if resume_dir is not None:
         if sets:
             raise PortbenchError("--set cannot change a resumed run: it finishes the suite it started with")
+        if runtimes:
+            raise PortbenchError("--runtimes cannot change a resumed run: it finishes the cells it began")
         plan = api.resume_run(resume_dir)
     else:
         suite = resolve_suite(suite_name, sets, workloads=workload_names())
@@ -208,6 +229,7 @@ def run(
             suite=suite.name,
             backends=tuple(dict.fromkeys(backends)),
             precisions=parse_precisions(precisions) if precisions else (),
+            runtimes=parse_runtimes(runtimes) if runtimes else (),
             mode=cast(Mode, mode),
             cpu_threads=threads,
             device_id=device_id,
@@ -224,6 +246,7 @@ def run(
     options, run_dir = plan.options, plan.run_dir
     console.print(
         f"portbench {__version__}: suite [bold]{plan.suite.name}[/], backends {', '.join(options.backends)}, "
+        f"runtimes {', '.join(options.runtimes)}, "
         f"precisions {', '.join(p.value for p in options.precisions)} → {run_dir}"
     )
     try:
@@ -568,7 +591,45 @@ def list_backends() -> None:
             table.add_row(name, "[green]yes[/]", f"{info.name} ({status.reason})", precisions)
         else:
             table.add_row(name, "[yellow]no[/]", status.reason, "")
-    make_console().print(table)
+    console = make_console()
+    console.print(table)
+    console.print(_runtimes_table())
+
+
+def _runtimes_table() -> Table:
+    """Every runtime × every backend it can drive: usable here (runtime installed and backend
+    available), through what, and the precisions it runs there. Nothing is imported but the classes."""
+    from portbench.backends.runtimes.registry import create_runtime, runtime_names
+
+    table = Table(title="portbench runtimes × backends")
+    for column in ("runtime", "backend", "available", "via / reason", "precisions"):
+        table.add_column(column)
+    probes: dict[str, Any] = {}
+    for name in runtime_names():
+        try:
+            runtime = create_runtime(name)
+            installed = runtime.probe()
+        except Exception as exc:  # a third-party runtime failing to import must not hide the others
+            table.add_row(name, "", "[red]error[/]", f"{type(exc).__name__}: {exc}", "")
+            continue
+        for backend_name, target in runtime.targets().items():
+            if backend_name not in probes:
+                try:
+                    backend = create_backend(backend_name)
+                    probes[backend_name] = (backend, backend.probe())
+                except Exception:
+                    probes[backend_name] = (None, None)
+            backend, status = probes[backend_name]
+            if not installed.available:
+                table.add_row(name, backend_name, "[yellow]no[/]", installed.reason, "")
+            elif backend is None or status is None or not status.available:
+                reason = status.reason if status is not None else "backend failed to load"
+                table.add_row(name, backend_name, "[yellow]no[/]", f"{target.how}; backend: {reason}", "")
+            else:
+                precisions = ", ".join(p.value for p, s in runtime.precisions(backend).items() if s.supported)
+                table.add_row(name, backend_name, "[green]yes[/]", f"{target.how} ({installed.reason})",
+                              precisions)
+    return table
 
 
 @cli.command("suites")
@@ -595,7 +656,8 @@ def list_suites(suite_file: str | None, sets: tuple[str, ...]) -> None:
     click.echo(f"measure: {measure}")
     for cell in suite.cells:
         params = " ".join(f"{k}={v}" for k, v in cell.to_dict()["params"].items())
-        click.echo(f"  {cell.cell_id('BACKEND', 'PRECISION')} on {cell.dataset}  {params}".rstrip())
+        cell_id = cell.cell_id("BACKEND", "PRECISION", runtime="RUNTIME")
+        click.echo(f"  {cell_id} on {cell.dataset}  {params}".rstrip())
 
 
 def _cell_lines(suite: Suite) -> str:

@@ -202,10 +202,11 @@ def judge_latency(
         verdict = "no change"
     else:
         verdict = "inconclusive"
+        rerun = "rerun with more queries or trials"
         if lower <= ratio <= upper:
-            reason = f"the interval straddles the ±{max_slowdown:.0%} limit; rerun with more queries or trials"
+            reason = f"the interval straddles the ±{max_slowdown:.0%} limit; {rerun}"
         else:
-            reason = "beyond the limit but not distinguishable from noise; rerun with more queries or trials"
+            reason = f"beyond the limit but not distinguishable from noise; {rerun}"
     return SpeedJudgement(verdict, n1, n2, ratio, low, high, p_slower, p_faster, reason)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from portbench.backends.base import Precision
+from portbench.backends.runtimes.registry import DEFAULT_RUNTIME
 from portbench.harness.measure import MeasureSettings
 from portbench.harness.workload import TaskSpec, default_cache_dir
 
@@ -24,6 +25,8 @@ class RunOptions:
 
     suite: str
     backends: tuple[str, ...] = ()
+    # Empty: the suite's own (Paddle Inference unless the suite says otherwise).
+    runtimes: tuple[str, ...] = ()
     precisions: tuple[Precision, ...] = ()
     mode: Mode = "both"
     cpu_threads: int = 0
@@ -44,6 +47,7 @@ class RunOptions:
         return {
             "suite": self.suite,
             "backends": list(self.backends),
+            "runtimes": list(self.runtimes),
             "precisions": [p.value for p in self.precisions],
             "mode": self.mode,
             "cpu_threads": self.cpu_threads,
@@ -61,6 +65,8 @@ class RunOptions:
         return cls(
             suite=data["suite"],
             backends=tuple(data["backends"]),
+            # Requests from before runtimes (results schema < 1.2) ran Paddle Inference only.
+            runtimes=tuple(data.get("runtimes") or (DEFAULT_RUNTIME,)),
             precisions=tuple(Precision(p) for p in data["precisions"]),
             mode=data.get("mode", "both"),
             cpu_threads=int(data.get("cpu_threads", 0)),
@@ -94,3 +100,4 @@ class CellPlan:
     # The backend's environment for this device, applied in the worker process only.
     environment: Mapping[str, str] = field(default_factory=dict)
     log_path: Path | None = None
+    runtime: str = DEFAULT_RUNTIME

@@ -21,9 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 
-import tomllib
-
 from portbench.errors import PortbenchError
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10, which Paddle's CUDA, XPU and DCU images ship
+    import tomli as tomllib  # type: ignore[no-redef]
 
 PowerSource = Literal["nameplate", "measured"]
 POWER_SOURCES: tuple[PowerSource, ...] = ("nameplate", "measured")

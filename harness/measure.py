@@ -21,13 +21,14 @@ import statistics
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from portbench.backends.base import InferenceSession, StageTimes
+from portbench.backends.base import Session, StageTimes
 from portbench.errors import PortbenchError
 from portbench.harness.results import LatencySummary, Throughput, TrialSummary
 from portbench.harness.stats import DEFAULT_CV_THRESHOLD, summarize_trials
@@ -35,6 +36,13 @@ from portbench.harness.workload import Query
 
 Clock = Callable[[], int]  # monotonic nanoseconds
 Synchronize = Callable[[], None]
+# Wraps exactly the timed loops (warm-up excluded), e.g. an energy meter's window; one per loop
+# group: all trials of single-stream, each batch size of offline, the common run of multi-stream.
+TimedWindow = Callable[[], AbstractContextManager[object]]
+
+
+def _no_window() -> AbstractContextManager[object]:
+    return nullcontext()
 
 # A tail percentile p is reported only with at least this many samples at or beyond it.
 MIN_TAIL_SAMPLES = 2
@@ -279,6 +287,7 @@ def single_stream(
     *,
     clock: Clock = time.perf_counter_ns,
     synchronize: Synchronize | None = None,
+    window: TimedWindow = _no_window,
 ) -> Measurement:
     """One query after another, round-robin over ``queries``; latency of each recorded.
 
@@ -290,7 +299,8 @@ def single_stream(
     if not queries:
         raise ValueError("no queries to time")
     warmup = warm_up_until_stable(queries, settings, clock=clock, synchronize=synchronize)
-    measurement = _timed_loop(queries, settings, clock, synchronize)
+    with window():
+        measurement = _timed_loop(queries, settings, clock, synchronize)
     measurement.warmup_queries = warmup.queries
     measurement.warmup_s = warmup.seconds
     measurement.warmup_stable = warmup.stable
@@ -328,6 +338,7 @@ def run_trials(
     cv_threshold: float = DEFAULT_CV_THRESHOLD,
     clock: Clock = time.perf_counter_ns,
     synchronize: Synchronize | None = None,
+    window: TimedWindow = _no_window,
 ) -> TrialsResult:
     """Warm up once, then ``trials`` timed loops; the per-trial medians decide stability."""
     if not queries:
@@ -335,7 +346,8 @@ def run_trials(
     if trials < 1:
         raise MeasureSettingsError("trials must be at least 1")
     warmup = warm_up_until_stable(queries, settings, clock=clock, synchronize=synchronize)
-    measured = [_timed_loop(queries, settings, clock, synchronize) for _ in range(trials)]
+    with window():
+        measured = [_timed_loop(queries, settings, clock, synchronize) for _ in range(trials)]
     summary = summarize_trials(
         [float(np.percentile(m.latencies_ns, 50)) / 1e6 for m in measured],
         [m.samples / m.wall_s if m.wall_s > 0 else 0.0 for m in measured],
@@ -351,6 +363,7 @@ def offline(
     *,
     clock: Clock = time.perf_counter_ns,
     synchronize: Synchronize | None = None,
+    window: TimedWindow = _no_window,
 ) -> dict[int, Measurement]:
     """Throughput across a batch-size sweep: the workload builds the queries for each batch size."""
     if not batch_sizes:
@@ -363,7 +376,7 @@ def offline(
         queries = make_queries_for_batch(batch)
         if not queries:
             raise ValueError(f"no queries for batch size {batch}")
-        results[batch] = single_stream(queries, settings, clock=clock, synchronize=synchronize)
+        results[batch] = single_stream(queries, settings, clock=clock, synchronize=synchronize, window=window)
     return results
 
 
@@ -373,10 +386,11 @@ def multi_stream(
     *,
     clock: Clock = time.perf_counter_ns,
     synchronize: Synchronize | None = None,
+    window: TimedWindow = _no_window,
 ) -> Measurement:
     """N concurrent streams, one thread each; every stream warms up, then all start together.
 
-    Each stream must run on its own predictor (``InferenceSession.clone()``): Paddle predictors release
+    Each stream must run on its own predictor (``Session.clone()``): Paddle predictors release
     the GIL while running but are not safe to share. The count and duration rules apply per stream.
     Latencies of all streams are pooled; throughput is every sample over the wall time from the common
     start to the last stream's end.
@@ -385,7 +399,13 @@ def multi_stream(
         raise ValueError("multi-stream needs at least one stream, each with queries")
     n_streams = len(streams)
     start_ns: list[int] = []
-    barrier = threading.Barrier(n_streams, action=lambda: start_ns.append(clock()))
+    opened: list[ExitStack] = []
+
+    def all_warm() -> None:
+        opened[0].enter_context(window())
+        start_ns.append(clock())
+
+    barrier = threading.Barrier(n_streams, action=all_warm)
     warmups: list[WarmupReport | None] = [None] * n_streams
     loops: list[Measurement | None] = [None] * n_streams
     end_ns = [0] * n_streams
@@ -408,10 +428,14 @@ def multi_stream(
     threads = [
         threading.Thread(target=run_stream, args=(i,), name=f"portbench-stream-{i}") for i in range(n_streams)
     ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    # The window opens in the barrier's action, once every stream has warmed up, and closes when
+    # the last stream is done.
+    with ExitStack() as timed:
+        opened.append(timed)
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     if errors:
         raise errors[0]
     finished = [m for m in loops if m is not None]
@@ -441,7 +465,7 @@ class StagedQuery:
     samples: int = 1
 
 
-def staged_query(session: InferenceSession, feed: Sequence[np.ndarray], samples: int = 1) -> StagedQuery:
+def staged_query(session: Session, feed: Sequence[np.ndarray], samples: int = 1) -> StagedQuery:
     """Time ``session.run_staged(feed)``: the backend synchronises between the stages."""
     return StagedQuery(run_staged=lambda times: session.run_staged(feed, times), samples=samples)
 
@@ -464,7 +488,7 @@ def measure_stages(
 ) -> StageMeasurement:
     """Per-stage times over whole passes of ``queries`` (same count/duration rules as the timed loop).
 
-    The stage clock is ``InferenceSession.run_staged``'s own; ``clock`` only decides when to stop.
+    The stage clock is ``Session.run_staged``'s own; ``clock`` only decides when to stop.
     """
     if not queries:
         raise ValueError("no queries to time")

@@ -1,7 +1,8 @@
 """Accuracy parity: how far a cell's accuracy and outputs are from the FP32 reference.
 
-FP32 on the CPU backend is the reference. Each cell is compared with the FP32 CPU cell that ran the
-same workload, task, model, dataset and parameters (:func:`reference_key`), taken from the same run
+FP32 on the CPU backend with Paddle Inference is the reference. Each cell, on any backend and runtime
+(ONNX Runtime and OpenVINO cells too), is compared with the Paddle FP32 CPU cell that ran the same
+workload, task, model, dataset and parameters (:func:`reference_key`), taken from the same run
 or from an earlier run's directory (``--reference RUN_DIR``, :func:`load_reference`), which needs only
 that run's ``results.json`` and outputs files, never its models.
 
@@ -37,15 +38,19 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import tomllib
-
 from portbench.errors import PortbenchError, UnknownNameError
 from portbench.harness.results import CellResult, RunResults, load_results
 from portbench.harness.verdict import REFERENCE_ROLE, MetricCheck, ParityVerdict, ReferenceInfo
 from portbench.harness.workload import OutputsMalformed, TaskInfo, Workload, create_workload, workload_names
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10, which Paddle's CUDA, XPU and DCU images ship
+    import tomli as tomllib  # type: ignore[no-redef]
+
 REFERENCE_BACKEND = "cpu"
 REFERENCE_PRECISION = "fp32"
+REFERENCE_RUNTIME = "paddle"
 # Absolute slack on gate comparisons so a metric at exactly 99% of the reference is not failed by
 # floating-point rounding of the product.
 GATE_TOLERANCE = 1e-12
@@ -190,8 +195,13 @@ class ParityGates:
 def model_label(cell: CellResult) -> str:
     """The model as the cell id names it (``model@label``), falling back to ``cell.model``."""
     parts = cell.cell_id.split("/")
-    if len(parts) >= 6 and parts[-3] == cell.backend and parts[-2] == cell.precision:
-        return "/".join(parts[2:-3])
+    if (
+        len(parts) >= 7
+        and parts[-4] == cell.backend
+        and parts[-3] == cell.runtime
+        and parts[-2] == cell.precision
+    ):
+        return "/".join(parts[2:-4])
     return cell.model
 
 
@@ -243,7 +253,11 @@ def reference_key(cell: CellResult, catalog: TaskCatalog | None = None) -> Refer
 
 
 def is_reference_cell(cell: CellResult) -> bool:
-    return cell.backend == REFERENCE_BACKEND and cell.precision == REFERENCE_PRECISION
+    return (
+        cell.backend == REFERENCE_BACKEND
+        and cell.runtime == REFERENCE_RUNTIME
+        and cell.precision == REFERENCE_PRECISION
+    )
 
 
 def has_synthetic_weights(cell: CellResult) -> bool:
@@ -401,7 +415,7 @@ def speedup(cell: CellResult, fp32: CellResult | None) -> float | None:
 
 
 def _reference_info(reference: CellResult, run_id: str | None) -> ReferenceInfo:
-    return ReferenceInfo(reference.cell_id, reference.backend, reference.precision, run_id)
+    return ReferenceInfo(reference.cell_id, reference.backend, reference.precision, run_id, reference.runtime)
 
 
 def evaluate_parity(
@@ -564,7 +578,8 @@ def apply_parity(
     keys = {cell.cell_id: reference_key(cell, catalog) for cell in results.cells}
     passed = [cell for cell in results.cells if cell.status == "passed"]
     in_run = {keys[c.cell_id]: c for c in passed if is_reference_cell(c)}
-    fp32 = {(c.backend, keys[c.cell_id]): c for c in passed if c.precision == REFERENCE_PRECISION}
+    # Speed-up is against FP32 on the same backend *and* runtime: a lower precision's own gain.
+    fp32 = {(c.backend, c.runtime, keys[c.cell_id]): c for c in passed if c.precision == REFERENCE_PRECISION}
     outputs_cache: dict[str, tuple[Mapping[str, Any] | None, str | None]] = {}
 
     def outputs_of(cell: CellResult) -> tuple[Mapping[str, Any] | None, str | None]:
@@ -574,7 +589,7 @@ def apply_parity(
 
     for cell in results.cells:
         key = keys[cell.cell_id]
-        same_backend_fp32 = fp32.get((cell.backend, key))
+        same_backend_fp32 = fp32.get((cell.backend, cell.runtime, key))
         notes: list[str] = []
         reference_cell: CellResult | None
         reference_outputs: Mapping[str, Any] | None

@@ -27,7 +27,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -313,7 +313,7 @@ def quantize_model(
                 "feeds_sha256": feeds_digest,
             },
             "paddle": version,
-            "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "build_seconds": round(time.time() - started, 2),
             "quantized_ops": answer["quantized_ops"],
             "quantized_op_count": len(answer["quantized_ops"]),

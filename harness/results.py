@@ -19,7 +19,13 @@ from portbench.files import default_file_mode
 from portbench.harness.verdict import ParityVerdict
 
 # 1.1: suite_definition, the resolved suite (1.0 documents still load: they name a built-in suite).
-SCHEMA_VERSION = "1.1"
+# 1.2: the inference runtime of every cell (``runtime``, and in the cell id between backend and
+# precision; older documents load as Paddle Inference cells with their ids migrated);
+# CellResult.server (server scenario: rate at the bound, search, early stopping), audits (output and
+# cache audits), energy, first_shape and placement (absent in older documents).
+SCHEMA_VERSION = "1.2"
+RUNTIME_SINCE = (1, 2)
+LEGACY_RUNTIME = "paddle"
 SCHEMA_PATH = Path(__file__).with_name("results.schema.json")
 RESULTS_FILENAME = "results.json"
 
@@ -101,9 +107,12 @@ class CellResult:
     dataset: str
     status: CellStatus
     reason: str | None = None
+    runtime: str = LEGACY_RUNTIME
     device: str | None = None
     device_info: dict[str, Any] | None = None
     models: list[ModelRecord] = field(default_factory=list)
+    # Every file the evaluation data was read from (absolute path -> sha256), hashed after loading.
+    dataset_sha256: dict[str, str] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     metrics_by_subset: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -122,7 +131,19 @@ class CellResult:
     # to the run directory. They are what parity checks compare against a reference.
     outputs_file: str | None = None
     quantization: dict[str, Any] | None = None  # provenance of an INT8 model (source, algo, samples)
+    # Energy of the timed loops by power source and scope, or why there is none (harness.energy).
+    energy: dict[str, Any] | None = None
+    # First call of each distinct input shape against its steady state, measured in its own pass.
+    first_shape: dict[str, Any] | None = None
+    # Which operators ran on the device and which fell back to the CPU, per model role.
+    placement: dict[str, Any] | None = None
     parity: ParityVerdict | None = None  # verdict against the FP32 reference, with the evidence
+    # Server scenario only: latency_bound_ms, percentile, rate_at_bound_qps (None when no rate met
+    # the bound), valid, tail_ms / p99_ms of the final run, early_stopping, every probe; the final
+    # run's raw scheduled / issued / completed times are in raw["server_final"].
+    server: dict[str, Any] | None = None
+    # Audit name ("outputs", "cache") -> verdict ("passed", "failed", "not_run") with its numbers.
+    audits: dict[str, Any] = field(default_factory=dict)
     started_at: str | None = None
     duration_s: float | None = None
 
@@ -184,7 +205,10 @@ class RunResults:
             )
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
-        values["cells"] = [CellResult.from_dict(c) for c in data.get("cells", [])]
+        cells = data.get("cells", [])
+        if _version_tuple(version) < RUNTIME_SINCE:
+            cells = [migrate_cell_to_runtime(c) for c in cells]
+        values["cells"] = [CellResult.from_dict(c) for c in cells]
         return cls(**values)
 
     def upsert(self, cell: CellResult) -> None:
@@ -193,6 +217,24 @@ class RunResults:
 
     def cell(self, cell_id: str) -> CellResult | None:
         return next((c for c in self.cells if c.cell_id == cell_id), None)
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in version.split("."))
+    except ValueError:
+        return (0,)
+
+
+def migrate_cell_to_runtime(cell: Mapping[str, Any]) -> dict[str, Any]:
+    """A cell written before runtimes existed (schema < 1.2): it ran on Paddle Inference, and its id
+    ``.../backend/precision/scenario`` gains the runtime before the precision."""
+    migrated = dict(cell)
+    migrated.setdefault("runtime", LEGACY_RUNTIME)
+    parts = str(cell.get("cell_id", "")).split("/")
+    if len(parts) >= 6 and parts[-3] == cell.get("backend") and parts[-2] == cell.get("precision"):
+        migrated["cell_id"] = "/".join([*parts[:-2], migrated["runtime"], *parts[-2:]])
+    return migrated
 
 
 def write_atomic(path: Path, text: str) -> None:

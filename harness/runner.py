@@ -21,10 +21,19 @@ from typing import Any
 
 import portbench
 from portbench.backends.base import Backend
+from portbench.backends.runtimes.base import Runtime
+from portbench.backends.runtimes.registry import create_runtime
 from portbench.errors import PortbenchError
 from portbench.harness.config import CellPlan, RunOptions
 from portbench.harness.parity import TaskCatalog
-from portbench.harness.results import CellResult, RunResults, load_results, save_results, write_atomic
+from portbench.harness.results import (
+    SCHEMA_VERSION,
+    CellResult,
+    RunResults,
+    load_results,
+    save_results,
+    write_atomic,
+)
 from portbench.harness.suite import Suite, get_suite
 from portbench.harness.worker import new_cell_result, utc_now, worker_main
 from portbench.harness.workload import TaskSpec
@@ -67,13 +76,21 @@ def plan_cells(
     backends: Mapping[str, Backend],
     run_dir: Path,
     catalog: TaskCatalog | None = None,
+    runtimes: Mapping[str, Runtime] | None = None,
 ) -> list[PlannedCell]:
-    """Suite × backends × precisions, in that nesting, keeping what ``--only`` selects. A cell whose
-    model the user replaced (``--model-dir``) is named after the user's model, not the registered one."""
+    """Suite × backends × runtimes × precisions, in that nesting, keeping what ``--only`` selects. A
+    cell whose model the user replaced (``--model-dir``) is named after the user's model, not the
+    registered one. ``runtimes`` defaults to those ``options`` names (the suite's when it names none);
+    a runtime that cannot drive a backend, or a precision it cannot run there, is a skipped cell."""
     catalog = catalog or TaskCatalog()
+    if runtimes is None:
+        runtimes = {name: create_runtime(name) for name in options.runtimes or suite.runtimes}
     planned: list[PlannedCell] = []
-    for backend_name, backend in backends.items():
-        support = backend.precisions()
+    for backend_name, backend, runtime_name, runtime in (
+        (b, backend, r, runtime) for b, backend in backends.items() for r, runtime in runtimes.items()
+    ):
+        drives = runtime.drives(backend_name)
+        support = runtime.precisions(backend) if drives.available else {}
         environment = dict(backend.worker_environment())
         for precision in options.precisions:
             for template in suite.cells:
@@ -86,7 +103,9 @@ def plan_cells(
                 )
                 workload = catalog.workload(template.workload)
                 model_label = workload.model_label(spec) if workload else template.model
-                cell_id = template.cell_id(backend_name, precision.value, model=model_label)
+                cell_id = template.cell_id(
+                    backend_name, precision.value, model=model_label, runtime=runtime_name
+                )
                 if not options.selects(cell_id):
                     continue
                 plan = CellPlan(
@@ -103,10 +122,13 @@ def plan_cells(
                     model_label=model_label,
                     environment=environment,
                     log_path=run_dir / "logs" / f"{cell_file_stem(cell_id)}.log",
+                    runtime=runtime_name,
                 )
                 how = support.get(precision)
                 skip = None
-                if how is None or not how.supported:
+                if not drives.available:
+                    skip = drives.reason
+                elif how is None or not how.supported:
                     skip = how.how if how else f"{backend_name} does not declare {precision.value}"
                 planned.append(PlannedCell(plan, skip))
     return planned
@@ -260,6 +282,8 @@ def resume_results(run_dir: Path) -> tuple[RunResults, RunOptions]:
         # results.json is user-editable: a damaged request must not surface as a traceback.
         raise PortbenchError(f"{run_dir}: the run request in results.json is unusable ({error!r})") from None
     results.finished_at = None
+    # Its cells were migrated on load (harness.results): it is saved again in this schema.
+    results.schema_version = SCHEMA_VERSION
     return results, options
 
 

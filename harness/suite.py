@@ -24,20 +24,24 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import tomllib
-
 from portbench.backends.base import Precision
+from portbench.backends.runtimes.registry import DEFAULT_RUNTIME, runtime_names
 from portbench.errors import PortbenchError, UnknownNameError
 from portbench.harness.measure import MeasureSettings, MeasureSettingsError
 from portbench.harness.parity import ParityError, ParityGates
-from portbench.harness.worker import SCENARIOS
+from portbench.harness.scenarios import scenario_names
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10, which Paddle's CUDA, XPU and DCU images ship
+    import tomli as tomllib  # type: ignore[no-redef]
 
 DEFAULT_SUITE = "standard"
 BUILTIN_PACKAGE = "portbench.suites"
 SUITE_SUFFIXES = (".toml", ".json")
 
 SECTIONS = ("suite", "measure", "gates", "cells")
-SUITE_KEYS = ("name", "description", "precisions", "trials")
+SUITE_KEYS = ("name", "description", "precisions", "runtimes", "trials")
 CELL_KEYS = ("workload", "task", "model", "dataset", "scenario", "label", "params", "matrix")
 # Params and matrix values may be named in these strings as {key}; workload and task stay literal so a
 # typo in them is caught before any expansion.
@@ -66,12 +70,14 @@ class CellTemplate:
     label: str = ""  # tells apart cells of one task/model, e.g. an ERNIE shape "medium-s128-b8"
     params: Mapping[str, Any] = field(default_factory=frozen)
 
-    def cell_id(self, backend: str, precision: str, model: str | None = None) -> str:
-        """``workload/task/model[@label]/backend/precision/scenario``; ``model`` replaces the
+    def cell_id(
+        self, backend: str, precision: str, model: str | None = None, runtime: str = DEFAULT_RUNTIME
+    ) -> str:
+        """``workload/task/model[@label]/backend/runtime/precision/scenario``; ``model`` replaces the
         template's (a user's own model)."""
         model = model or self.model
         model = f"{model}@{self.label}" if self.label else model
-        return f"{self.workload}/{self.task}/{model}/{backend}/{precision}/{self.scenario}"
+        return f"{self.workload}/{self.task}/{model}/{backend}/{runtime}/{precision}/{self.scenario}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -95,6 +101,8 @@ class Suite:
     trials: int = 3  # timed loops per cell; their spread decides whether a cell is stable
     # Parity marks against the FP32 reference: INT8 >= 99 %, FP16/BF16 >= 99.9 % of FP32 by default.
     gates: ParityGates = field(default_factory=ParityGates)
+    # Inference runtimes every cell runs on (``--runtimes`` overrides); Paddle Inference by default.
+    runtimes: tuple[str, ...] = (DEFAULT_RUNTIME,)
 
     def to_dict(self) -> dict[str, Any]:
         """The suite-file format, resolved: matrices expanded, every default written out."""
@@ -103,6 +111,7 @@ class Suite:
                 "name": self.name,
                 "description": self.description,
                 "precisions": list(self.precisions),
+                "runtimes": list(self.runtimes),
                 "trials": self.trials,
             },
             "measure": dataclasses.asdict(self.measure),
@@ -245,9 +254,10 @@ def _parse_cells(value: Any, check: _Checker, workloads: Collection[str] | None)
         if workloads is not None and fields_["workload"] not in workloads:
             raise check.error(f"{prefix}.workload",
                               f"expected one of {', '.join(sorted(workloads))}, got {fields_['workload']!r}")
-        if fields_["scenario"] not in SCENARIOS:
+        known_scenarios = scenario_names()
+        if fields_["scenario"] not in known_scenarios:
             raise check.error(f"{prefix}.scenario",
-                              f"expected one of {', '.join(SCENARIOS)}, got {fields_['scenario']!r}")
+                              f"expected one of {', '.join(known_scenarios)}, got {fields_['scenario']!r}")
         params_table = table.get("params", {})
         if not isinstance(params_table, Mapping):
             raise check.error(f"{prefix}.params", f"expected a table, got {_show(params_table)}")
@@ -274,7 +284,7 @@ def _parse_cells(value: Any, check: _Checker, workloads: Collection[str] | None)
                 **{key: _format(fields_[key], {**params, **chosen}, f"{prefix}.{key}", check)
                    for key in TEMPLATED_CELL_KEYS},
             )
-            cell_id = cell.cell_id("BACKEND", "PRECISION")
+            cell_id = cell.cell_id("BACKEND", "PRECISION", runtime="RUNTIME")
             if cell_id in seen:
                 where = "twice" if seen[cell_id] == prefix else f"again (first in {seen[cell_id]})"
                 raise check.error(prefix, f"cell {cell_id} appears {where}; give each cell its own "
@@ -312,6 +322,15 @@ def parse_suite(
     ):
         raise check.error("suite.precisions", f"expected a non-empty array of {', '.join(known_precisions)}, "
                                               f"got {_show(precisions_value)}")
+    runtimes_value = header.get("runtimes", [DEFAULT_RUNTIME])
+    known_runtimes = runtime_names()
+    if (
+        not isinstance(runtimes_value, list)
+        or not runtimes_value
+        or any(r not in known_runtimes for r in runtimes_value)
+    ):
+        raise check.error("suite.runtimes", f"expected a non-empty array of {', '.join(known_runtimes)}, "
+                                            f"got {_show(runtimes_value)}")
     trials = check.whole(header, "trials", "suite.trials", 3)
     if trials < 1:
         raise check.error("suite.trials", f"expected a whole number >= 1, got {trials}")
@@ -322,6 +341,7 @@ def parse_suite(
         measure=_parse_measure(document.get("measure", {}), check),
         precisions=tuple(dict.fromkeys(precisions_value)),
         trials=trials,
+        runtimes=tuple(dict.fromkeys(runtimes_value)),
         gates=_parse_gates(document.get("gates", {}), check),
     )
 

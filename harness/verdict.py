@@ -36,6 +36,7 @@ class ReferenceInfo:
     backend: str
     precision: str
     run_id: str | None = None
+    runtime: str = "paddle"  # verdicts written before runtimes were judged against Paddle cells
 
 
 @dataclass(frozen=True)

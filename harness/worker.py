@@ -20,10 +20,24 @@ from typing import Any
 
 import psutil
 
-from portbench.backends.base import Backend, InferenceSession, ModelFiles, Precision, PredictorOptions
+from portbench.backends.base import Backend, ModelFiles, Precision, PredictorOptions, Session
+from portbench.backends.power import host_power_sources
 from portbench.backends.registry import create_backend
-from portbench.errors import PortbenchError
+from portbench.backends.runtimes.base import OnnxModel, Runtime
+from portbench.backends.runtimes.registry import create_runtime
+from portbench.errors import PortbenchError, SessionUnavailableError
+from portbench.harness.audits import (
+    AuditSettings,
+    OutputTap,
+    audit_cache,
+    audit_outputs,
+    audits_enabled,
+    sample_indices,
+)
+from portbench.harness.audits import failure_reason as audit_failure
 from portbench.harness.config import CellPlan
+from portbench.harness.energy import EnergyMeter, energy_record
+from portbench.harness.first_shape import first_shape_record, measure_first_shapes
 from portbench.harness.measure import (
     Measurement,
     MeasureSettings,
@@ -36,7 +50,9 @@ from portbench.harness.measure import (
     summarize_ms,
 )
 from portbench.harness.models import hash_model_files, sha256_file
-from portbench.harness.results import CellResult, CellStatus, ModelRecord
+from portbench.harness.placement import parse_fallback_lines, placement_for_role, profile_model
+from portbench.harness.results import LEGACY_RUNTIME, CellResult, CellStatus, ModelRecord
+from portbench.harness.scenarios import Scenario, ScenarioContext, create_scenario
 from portbench.harness.workload import (
     AccuracyResult,
     PreparedTask,
@@ -60,6 +76,7 @@ def new_cell_result(plan: CellPlan, status: CellStatus, reason: str | None = Non
         task=spec.task,
         model=plan.model_label or spec.model,
         backend=plan.backend,
+        runtime=plan.runtime,
         precision=plan.precision.value,
         scenario=plan.scenario,
         dataset=spec.dataset,
@@ -72,10 +89,12 @@ def new_cell_result(plan: CellPlan, status: CellStatus, reason: str | None = Non
 
 @dataclass
 class OpenedModels:
-    sessions: dict[str, InferenceSession]
+    sessions: dict[str, Session]
     records: list[ModelRecord]
     cold_start: dict[str, float]
     quantization: dict[str, Any] | None
+    # role -> provenance of the ONNX conversion a runtime loaded (none for Paddle Inference)
+    conversions: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
 
 def _quantized(
@@ -101,13 +120,37 @@ def _quantized(
     return quantized.files, provenance
 
 
-def _open_sessions(backend: Backend, workload: Workload, plan: CellPlan) -> OpenedModels:
-    options = PredictorOptions(
+def _predictor_options(plan: CellPlan) -> PredictorOptions:
+    return PredictorOptions(
         precision=plan.precision,
         device_id=plan.device_id,
         cpu_threads=plan.cpu_threads,
         cache_dir=plan.spec.cache_dir / "engines",
     )
+
+
+def _runtime_model(
+    runtime: Runtime, files: ModelFiles, plan: CellPlan, name: str, opened: OpenedModels, role: str
+) -> ModelFiles | OnnxModel:
+    """What ``runtime`` loads for ``files``: the Paddle files, or their cached ONNX conversion."""
+    if runtime.model_format(files) == "paddle":
+        return files
+    from portbench.harness.onnx_export import export_onnx
+
+    started = time.perf_counter()
+    converted = export_onnx(
+        files, plan.spec.cache_dir, name=name, log=lambda note: print(f"portbench: {note}", file=sys.stderr)
+    )
+    opened.cold_start[f"{role}_convert_s"] = time.perf_counter() - started
+    opened.conversions[role] = dict(converted.provenance)
+    return converted
+
+
+def _open_sessions(
+    backend: Backend, workload: Workload, plan: CellPlan, runtime: Runtime | None = None
+) -> OpenedModels:
+    options = _predictor_options(plan)
+    runtime = runtime or create_runtime(plan.runtime)
     opened = OpenedModels({}, [], {}, None)
     synthetic = workload.synthetic_weights(plan.spec)
     quantize = plan.precision is Precision.INT8 and backend.int8_needs_quantized_model
@@ -136,15 +179,15 @@ def _open_sessions(backend: Backend, workload: Workload, plan: CellPlan) -> Open
         )
         start = time.perf_counter()
         role_options = dataclasses.replace(options, dynamic_shapes=workload.shape_ranges(plan.spec, role))
+        loaded = _runtime_model(runtime, files, plan, name, opened, role)
         try:
-            opened.sessions[role] = backend.create_session(files, role_options)
+            opened.sessions[role] = runtime.create_session(backend, loaded, role_options)
         except PortbenchError:
             raise
         except Exception as exc:  # Paddle raises plain RuntimeError/ValueError on corrupt models
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise PortbenchError(
-                f"cannot load model {files.directory} on {backend.name}: {first_line}"
-            ) from exc
+            where = backend.name if runtime.name == "paddle" else f"{backend.name} with {runtime.name}"
+            raise PortbenchError(f"cannot load model {files.directory} on {where}: {first_line}") from exc
         opened.cold_start[f"{role}_load_s"] = time.perf_counter() - start
     return opened
 
@@ -159,7 +202,6 @@ def _stage_summaries(accuracy: AccuracyResult) -> tuple[dict[str, Any], dict[str
     return summaries, raw
 
 
-SCENARIOS = ("single-stream", "offline", "multi-stream")
 DEFAULT_STREAMS = 2
 # The stage split runs in its own short loop after the timed one: a few passes are enough.
 STAGE_SETTINGS = MeasureSettings(
@@ -183,10 +225,13 @@ def _int_list_param(params: Mapping[str, Any], key: str, default: Sequence[int])
 
 
 def _record_single_stream(
-    plan: CellPlan, backend: Backend, queries: Sequence[Query], result: CellResult
+    plan: CellPlan, backend: Backend, queries: Sequence[Query], result: CellResult, meter: EnergyMeter
 ) -> list[int]:
-    trials = run_trials(queries, plan.measure, trials=plan.trials, synchronize=backend.synchronize)
+    trials = run_trials(
+        queries, plan.measure, trials=plan.trials, synchronize=backend.synchronize, window=meter.window
+    )
     pooled = trials.pooled()
+    result.energy = energy_record(meter, meter.windows[-1], pooled.samples)
     result.latency_ms = pooled.latency_summary()
     result.throughput = pooled.throughput()
     result.trials = trials.summary
@@ -198,7 +243,7 @@ def _record_single_stream(
 
 
 def _record_offline(
-    plan: CellPlan, backend: Backend, prepared: PreparedTask, result: CellResult
+    plan: CellPlan, backend: Backend, prepared: PreparedTask, result: CellResult, meter: EnergyMeter
 ) -> list[int]:
     """One single-stream loop per batch size; the headline figures are the largest batch's."""
     batch_sizes = _int_list_param(plan.spec.params, "batch_sizes", [1, 8, 32])
@@ -209,7 +254,14 @@ def _record_offline(
         samples_per_query[batch_size] = [q.samples for q in queries]
         return queries
 
-    measured = offline(queries_for, batch_sizes, plan.measure, synchronize=backend.synchronize)
+    measured = offline(
+        queries_for, batch_sizes, plan.measure, synchronize=backend.synchronize, window=meter.window
+    )
+    # One meter window per batch size, in sweep order.
+    energy = {
+        batch_size: energy_record(meter, window, measurement.samples)
+        for (batch_size, measurement), window in zip(measured.items(), meter.windows, strict=True)
+    }
     result.raw["offline"] = [
         {
             "batch_size": batch_size,
@@ -218,10 +270,12 @@ def _record_offline(
             "warmup": measurement.warmup_report(),
             "samples_per_query": samples_per_query[batch_size],
             "latencies_ms": measurement.latencies_ms,
+            "energy": energy[batch_size],
         }
         for batch_size, measurement in measured.items()
     ]
     headline = max(batch_sizes)
+    result.energy = energy[headline]
     result.params["batch_sizes"] = batch_sizes
     result.params["headline_batch_size"] = headline
     _record_headline(measured[headline], result)
@@ -233,8 +287,9 @@ def _record_multi_stream(
     plan: CellPlan,
     backend: Backend,
     prepared: PreparedTask,
-    sessions: Mapping[str, InferenceSession],
+    sessions: Mapping[str, Session],
     result: CellResult,
+    meter: EnergyMeter,
 ) -> list[int]:
     """N threads, each on its own clone of every session: per-query latency across all streams,
     aggregate throughput."""
@@ -245,7 +300,8 @@ def _record_multi_stream(
         prepared.stream_queries({role: session.clone() for role, session in sessions.items()})
         for _ in range(value)
     ]
-    measured = multi_stream(streams, plan.measure, synchronize=backend.synchronize)
+    measured = multi_stream(streams, plan.measure, synchronize=backend.synchronize, window=meter.window)
+    result.energy = energy_record(meter, meter.windows[-1], measured.samples)
     result.params["streams"] = value
     _record_headline(measured, result)
     result.raw["stream_latency_ms"] = [[ns / 1e6 for ns in lat] for lat in measured.stream_latencies_ns]
@@ -264,23 +320,55 @@ def _measure_scenario(
     plan: CellPlan,
     backend: Backend,
     prepared: PreparedTask,
-    sessions: Mapping[str, InferenceSession],
+    sessions: Mapping[str, Session],
     queries: Sequence[Query],
     result: CellResult,
+    output_tap: OutputTap | None = None,
 ) -> list[int]:
-    """Run the cell's scenario and record it; returns the batch sizes measured (for the manifest)."""
-    if plan.scenario == "single-stream":
-        return _record_single_stream(plan, backend, queries, result)
-    if plan.scenario == "offline":
-        return _record_offline(plan, backend, prepared, result)
-    if plan.scenario == "multi-stream":
-        return _record_multi_stream(plan, backend, prepared, sessions, result)
-    raise PortbenchError(f"unknown scenario {plan.scenario!r}; known: {', '.join(SCENARIOS)}")
+    """Run the cell's scenario (``harness.scenarios`` registry) and record it; returns the batch
+    sizes measured (for the manifest)."""
+    # Host sources (RAPL, the BMC) first, then the device's own; probed once per cell.
+    meter = EnergyMeter([*host_power_sources(), *backend.power_sources()])
+    context = ScenarioContext(plan, backend, prepared, sessions, queries, output_tap, meter)
+    return create_scenario(plan.scenario).record(context, result)
+
+
+def _meter_of(context: ScenarioContext) -> EnergyMeter:
+    # A context built without power sources (a test, a third-party caller) records "no source".
+    return context.meter if context.meter is not None else EnergyMeter([])
+
+
+class SingleStreamScenario(Scenario):
+    name = "single-stream"
+    description = "one query after another, repeated trials"
+
+    def record(self, context: ScenarioContext, result: CellResult) -> list[int]:
+        tap = context.output_tap
+        queries = tap.wrap(context.queries) if tap is not None else context.queries
+        return _record_single_stream(context.plan, context.backend, queries, result, _meter_of(context))
+
+
+class OfflineScenario(Scenario):
+    name = "offline"
+    description = "throughput over a batch-size sweep (params.batch_sizes)"
+
+    def record(self, context: ScenarioContext, result: CellResult) -> list[int]:
+        return _record_offline(context.plan, context.backend, context.prepared, result, _meter_of(context))
+
+
+class MultiStreamScenario(Scenario):
+    name = "multi-stream"
+    description = "params.streams concurrent streams, each on cloned predictors"
+
+    def record(self, context: ScenarioContext, result: CellResult) -> list[int]:
+        return _record_multi_stream(
+            context.plan, context.backend, context.prepared, context.sessions, result, _meter_of(context)
+        )
 
 
 def _measure_inference_stages(prepared: PreparedTask, result: CellResult) -> None:
     """Host-to-device / compute / device-to-host split of a few pre-processed inputs, each stage
-    synchronised by the backend (``InferenceSession.run_staged``); tasks without feeds are skipped."""
+    synchronised by the backend (``Session.run_staged``); tasks without feeds are skipped."""
     try:
         feeds = prepared.staged_feeds()
     except ScenarioUnsupported:
@@ -294,6 +382,59 @@ def _measure_inference_stages(prepared: PreparedTask, result: CellResult) -> Non
         raw_stages[f"inference_{stage}"] = staged.stages_ms[stage]
 
 
+def _run_audits(
+    backend: Backend,
+    prepared: PreparedTask,
+    queries: Sequence[Query],
+    tap: OutputTap,
+    accuracy_outputs: Mapping[str, Any] | None,
+    settings: AuditSettings,
+    result: CellResult,
+) -> None:
+    """After the timed pass: compare the tapped outputs with the accuracy pass's, then the
+    same-versus-distinct input check; a failed audit fails the cell (its figures stay recorded)."""
+    result.audits["outputs"] = audit_outputs(prepared, tap, accuracy_outputs, backend.determinism_atol)
+    result.audits["cache"] = audit_cache(queries, settings, synchronize=backend.synchronize)
+    reason = audit_failure(result.audits)
+    if reason is not None:
+        result.status = "failed"
+        result.reason = reason
+
+
+def _measure_placement(
+    plan: CellPlan, backend: Backend, workload: Workload, prepared: PreparedTask,
+    sessions: Mapping[str, Session],
+) -> dict[str, Any]:
+    """Operator placement per model role, on predictors of its own (profiling slows every op), from
+    the feeds the stage split uses; the kernel-fallback lines come from this cell's log so far."""
+    if plan.runtime != LEGACY_RUNTIME:
+        # The op list and times come from Paddle Inference's profiler, which another runtime lacks.
+        return {"unavailable": f"operator placement is read from Paddle Inference's profiler, "
+                               f"not available for the {plan.runtime} runtime"}  # fmt: skip
+    try:
+        feeds = prepared.staged_feeds()
+    except ScenarioUnsupported as exc:
+        return {"unavailable": f"{exc}: no feeds to profile the operators with"}
+    log_text = ""
+    if plan.log_path is not None and plan.log_path.is_file():
+        log_text = plan.log_path.read_text(encoding="utf-8", errors="replace")
+    fallbacks = parse_fallback_lines(log_text)
+    roles: dict[str, Any] = {}
+    for role, session in sessions.items():
+        role_feeds = [feed for s, feed, _ in feeds if s is session]
+        if not role_feeds:
+            continue
+        options = dataclasses.replace(
+            _predictor_options(plan), dynamic_shapes=workload.shape_ranges(plan.spec, role)
+        )
+        try:
+            counts, place, times = profile_model(backend, session.model, options, role_feeds)
+        except Exception as exc:  # placement is evidence; a profiler failure must not lose the cell
+            roles[role] = {"error": f"{type(exc).__name__}: {exc}"}
+            continue
+        roles[role] = placement_for_role(backend.device, counts, place, times, fallbacks)
+    return {"roles": roles, "fallback_log": plan.log_path is not None}
+
 
 @dataclass
 class CellRun:
@@ -306,21 +447,29 @@ def execute_cell(plan: CellPlan) -> CellRun:
     started = utc_now()
     wall_start = time.perf_counter()
     backend = create_backend(plan.backend, plan.device_id)
+    runtime = create_runtime(plan.runtime)
     workload = create_workload(plan.spec.workload)
     result = new_cell_result(plan, "passed")
     result.started_at = started
     result.device = backend.device
     result.device_info = _device_info_dict(backend)
 
-    opened = _open_sessions(backend, workload, plan)
+    opened = _open_sessions(backend, workload, plan, runtime)
     result.models, result.cold_start, result.quantization = (
         opened.records, opened.cold_start, opened.quantization
     )
     prepared = workload.prepare(plan.spec, opened.sessions)
+    result.dataset_sha256 = {str(p): sha256_file(p) for p in workload.data_files(plan.spec)}
     queries = prepared.queries()
     result.params.update(prepared.query_description())
 
-    if queries:
+    # First-shape costs before anything else runs on the sessions: every shape is new here.
+    probes = prepared.shape_probes() if plan.mode in ("both", "performance") else ()
+    if probes:
+        costs = measure_first_shapes(probes, synchronize=backend.synchronize)
+        result.first_shape = first_shape_record(costs)
+        result.cold_start["first_inference_ms"] = costs[0].first_ms
+    elif queries:
         first = time.perf_counter()
         queries[0].run()
         backend.synchronize()
@@ -338,9 +487,20 @@ def execute_cell(plan: CellPlan) -> CellRun:
     if plan.mode in ("both", "performance") and queries:
         process = psutil.Process()
         process.cpu_percent(None)
-        batch_sizes = _measure_scenario(plan, backend, prepared, opened.sessions, queries, result)
+        audit_settings = (
+            AuditSettings.from_params(plan.spec.params)
+            if audits_enabled(plan.spec.params, plan.scenario) else None
+        )
+        tap = (
+            OutputTap(sample_indices(len(queries), audit_settings.samples, audit_settings.seed))
+            if audit_settings else None
+        )
+        batch_sizes = _measure_scenario(plan, backend, prepared, opened.sessions, queries, result, tap)
         result.resources["cpu_percent"] = process.cpu_percent(None)
+        if audit_settings is not None and tap is not None:
+            _run_audits(backend, prepared, queries, tap, outputs, audit_settings, result)
         _measure_inference_stages(prepared, result)
+        result.placement = _measure_placement(plan, backend, workload, prepared, opened.sessions)
         result.manifest = build_manifest(
             backend=backend.name,
             precision=plan.precision.value,
@@ -350,6 +510,7 @@ def execute_cell(plan: CellPlan) -> CellRun:
             input_shapes=prepared.query_description().get("input_shapes", {}),
             settings=plan.measure,
         )
+        result.manifest["runtime"] = _runtime_manifest(runtime, opened)
 
     # ru_maxrss is KiB on Linux: the true peak, including model load.
     result.resources["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -357,6 +518,17 @@ def execute_cell(plan: CellPlan) -> CellRun:
     result.resources["device_memory_bytes"] = device_memory
     result.duration_s = time.perf_counter() - wall_start
     return CellRun(result, outputs)
+
+
+def _runtime_manifest(runtime: Runtime, opened: OpenedModels) -> dict[str, Any]:
+    """The runtime, its installed versions and each session's settings (what it was told and, where
+    the runtime reports it, what it applied)."""
+    return {
+        "name": runtime.name,
+        "versions": runtime.versions(),
+        "sessions": {role: dict(session.settings) for role, session in opened.sessions.items()},
+        **({"conversions": opened.conversions} if opened.conversions else {}),
+    }
 
 
 def _device_info_dict(backend: Backend) -> dict[str, Any] | None:
@@ -382,7 +554,7 @@ def worker_main(plan: CellPlan, reply: Any, environment: Mapping[str, str]) -> N
     try:
         run = execute_cell(plan)
         reply.send(("ok", run.result.to_dict(), run.outputs))
-    except QuantizationUnsupported as exc:
+    except (QuantizationUnsupported, SessionUnavailableError) as exc:
         reply.send(("skipped", str(exc), None))
     except PortbenchError as exc:
         reply.send(("input-error", str(exc), None))

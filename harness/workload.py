@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from portbench.backends.base import InferenceSession, ModelFiles
+from portbench.backends.base import ModelFiles, Session
 from portbench.errors import PortbenchError, UnknownNameError
 from portbench.plugins import Registry
 
@@ -48,6 +48,35 @@ class Query:
 
     run: Callable[[], object]
     samples: int = 1
+
+
+@dataclass(frozen=True)
+class ShapeProbe:
+    """One distinct input shape a task meets in its data, with a call that runs exactly that shape
+    (inputs already pre-processed). ``kind`` says what varies (``det page``, ``rec width``,
+    ``seq len``) and groups the report; ``label`` names the shape for a reader."""
+
+    kind: str
+    label: str
+    shape: tuple[int, ...]
+    run: Callable[[], object]
+    samples: int = 1
+
+
+def distinct_by_shape(
+    items: Sequence[Any], shape_of: Callable[[Any], tuple[int, ...]], limit: int
+) -> list[Any]:
+    """The first item of each distinct shape, in data order, at most ``limit`` of them."""
+    seen: set[tuple[int, ...]] = set()
+    kept: list[Any] = []
+    for item in items:
+        shape = shape_of(item)
+        if shape not in seen:
+            seen.add(shape)
+            kept.append(item)
+            if len(kept) == limit:
+                break
+    return kept
 
 
 def default_cache_dir() -> Path:
@@ -205,6 +234,9 @@ class PreparedTask(ABC):
 
     # Optional scenario hooks: a task that does not override one cannot run that scenario.
     task_label: ClassVar[str] = ""
+    # The server scenario's default tail-latency bound for this task (a cell's
+    # ``params.latency_bound_ms`` overrides it); None: a server cell must set one.
+    server_latency_bound_ms: ClassVar[float | None] = None
 
     def unsupported(self, scenario: str) -> ScenarioUnsupported:
         name = self.task_label or type(self).__name__
@@ -214,17 +246,30 @@ class PreparedTask(ABC):
         """Offline sweep: timed queries of exactly ``batch_size`` samples each, pre-processed."""
         raise self.unsupported("offline")
 
-    def stream_queries(self, session_clones: Mapping[str, InferenceSession]) -> Sequence[Query]:
+    def stream_queries(self, session_clones: Mapping[str, Session]) -> Sequence[Query]:
         """Multi-stream: one stream's timed queries, bound to that stream's cloned sessions (by role)."""
         raise self.unsupported("multi-stream")
 
-    def staged_feeds(self) -> Sequence[tuple[InferenceSession, Sequence[np.ndarray], int]]:
+    def staged_feeds(self) -> Sequence[tuple[Session, Sequence[np.ndarray], int]]:
         """(session, pre-processed feed, samples) for a few inputs: what ``measure_stages`` times
         for the host-to-device / compute / device-to-host split."""
         raise self.unsupported("staged-timing")
 
+    def audit_outputs(self, query_index: int, returned: object) -> Mapping[str, JSONValue]:
+        """Output audit: what timed query ``query_index`` (of :meth:`queries`, or of any
+        :meth:`stream_queries` list, which hold the same inputs in the same order) returned, in the
+        accuracy pass's per-sample form (sample id -> output), for comparison with that pass."""
+        raise self.unsupported("output-audit")
 
-SessionFactory = Callable[[ModelFiles], InferenceSession]
+    def shape_probes(self) -> Sequence[ShapeProbe]:
+        """One probe per distinct input shape of the task's real data, in data order: the harness
+        times each one's first call (a device that compiles per shape pays it there) against its
+        steady state, before anything else runs on the sessions. None: the task declares no shapes
+        (its report says so)."""
+        return ()
+
+
+SessionFactory = Callable[[ModelFiles], Session]
 
 
 class Workload(ABC):
@@ -297,6 +342,12 @@ class Workload(ABC):
             return ()
         return sorted(p for p in directory.iterdir() if p.is_file())
 
+    def data_files(self, spec: TaskSpec) -> Sequence[Path]:
+        """The files the evaluation data of ``spec`` is read from (images, labels, corpus, split
+        lists), hashed into results after :meth:`prepare` so compliance evidence can re-check them;
+        none for synthetic inputs."""
+        return ()
+
     def model_source(self, spec: TaskSpec, role: str) -> str | None:
         """Where the model playing ``role`` came from, for compliance evidence."""
         return None
@@ -323,7 +374,7 @@ class Workload(ABC):
 
     @abstractmethod
     def prepare(
-        self, spec: TaskSpec, sessions: Mapping[str, InferenceSession]
+        self, spec: TaskSpec, sessions: Mapping[str, Session]
     ) -> PreparedTask:
         """Load data and bind it to ready sessions (one per model role)."""
 

@@ -30,3 +30,9 @@ class DatasetError(PortbenchError):
 
 class BackendUnavailableError(PortbenchError):
     """A backend was requested explicitly but cannot run on this machine."""
+
+
+class SessionUnavailableError(PortbenchError):
+    """A runtime could not run a model the way a cell asks (an execution provider that is not in the
+    installed build and would silently fall back to the CPU): the cell is skipped with this reason,
+    never measured on something other than what its id says."""

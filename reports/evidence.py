@@ -77,12 +77,14 @@ class Requirement:
 
 @dataclass(frozen=True)
 class FileCheck:
-    """One model file: the digest the run recorded and what re-hashing it found when bundling
-    (``observed`` None: the file is not present on the bundling machine)."""
+    """One model or dataset file: the digest the run recorded and what re-hashing it found when
+    bundling (``observed`` None: the file is not present on the bundling machine)."""
 
     cell_id: str
     role: str
-    kind: str  # "model" (the files that ran) or "supplied" (the user's --model-dir as given)
+    # "model" (the files that ran), "supplied" (the user's --model-dir as given) or "dataset" (the
+    # files the evaluation data was read from; role "data")
+    kind: str
     path: str
     recorded: str
     observed: str | None
@@ -159,35 +161,39 @@ def check_platform(results: RunResults) -> Requirement:
     return Requirement("platform", "平台信息已识别", "Platform identified", tuple(details), tuple(problems))
 
 
-CellKey = tuple[str, str, str, str, str, str]
+CellKey = tuple[str, str, str, str, str, str, str]
 
 
 def expected_cells(results: RunResults) -> list[tuple[CellKey, str]]:
     """Every cell the stored suite asks for, on the backends and precisions the run was started with:
-    its key (workload, task, label, backend, precision, scenario) and its id as the suite names it.
+    its key (workload, task, label, backend, runtime, precision, scenario) and its id as the suite
+    names it.
     The model name is not part of the key: a user's own model (--model-dir) renames the cell."""
     suite = results.suite_definition
     if suite is None:
         return []
     backends = results.request.get("backends") or sorted({c.backend for c in results.cells})
     precisions = results.request.get("precisions") or _get(suite, "suite", "precisions") or ["fp32"]
+    # Runs from before runtimes (schema < 1.2) ran Paddle Inference only.
+    runtimes = results.request.get("runtimes") or _get(suite, "suite", "runtimes") or ["paddle"]
     expected: list[tuple[CellKey, str]] = []
     for backend in backends:
-        for precision in precisions:
-            for t in suite.get("cells", []):
-                label, scenario = t.get("label", ""), t.get("scenario", "single-stream")
-                model = f"{t['model']}@{label}" if label else t["model"]
-                key = (t["workload"], t["task"], label, backend, precision, scenario)
-                expected.append(
-                    (key, f"{t['workload']}/{t['task']}/{model}/{backend}/{precision}/{scenario}")
-                )
+        for runtime in runtimes:
+            for precision in precisions:
+                for t in suite.get("cells", []):
+                    label, scenario = t.get("label", ""), t.get("scenario", "single-stream")
+                    model = f"{t['model']}@{label}" if label else t["model"]
+                    key = (t["workload"], t["task"], label, backend, runtime, precision, scenario)
+                    where = f"{backend}/{runtime}/{precision}/{scenario}"
+                    cell_id = f"{t['workload']}/{t['task']}/{model}/{where}"
+                    expected.append((key, cell_id))
     return expected
 
 
 def _cell_key(cell: CellResult) -> CellKey:
-    model_part = cell.cell_id.split("/")[2] if cell.cell_id.count("/") >= 5 else cell.model
+    model_part = cell.cell_id.split("/")[2] if cell.cell_id.count("/") >= 6 else cell.model
     label = model_part.partition("@")[2]
-    return (cell.workload, cell.task, label, cell.backend, cell.precision, cell.scenario)
+    return (cell.workload, cell.task, label, cell.backend, cell.runtime, cell.precision, cell.scenario)
 
 
 def _one_line(text: str) -> str:
@@ -275,11 +281,13 @@ def check_parity(results: RunResults, reference: RunResults | None) -> Requireme
     return Requirement("parity", *title, tuple(details), tuple(problems))
 
 
-def model_file_records(results: RunResults) -> list[FileCheck]:
-    """Every model file digest the results record (the files that ran, and a user's own files as
-    given), not yet re-hashed."""
+def recorded_file_digests(results: RunResults) -> list[FileCheck]:
+    """Every file digest the results record (the model files that ran, a user's own files as given,
+    the dataset files read), not yet re-hashed."""
     records: list[FileCheck] = []
     for cell in results.cells:
+        for path, digest in sorted(cell.dataset_sha256.items()):
+            records.append(FileCheck(cell.cell_id, "data", "dataset", path, digest, None))
         for record in cell.models:
             groups = [("model", record.path, record.sha256)]
             if record.supplied_sha256:
@@ -292,11 +300,11 @@ def model_file_records(results: RunResults) -> list[FileCheck]:
     return records
 
 
-def hash_model_files(results: RunResults) -> list[FileCheck]:
+def hash_recorded_files(results: RunResults) -> list[FileCheck]:
     """Every recorded model file, re-hashed where it still exists on this machine."""
     return [
         replace(check, observed=sha256_file(Path(check.path)) if Path(check.path).is_file() else None)
-        for check in model_file_records(results)
+        for check in recorded_file_digests(results)
     ]
 
 
@@ -311,22 +319,21 @@ def check_files(results: RunResults, checks: Sequence[FileCheck]) -> Requirement
     unique = {(c.path, c.recorded): c.state for c in checks}
     states = list(unique.values())
     details = [
-        f"{states.count('match')} model file(s) re-hashed and matching, "
+        f"{states.count('match')} model and dataset file(s) re-hashed and matching, "
         f"{states.count('absent')} not present on the bundling machine (recorded digest only)"
     ]
-    passed_with_models = [c for c in results.cells if c.status == "passed"]
-    for cell in passed_with_models:
+    dataset_files = {c.path for c in checks if c.kind == "dataset"}
+    details.append(f"datasets: {len(dataset_files)} file(s) of "
+                   + ", ".join(sorted({c.dataset for c in results.cells})))  # fmt: skip
+    for cell in results.cells:
+        if cell.status != "passed":
+            continue
         if not cell.models:
             problems.append(f"{cell.cell_id}: no model file digests recorded")
-    # The results keep no digest of dataset files (only their name and, for a user's dataset, its
-    # directory): say so rather than imply they were checked.
-    dataset_dirs = sorted(
-        {str(c.params["dataset_dir"]) for c in results.cells if c.params.get("dataset_dir")}
-    )
-    details.append("datasets: no dataset file digests are recorded in results; datasets used: "
-                   + ", ".join(sorted({c.dataset for c in results.cells})))  # fmt: skip
-    if dataset_dirs:
-        details.append("user dataset directories: " + ", ".join(dataset_dirs))
+        # Accuracy was scored on data whose files the run did not hash (results from before
+        # portbench recorded them): the data cannot be verified, so the requirement is not met.
+        if cell.metrics and not cell.dataset_sha256:
+            problems.append(f"{cell.cell_id}: no dataset file digests recorded")
     return Requirement("file_digests", *title, tuple(details), tuple(problems))
 
 
@@ -630,7 +637,7 @@ def write_bundle(
     members.update(_run_files(run_dir))
     if reference is not None:
         members[REFERENCE_RESULTS] = json.dumps(reference.to_dict(), ensure_ascii=False, indent=1).encode()
-    checks = list(file_checks) if file_checks is not None else hash_model_files(results)
+    checks = list(file_checks) if file_checks is not None else hash_recorded_files(results)
     document = build_document(results, reference, checks, list(members))
     members[EVIDENCE_JSON] = json.dumps(document, ensure_ascii=False, indent=1).encode()
     members[REPORT_HTML] = render_html(document, results).encode()
@@ -735,7 +742,7 @@ def verify_bundle(bundle: Path, public_key: Path | None = None) -> VerifyReport:
         raise VerificationError(f"{EVIDENCE_JSON}: not a portbench evidence document ({error!r})") from None
     # The re-hash record must cover exactly the digests results.json holds: the one part of the
     # verdict that came from outside the results.
-    if [_record_key(c) for c in checks] != [_record_key(c) for c in model_file_records(results)]:
+    if [_record_key(c) for c in checks] != [_record_key(c) for c in recorded_file_digests(results)]:
         raise VerificationError(
             f"{EVIDENCE_JSON}: file_checks do not match the model digests in {RESULTS_FILENAME}"
         )

@@ -2,7 +2,8 @@
 numbers from.
 
 * :func:`cells_frame`: tidy, one row per run × cell (the columns are documented in README "Comparing
-  runs"); ``key`` columns identify a cell across runs: workload × task × model × precision × scenario.
+  runs"); ``key`` columns identify a cell across runs: workload × task × model × runtime × precision
+  × scenario.
 * :func:`wide_frame`: the same keyed rows, one column group per platform.
 * :func:`samples_frame`: long, one row per raw latency sample.
 * :func:`manifest_differences`: settings (threads, Paddle build, flags) that differ between runs.
@@ -22,10 +23,10 @@ from portbench.harness.reporting import LabelledRun
 from portbench.harness.results import CellResult
 from portbench.harness.stats import mean_ci95
 
-KEY = ["workload", "task", "model", "precision", "scenario"]
+KEY = ["workload", "task", "model", "runtime", "precision", "scenario"]
 # Manifest entries that are part of the key or differ by nature (every run has its own): not a
 # difference worth warning about.
-MANIFEST_IGNORED = {"backend", "precision", "scenario"}
+MANIFEST_IGNORED = {"backend", "runtime", "precision", "scenario"}
 LOWER_PRECISIONS = ("int8", "fp16", "bf16")
 
 
@@ -138,7 +139,7 @@ def _number(value: Any) -> bool:
 def wide_frame(
     frame: pd.DataFrame, values: Sequence[str] = ("p50_ms", "throughput_samples_per_s")
 ) -> pd.DataFrame:
-    """Rows keyed by workload × task × model × precision × scenario; one column group per platform
+    """Rows keyed by workload × task × model × runtime × precision × scenario; one column group per platform
     (``column``), each holding ``values``."""
     wide = frame.pivot_table(index=KEY, columns="column", values=list(values), aggfunc="first")
     wide = wide.swaplevel(0, 1, axis=1)

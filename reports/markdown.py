@@ -12,6 +12,12 @@ from rich.console import Console
 
 from portbench.harness.reporting import Report
 from portbench.harness.results import RunResults, write_atomic
+from portbench.reports.device_sections import (
+    energy_rows,
+    first_shape_kind_lines,
+    first_shape_rows,
+    placement_rows,
+)
 from portbench.reports.parity import (
     VERDICT_SYMBOLS,
     column_label,
@@ -20,6 +26,8 @@ from portbench.reports.parity import (
     reference_description,
 )
 from portbench.reports.tables import (
+    SERVER_COLUMNS,
+    SERVER_NOTE,
     SYNTHETIC_LABEL,
     UNSTABLE,
     UNSTABLE_NOTE,
@@ -33,6 +41,8 @@ from portbench.reports.tables import (
     rows_by_workload,
     run_header_lines,
     scenarios_differ,
+    server_rows,
+    shows_runtime,
     status_counts,
     subset_columns,
     subset_rows,
@@ -78,7 +88,9 @@ def key_value_table(pairs: Sequence[tuple[str, str]]) -> list[str]:
 def cells_table(rows: Sequence[CellRow]) -> list[str]:
     metrics = metric_columns(rows)
     scenario = scenarios_differ(rows)
-    cell_columns = [*CELL_COLUMNS[:2], *(["Scenario"] if scenario else []), *CELL_COLUMNS[2:]]
+    runtime = shows_runtime(rows)
+    cell_columns = [*CELL_COLUMNS[:2], *(["Scenario"] if scenario else []), *CELL_COLUMNS[2:4],
+                    *(["Runtime"] if runtime else []), *CELL_COLUMNS[4:]]
     header = [*cell_columns, *(metric_header(name) for name in metrics), *LATENCY_COLUMNS]
     body = [
         [
@@ -87,6 +99,7 @@ def cells_table(rows: Sequence[CellRow]) -> list[str]:
             *([row.scenario] if scenario else []),
             row.backend,
             row.device,
+            *([row.runtime] if runtime else []),
             row.precision,
             row.status_label,
             *(row.metrics.get(name, "") for name in metrics),
@@ -116,12 +129,14 @@ def workload_section(workload: str, rows: Sequence[CellRow], results: RunResults
     if subsets:
         columns = subset_columns(subsets)
         scenario = scenarios_differ(subsets)
+        runtime = shows_runtime(subsets)
         subset_body = [
             [
                 row.task,
                 row.model,
                 *([row.scenario] if scenario else []),
                 row.backend,
+                *([row.runtime] if runtime else []),
                 row.precision,
                 row.metric,
                 *(row.values.get(c, "") for c in columns),
@@ -129,7 +144,8 @@ def workload_section(workload: str, rows: Sequence[CellRow], results: RunResults
             for row in subsets
         ]
         subset_header = (
-            "Task", "Model", *(["Scenario"] if scenario else []), "Backend", "Precision", "Metric"
+            "Task", "Model", *(["Scenario"] if scenario else []), "Backend",
+            *(["Runtime"] if runtime else []), "Precision", "Metric",
         )
         lines += [
             "",
@@ -168,7 +184,8 @@ def parity_section(results: RunResults) -> list[str]:
     if matrix is None:
         return []
     legend = ", ".join(f"{symbol} {verdict}" for verdict, symbol in VERDICT_SYMBOLS.items())
-    header = ("Workload / model", "Metric", *(column_label(column) for column in matrix.columns))
+    labels = (column_label(column, matrix.shows_runtime) for column in matrix.columns)
+    header = ("Workload / model", "Metric", *labels)
     body = [
         [row.label, row.metric, *(row.entries[c].text if c in row.entries else "" for c in matrix.columns)]
         for row in matrix.rows
@@ -187,6 +204,85 @@ def parity_section(results: RunResults) -> list[str]:
     for note in notes:
         lines.append(f"- **{note.verdict}** `{note.cell_id}`: {escape_inline(note.reason)}")
         lines += [f"  - `{escape_inline(sample)}`" for sample in note.worst_samples]
+    return lines
+
+
+def server_section(results: RunResults) -> list[str]:
+    rows = server_rows(results)
+    if not rows:
+        return []
+    table = [
+        (r.cell_id, r.backend, r.bound_ms, r.rate_qps, r.p99_ms, r.early_stopping, r.audits) for r in rows
+    ]
+    return [
+        "## Server scenario", "", SERVER_NOTE, "", *markdown_table(SERVER_COLUMNS, table, align_right_from=2)
+    ]
+
+
+def energy_section(results: RunResults) -> list[str]:
+    rows, absent = energy_rows(results)
+    if not rows and not absent:
+        return []
+    lines = [
+        "## Energy",
+        "",
+        "Energy of the timed loops from every power source found; each figure covers its scope only "
+        "(a CPU package is not the wall socket). No figure is ever a 0 standing in for \"not measured\".",
+    ]
+    if rows:
+        header = ("Cell", "Source", "Scope", "Domain", "Method", "Energy J", "Mean W", "J/sample",
+                  "samples/J")
+        body = [[r.cell_id, r.source, r.scope, r.domain, r.method, r.energy_j, r.mean_power_w,
+                 r.energy_per_sample_j, r.samples_per_j] for r in rows]
+        lines += ["", *markdown_table(header, body, align_right_from=5)]
+    for reason, cells in absent.items():
+        shown = "every cell" if len(cells) == len([c for c in results.cells if c.energy]) else ", ".join(
+            f"`{c}`" for c in cells
+        )
+        lines += ["", f"- {shown}: {escape_inline(reason)}"]
+    return lines
+
+
+def first_shape_section(results: RunResults) -> list[str]:
+    rows = first_shape_rows(results)
+    if not rows:
+        return []
+    header = ("Cell", "What varies", "Shape", "First call ms", "Steady ms", "Extra ms")
+    body = [[r.cell_id, r.kind, r.label + (" *" if r.first_of_session else ""), r.first_ms, r.steady_ms,
+             r.extra_ms] for r in rows]
+    lines = [
+        "## First-shape cost",
+        "",
+        "Each distinct input shape of the data, in data order, timed in its own pass before any other "
+        "inference of the cell: its first call against the median of the next calls of the same shape. "
+        "\\* the predictor's first run of any shape (start-up included).",
+        "",
+        *markdown_table(header, body, align_right_from=3),
+    ]
+    summary = first_shape_kind_lines(results)
+    if summary:
+        lines += ["", *(f"- {escape_inline(line)}" for line in summary)]
+    return lines
+
+
+def placement_section(results: RunResults) -> list[str]:
+    rows, missing = placement_rows(results)
+    if not rows and not missing:
+        return []
+    lines = [
+        "## Operator placement",
+        "",
+        "Operators of Paddle's optimized program per model, where they ran, and their share of "
+        "operator time from Paddle's profiler (a run on a predictor of its own, after the timed loops).",
+    ]
+    if rows:
+        header = ("Cell", "Role", "Device", "Placement", "Fallbacks", "Top operators by time", "Ops",
+                  "On device", "On CPU", "CPU time")
+        body = [[r.cell_id, r.role, r.device, r.note, r.fallbacks, r.top_operators, str(r.op_total),
+                 str(r.ops_on_device), str(r.ops_on_cpu), r.cpu_time_share] for r in rows]
+        lines += ["", *markdown_table(header, body, align_right_from=6)]
+    if missing:
+        lines += ["", *(f"- {escape_inline(line)}" for line in missing)]
     return lines
 
 
@@ -218,7 +314,16 @@ def render_markdown(results: RunResults) -> str:
     ]
     for workload, rows in rows_by_workload(results).items():
         lines += ["", *workload_section(workload, rows, results)]
-    for section in (parity_section(results), models_section(results), unfinished_section(results)):
+    sections = (
+        server_section(results),
+        parity_section(results),
+        energy_section(results),
+        first_shape_section(results),
+        placement_section(results),
+        models_section(results),
+        unfinished_section(results),
+    )
+    for section in sections:
         if section:
             lines += ["", *section]
     return "\n".join(lines) + "\n"

@@ -1,4 +1,4 @@
-"""The parity matrix as display rows: workload/model down, backend × precision across.
+"""The parity matrix as display rows: workload/model down, backend × runtime × precision across.
 
 Each entry shows the cell's parity verdict (✓ pass, ✗ fail, – skipped), the change of its headline
 metric against the FP32 reference and its speed-up over FP32 on the same backend. Values are chosen
@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from portbench.harness.parity import has_synthetic_weights, model_label
+from portbench.harness.results import LEGACY_RUNTIME as DEFAULT_RUNTIME
 from portbench.harness.results import CellResult, RunResults
 from portbench.harness.verdict import ParityVerdict
 from portbench.reports.tables import format_delta, format_speedup, one_line
@@ -21,7 +22,7 @@ REFERENCE_MARK = "ref"
 WORST_SAMPLES_SHOWN = 3
 DEFAULT_SCENARIO = "single-stream"
 
-Column = tuple[str, str]  # (backend, precision)
+Column = tuple[str, str, str]  # (backend, runtime, precision)
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,11 @@ class ParityMatrix:
     rows: tuple[ParityRow, ...]
     reference_runs: tuple[str, ...]  # run ids the references came from, in first-use order
 
+    @property
+    def shows_runtime(self) -> bool:
+        """Column labels name the runtime once any column is not Paddle Inference."""
+        return any(runtime != DEFAULT_RUNTIME for _, runtime, _ in self.columns)
+
 
 @dataclass(frozen=True)
 class ParityNote:
@@ -65,8 +71,9 @@ class ParityNote:
     worst_samples: tuple[str, ...]  # "sample_id: what differed"
 
 
-def column_label(column: Column) -> str:
-    return f"{column[0]} {column[1]}"
+def column_label(column: Column, with_runtime: bool = True) -> str:
+    backend, runtime, precision = column
+    return f"{backend} {runtime} {precision}" if with_runtime else f"{backend} {precision}"
 
 
 def _row_label(cell: CellResult) -> str:
@@ -96,7 +103,7 @@ def parity_matrix(results: RunResults) -> ParityMatrix | None:
     for cell in results.cells:
         if not cell.parity:
             continue
-        column = (cell.backend, cell.precision)
+        column = (cell.backend, cell.runtime, cell.precision)
         columns.setdefault(column, None)
         label = _row_label(cell)
         entry, metric = parity_entry(cell.parity)

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from portbench.harness.parity import model_label
+from portbench.harness.results import LEGACY_RUNTIME as DEFAULT_RUNTIME
 from portbench.harness.results import CellResult, CellStatus, LatencySummary, RunResults
 
 WITHHELD = "—"
@@ -123,6 +124,7 @@ class CellRow:
     scenario: str = ""
     shown: tuple[str, ...] = ()  # the metrics a one-line summary shows (declared by the workload)
     declared_order: tuple[str, ...] = ()  # the task's metrics in the workload's reading order
+    runtime: str = "paddle"  # the inference runtime (Paddle Inference, ONNX Runtime, OpenVINO)
 
     @property
     def model_name(self) -> str:
@@ -148,6 +150,7 @@ class SubsetRow:
     metric: str
     values: Mapping[str, str]  # subset name -> formatted value
     scenario: str = ""
+    runtime: str = "paddle"
 
 
 @dataclass(frozen=True)
@@ -178,8 +181,13 @@ def cell_variant(cell: CellResult) -> str:
 
 def _identity_but_scenario(row: CellRow | SubsetRow) -> tuple[str, ...]:
     if isinstance(row, CellRow):
-        return (row.workload, row.task, row.model_name, row.backend, row.precision)
-    return (row.task, row.model, row.backend, row.precision, row.metric)
+        return (row.workload, row.task, row.model_name, row.backend, row.runtime, row.precision)
+    return (row.task, row.model, row.backend, row.runtime, row.precision, row.metric)
+
+
+def shows_runtime(rows: Iterable[CellRow | SubsetRow]) -> bool:
+    """Whether a table of ``rows`` needs a runtime column: some cell ran off Paddle Inference."""
+    return any(row.runtime != DEFAULT_RUNTIME for row in rows)
 
 
 def scenarios_differ(rows: Iterable[CellRow | SubsetRow]) -> bool:
@@ -217,6 +225,7 @@ def cell_row(cell: CellResult, layout: TaskLayout | None = None) -> CellRow:
         scenario=cell.scenario,
         shown=tuple(name for name in layout.shown if name in cell.metrics),
         declared_order=layout.order,
+        runtime=cell.runtime,
     )
 
 
@@ -270,6 +279,7 @@ def subset_rows(results: RunResults, cells: Iterable[CellResult]) -> list[Subset
                         subset: format_metric(by_subset[subset]) for subset in sorted(by_subset)
                     },
                     scenario=cell.scenario,
+                    runtime=cell.runtime,
                 )
             )
     return rows
@@ -380,3 +390,68 @@ def run_header_lines(results: RunResults) -> list[tuple[str, str]]:
         ("portbench", version),
     ]
     return [(label, value) for label, value in lines if value]
+
+
+# --- server scenario and audits ---------------------------------------------------------------------
+
+SERVER_COLUMNS = ("Cell", "Backend", "Bound ms", "Rate at bound q/s", "p99 ms", "Early stopping", "Audits")
+
+
+@dataclass(frozen=True)
+class ServerRow:
+    """One server cell: the rate found under its bound and the final run's tail, formatted."""
+
+    cell_id: str
+    backend: str
+    bound_ms: str
+    rate_qps: str
+    p99_ms: str
+    early_stopping: str
+    audits: str
+
+
+def audits_text(audits: Mapping[str, Any]) -> str:
+    """``outputs passed, cache passed (1.1x)``; empty where no audit ran."""
+    parts = []
+    for name, verdict in audits.items():
+        text = f"{name} {verdict.get('verdict', '?')}"
+        if name == "cache" and isinstance(verdict.get("ratio"), (int, float)):
+            text += f" ({verdict['ratio']:.1f}x)"
+        parts.append(text)
+    return ", ".join(parts)
+
+
+def server_rows(results: RunResults) -> list[ServerRow]:
+    rows = []
+    for cell in results.cells:
+        server = cell.server
+        if not server:
+            continue
+        early = server.get("early_stopping") or {}
+        if not early:
+            early_text = "-"
+        elif early.get("passed"):
+            early_text = f"passed ({early['queries']} queries, {early['overlatency']} over)"
+        else:
+            early_text = f"not met: {early.get('more_needed', '?')} more queries needed"
+        rate = server.get("rate_at_bound_qps")
+        tail = server.get("tail_ms")
+        rows.append(
+            ServerRow(
+                cell_id=cell.cell_id,
+                backend=cell.backend,
+                bound_ms=f"{server['latency_bound_ms']:g}",
+                rate_qps=format_rate(rate) if isinstance(rate, (int, float)) else "none met",
+                p99_ms=format_ms(tail) if isinstance(tail, (int, float)) else "-",
+                early_stopping=early_text,
+                audits=audits_text(cell.audits),
+            )
+        )
+    return rows
+
+
+SERVER_NOTE = (
+    "Rate at bound: the highest Poisson arrival rate whose final run kept the p99 latency, counted "
+    "from each query's scheduled arrival, under the bound, with MLPerf's early-stopping rule met; "
+    "p99 ms is that run's (its maximum where it holds fewer than 200 queries)."
+)

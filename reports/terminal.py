@@ -18,6 +18,8 @@ from portbench.harness.reporting import Report
 from portbench.harness.results import RunResults
 from portbench.reports.parity import ParityMatrix, column_label, parity_matrix, parity_notes
 from portbench.reports.tables import (
+    SERVER_COLUMNS,
+    SERVER_NOTE,
     SYNTHETIC_LABEL,
     UNSTABLE,
     UNSTABLE_NOTE,
@@ -27,7 +29,9 @@ from portbench.reports.tables import (
     platform_lines,
     rows_by_workload,
     scenarios_differ,
+    server_rows,
     shown_metrics,
+    shows_runtime,
     status_counts,
     unfinished_cells,
 )
@@ -51,9 +55,9 @@ def cell_text(workload: str, row: CellRow, show_scenario: bool = False) -> Text:
     return text
 
 
-def backend_text(row: CellRow) -> Text:
+def backend_text(row: CellRow, with_runtime: bool = False) -> Text:
     where = row.backend if row.device in ("", row.backend) else f"{row.backend} ({row.device})"
-    return Text(f"{where}\n{row.precision}")
+    return Text(f"{where}\n{row.runtime} {row.precision}" if with_runtime else f"{where}\n{row.precision}")
 
 
 def metrics_text(row: CellRow) -> Text:
@@ -78,11 +82,13 @@ def render_summary_table(results: RunResults) -> Table:
         table.add_column(name, justify="right", no_wrap=True)
     grouped = rows_by_workload(results)
     show_scenario = scenarios_differ(row for rows in grouped.values() for row in rows)
+    # Like the scenario, the runtime is shown once the run has cells off Paddle Inference.
+    show_runtime = shows_runtime(row for rows in grouped.values() for row in rows)
     for workload, rows in grouped.items():
         for row in rows:
             table.add_row(
                 cell_text(workload, row, show_scenario),
-                backend_text(row),
+                backend_text(row, show_runtime),
                 status_text(row.status),
                 metrics_text(row),
                 *(Text(value) for value in (row.p50_ms, row.p99_ms, row.samples_per_s)),
@@ -95,7 +101,7 @@ def render_parity_table(matrix: ParityMatrix, title: str) -> Table:
     table = Table(title=Text(title), title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0))
     table.add_column("Workload / model", overflow="fold", min_width=18)
     for column in matrix.columns:
-        table.add_column(column_label(column), justify="right", overflow="fold")
+        table.add_column(column_label(column, matrix.shows_runtime), justify="right", overflow="fold")
     for row in matrix.rows:
         cells = [Text(f"{row.label}\n{row.metric}" if row.metric else row.label)]
         for column in matrix.columns:
@@ -118,6 +124,19 @@ def print_parity(results: RunResults, console: Console) -> None:
             console.print(Text(f"  {sample}"))
 
 
+def print_server(results: RunResults, console: Console) -> None:
+    rows = server_rows(results)
+    if not rows:
+        return
+    table = Table(title="Server scenario")
+    for index, column in enumerate(SERVER_COLUMNS):
+        table.add_column(column, justify="right" if 2 <= index <= 4 else "left")
+    for r in rows:
+        table.add_row(r.cell_id, r.backend, r.bound_ms, r.rate_qps, r.p99_ms, r.early_stopping, r.audits)
+    console.print(table)
+    console.print(Text(SERVER_NOTE))
+
+
 def print_summary(results: RunResults, console: Console) -> None:
     """Platform line, the summary table, notes (withheld percentiles, reasons) and the status counts."""
     platform = dict(platform_lines(results.platform))
@@ -134,6 +153,7 @@ def print_summary(results: RunResults, console: Console) -> None:
         console.print(
             Text.assemble(status_text(row.status), f" {row.cell_id}: {row.reason or 'no reason recorded'}")
         )
+    print_server(results, console)
     print_parity(results, console)
     counts = status_counts(results)
     console.print(

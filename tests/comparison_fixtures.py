@@ -84,7 +84,7 @@ def cell(
 ) -> CellResult:
     ordered = sorted(latencies)
     result = CellResult(
-        cell_id=f"{workload}/{task}/{model}/{backend}/{precision}/{scenario}",
+        cell_id=f"{workload}/{task}/{model}/{backend}/paddle/{precision}/{scenario}",
         workload=workload,
         task=task,
         model=model,

@@ -82,7 +82,7 @@ def test_auto_threads_and_a_positive_timeout_stay_valid(tmp_path: Path) -> None:
 
 # One "word" far wider than 80 columns: rich off a terminal would fold it mid-word.
 LONG_MODEL = "ernie-sentiment-" + "-".join(f"variant{i}" for i in range(12))
-LONG_CELL_ID = f"ernie/cls/{LONG_MODEL}/cpu/fp32/single-stream"
+LONG_CELL_ID = f"ernie/cls/{LONG_MODEL}/cpu/paddle/fp32/single-stream"
 LONG_REASON = "worker exited with code 1; last output: " + " ".join(
     f"paddle-op-{i}-could-not-be-lowered-onto-this-device" for i in range(6)
 )
@@ -172,7 +172,7 @@ def test_resume_accepts_the_results_file_itself(tmp_path: Path, cache_dir: Path)
     from portbench.harness.results import CellResult, RunResults, save_results
 
     run_dir = tmp_path / "run"
-    cell_id = "ernie/perf/ernie-3.0-pico-synthetic@pico-s32-b1/cpu/fp32/single-stream"
+    cell_id = "ernie/perf/ernie-3.0-pico-synthetic@pico-s32-b1/cpu/paddle/fp32/single-stream"
     options = RunOptions(suite="smoke", backends=("cpu",), precisions=(Precision.FP32,), cache_dir=cache_dir,
                          only=(cell_id,))
     done = CellResult(
@@ -439,6 +439,6 @@ def test_progress_lines_print_worker_errors_verbatim() -> None:
     from portbench.harness.cli import labelled
 
     console = Console(file=io.StringIO(), width=200)
-    note = " ocr/rec/m/cpu/fp32/single-stream (error [/usr/lib] in [operator < pd_kernel > error])"
+    note = " ocr/rec/m/cpu/paddle/fp32/single-stream (error [/usr/lib] in [operator < pd_kernel > error])"
     console.print(labelled(" failed", "bold red", note))
     assert console.file.getvalue() == f" failed{note}\n"  # type: ignore[attr-defined]

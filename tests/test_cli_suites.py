@@ -35,8 +35,8 @@ matrix = { batch_size = [1, 2] }
 """
 
 ORIGINAL_IDS = [
-    "ernie/perf/ernie-3.0-pico-synthetic@pico-s16-b1/cpu/fp32/single-stream",
-    "ernie/perf/ernie-3.0-pico-synthetic@pico-s16-b2/cpu/fp32/single-stream",
+    "ernie/perf/ernie-3.0-pico-synthetic@pico-s16-b1/cpu/paddle/fp32/single-stream",
+    "ernie/perf/ernie-3.0-pico-synthetic@pico-s16-b2/cpu/paddle/fp32/single-stream",
 ]
 
 
@@ -96,7 +96,7 @@ def test_suites_command_shows_a_file_resolved(tmp_path: Path) -> None:
     assert "my-suite: pico at two batch sizes" in shown.stdout
     assert "4 trial(s) per cell; 2 cell(s)" in shown.stdout
     for cell_id in ORIGINAL_IDS:
-        assert cell_id.replace("/cpu/fp32/", "/BACKEND/PRECISION/") in shown.stdout
+        assert cell_id.replace("/cpu/paddle/fp32/", "/BACKEND/RUNTIME/PRECISION/") in shown.stdout
     listing = portbench("suites")
     assert listing.returncode == 0, listing.stderr
     for name in ("smoke", "standard (default)", "ernie-shapes", "scenarios"):
@@ -114,7 +114,7 @@ def test_user_suite_runs_is_stored_resolved_and_resume_ignores_later_edits(
     )
     assert first.returncode == 0, first.stderr
     document = json.loads((out / "results.json").read_text(encoding="utf-8"))
-    assert document["schema_version"] == "1.1" and document["suite"] == "my-suite"
+    assert document["schema_version"] == "1.2" and document["suite"] == "my-suite"
     stored = document["suite_definition"]
     assert stored["suite"]["trials"] == 1 and stored["measure"]["max_queries"] == 4  # --set applied
     assert stored["measure"]["min_queries"] == 2  # the file's own value

@@ -38,7 +38,7 @@ def cell(samples: list[float], metric: float = 0.9, **extra: object) -> CellResu
     median = sorted(samples)[len(samples) // 2]
     half = len(samples) // 2
     result = CellResult(
-        cell_id="ocr/rec/m/cpu/fp32/single-stream",
+        cell_id="ocr/rec/m/cpu/paddle/fp32/single-stream",
         workload="ocr",
         task="rec",
         model="m",
@@ -120,12 +120,12 @@ def run_with(cells: list[CellResult]) -> RunResults:
 
 def test_a_missing_cell_fails_the_comparison() -> None:
     comparison = compare_runs(run_with([cell(spread(10.0))]), run_with([]))
-    assert comparison.missing == ("ocr/rec/m/cpu/fp32/single-stream",) and comparison.failed
+    assert comparison.missing == ("ocr/rec/m/cpu/paddle/fp32/single-stream",) and comparison.failed
 
 
 def test_compare_prints_ids_and_problems_as_text_not_markup(tmp_path: Path) -> None:
     # "[/usr/lib]" would be a closing markup tag (a crash), "[bold]" a style (swallowed).
-    odd = "ocr/rec/m@[/usr/lib]-[bold]/cpu/fp32/single-stream"
+    odd = "ocr/rec/m@[/usr/lib]-[bold]/cpu/paddle/fp32/single-stream"
     save_results(run_with([cell(spread(10.0), cell_id=odd)]), tmp_path / "base")
     save_results(run_with([]), tmp_path / "run")
     result = subprocess.run(

@@ -39,9 +39,9 @@ pytestmark = pytest.mark.fast
 KUNPENG = "Kunpeng-920 · Ascend 910B · Kylin Linux Advanced Server V10"
 XEON = "Intel(R) Xeon(R) Gold 6330 · NVIDIA A100 · Ubuntu 22.04"
 HYGON = "Hygon C86 7285 · UOS 20"
-DET = ("ocr", "det", "ppocrv4-mobile-det", "fp32", "single-stream")
-DET_INT8 = ("ocr", "det", "ppocrv4-mobile-det", "int8", "single-stream")
-ERNIE = ("ernie", "cls", "ernie-3.0-mini", "fp32", "offline")
+DET = ("ocr", "det", "ppocrv4-mobile-det", "paddle", "fp32", "single-stream")
+DET_INT8 = ("ocr", "det", "ppocrv4-mobile-det", "paddle", "int8", "single-stream")
+ERNIE = ("ernie", "cls", "ernie-3.0-mini", "paddle", "fp32", "offline")
 # 95% t interval of the mean of (m-2, m, m+2): m ± 4.3027 * 2 / sqrt(3) = m ± 4.96833
 HALF_WIDTH = 4.3027 * 2 / math.sqrt(3)
 
@@ -102,7 +102,7 @@ def test_speedup_against_the_baseline() -> None:
 
 def test_samples_frame_keeps_every_raw_sample_with_its_trial() -> None:
     samples = samples_frame(labelled())
-    det = samples[(samples["cell_id"] == "ocr/det/ppocrv4-mobile-det/npu/fp32/single-stream")]
+    det = samples[(samples["cell_id"] == "ocr/det/ppocrv4-mobile-det/npu/paddle/fp32/single-stream")]
     assert det["latency_ms"].tolist() == [10.0, 11.0, 12.0, 13.0, 14.0, 15.0]
     assert det["trial"].tolist() == [1, 1, 2, 2, 3, 3]  # trial sizes 2, 2, 2
     offline = samples[(samples["loop"] == "offline") & (samples["platform"] == KUNPENG)]

@@ -96,7 +96,7 @@ def make_cell(
 ) -> CellResult:
     model_part = f"{model}@{label}" if label else model
     return CellResult(
-        cell_id=f"{workload}/{task}/{model_part}/cpu/{precision}/single-stream",
+        cell_id=f"{workload}/{task}/{model_part}/cpu/paddle/{precision}/single-stream",
         workload=workload,
         task=task,
         model=model,
@@ -329,7 +329,7 @@ def test_a_failing_int8_cell_fails_parity_and_the_verdict(model_dir: Path, tmp_p
     document = write_bundle(run, results, None, tmp_path / "e.zip")
     assert requirement_results(document)["parity"] == "FAIL"
     assert problems_of(document, "parity") == [
-        "ocr/det/det-m/cpu/int8/single-stream: parity fail (det_hmean 0.70 < 0.99 × 0.80)"
+        "ocr/det/det-m/cpu/paddle/int8/single-stream: parity fail (det_hmean 0.70 < 0.99 × 0.80)"
     ]
     assert (document["verdict"], document["verdict_zh"]) == ("FAIL", "未通过")
     # A FAIL bundle is still intact: verify reproduces the FAIL.
@@ -338,28 +338,29 @@ def test_a_failing_int8_cell_fails_parity_and_the_verdict(model_dir: Path, tmp_p
 
 def test_a_pass_against_a_non_fp32_cell_does_not_count(model_dir: Path, tmp_path: Path) -> None:
     results = make_results(model_dir)
-    results.cells[1].parity = parity_pass("ocr/det/det-m/cpu/int8/single-stream")  # itself
+    results.cells[1].parity = parity_pass("ocr/det/det-m/cpu/paddle/int8/single-stream")  # itself
     document = write_bundle(write_run(tmp_path / "run", results), results, None, tmp_path / "e.zip")
     assert problems_of(document, "parity") == [
-        "ocr/det/det-m/cpu/int8/single-stream: reference ocr/det/det-m/cpu/int8/single-stream "
+        "ocr/det/det-m/cpu/paddle/int8/single-stream: reference ocr/det/det-m/cpu/paddle/int8/single-stream "
         "is not a passed FP32 cell of run run-a"
     ]
 
 
 def test_a_missing_and_a_failed_cell_fail_suite_complete(model_dir: Path, tmp_path: Path) -> None:
     results = make_results(model_dir)
-    results.cells = [c for c in results.cells if c.cell_id != "ernie/cls/ernie-m@s32/cpu/int8/single-stream"]
+    left_out = "ernie/cls/ernie-m@s32/cpu/paddle/int8/single-stream"
+    results.cells = [c for c in results.cells if c.cell_id != left_out]
     results.cells[0].status = "failed"
     results.cells[0].reason = "worker crashed\n  [Hint: out of memory]"
     document = write_bundle(write_run(tmp_path / "run", results), results, None, tmp_path / "e.zip")
     assert problems_of(document, "suite_complete") == [
-        "ocr/det/det-m/cpu/fp32/single-stream: failed (worker crashed [Hint: out of memory])",
-        "ernie/cls/ernie-m@s32/cpu/int8/single-stream: not run",
+        "ocr/det/det-m/cpu/paddle/fp32/single-stream: failed (worker crashed [Hint: out of memory])",
+        "ernie/cls/ernie-m@s32/cpu/paddle/int8/single-stream: not run",
     ]
     results.request["only"] = ["ocr/", "/fp32/"]
     document = write_bundle(tmp_path / "run", results, None, tmp_path / "e.zip")
     assert problems_of(document, "suite_complete")[1] == (
-        "ernie/cls/ernie-m@s32/cpu/int8/single-stream: not run (left out by --only ocr/, /fp32/)"
+        "ernie/cls/ernie-m@s32/cpu/paddle/int8/single-stream: not run (left out by --only ocr/, /fp32/)"
     )
     assert (
         "2 of 4 cells passed"
@@ -372,7 +373,8 @@ def test_an_unstable_cell_fails_stability(model_dir: Path, tmp_path: Path) -> No
     results.cells[2].trials = stable_trials(unstable=True)
     document = write_bundle(write_run(tmp_path / "run", results), results, None, tmp_path / "e.zip")
     assert problems_of(document, "stability") == [
-        "ernie/cls/ernie-m@s32/cpu/fp32/single-stream: unstable, trial-median CV 0.300 > 0.05 over 3 trials"
+        "ernie/cls/ernie-m@s32/cpu/paddle/fp32/single-stream: "
+        "unstable, trial-median CV 0.300 > 0.05 over 3 trials"
     ]
 
 
@@ -382,7 +384,8 @@ def test_a_changed_model_file_fails_and_an_absent_one_is_said(model_dir: Path, t
     document = write_bundle(write_run(tmp_path / "run", results), results, None, tmp_path / "e.zip")
     path = str(model_dir / "inference.pdiparams")
     assert problems_of(document, "file_digests")[0] == (
-        f"ocr/det/det-m/cpu/fp32/single-stream det: {path} has sha256 {SHA_EMPTY}, registered {SHA_ABC}"
+        f"ocr/det/det-m/cpu/paddle/fp32/single-stream det: {path} has sha256 {SHA_EMPTY}, "
+        f"registered {SHA_ABC}"
     )
     (model_dir / "inference.pdiparams").unlink()
     document = write_bundle(tmp_path / "run", results, None, tmp_path / "e2.zip")
@@ -390,8 +393,36 @@ def test_a_changed_model_file_fails_and_an_absent_one_is_said(model_dir: Path, t
     assert files["result"] == "PASS"
     # Four records of one file: counted once, as not present.
     assert files["details"][0] == (
-        "0 model file(s) re-hashed and matching, 1 not present on the bundling machine (recorded digest only)"
+        "0 model and dataset file(s) re-hashed and matching, 1 not present on the bundling machine "
+        "(recorded digest only)"
     )
+
+
+def test_dataset_files_are_re_hashed_and_a_changed_page_fails(model_dir: Path, tmp_path: Path) -> None:
+    page = tmp_path / "data" / "page_0.png"
+    page.parent.mkdir()
+    page.write_bytes(b"abc")
+    results = make_results(model_dir)
+    for cell in results.cells:
+        cell.dataset_sha256 = {str(page): SHA_ABC}
+    document = write_bundle(write_run(tmp_path / "run", results), results, None, tmp_path / "e.zip")
+    assert requirement_results(document)["file_digests"] == "PASS"
+    dataset_checks = [c for c in document["file_checks"] if c["kind"] == "dataset"]
+    assert [(c["path"], c["state"]) for c in dataset_checks] == [(str(page), "match")] * 4
+    page.write_bytes(b"")  # one page re-rendered after the run
+    document = write_bundle(tmp_path / "run", results, None, tmp_path / "e2.zip")
+    assert problems_of(document, "file_digests")[0] == (
+        f"ocr/det/det-m/cpu/fp32/single-stream data: {page} has sha256 {SHA_EMPTY}, registered {SHA_ABC}"
+    )
+
+
+def test_scored_accuracy_without_dataset_digests_fails(model_dir: Path, tmp_path: Path) -> None:
+    results = make_results(model_dir)
+    results.cells[0].metrics = {"det_hmean": 0.8}  # accuracy scored, but no dataset file hashed
+    document = write_bundle(write_run(tmp_path / "run", results), results, None, tmp_path / "e.zip")
+    assert problems_of(document, "file_digests") == [
+        "ocr/det/det-m/cpu/fp32/single-stream: no dataset file digests recorded"
+    ]
 
 
 def test_platform_gaps_fail_by_name(model_dir: Path, tmp_path: Path) -> None:
@@ -434,7 +465,7 @@ def test_a_reference_run_is_bundled_and_checked(model_dir: Path, tmp_path: Path)
     other = dataclasses.replace(reference, run_id="another-run")
     document = write_bundle(run, results, other, tmp_path / "e2.zip")
     assert problems_of(document, "parity")[0] == (
-        "ocr/det/det-m/cpu/int8/single-stream: judged against run ref-run, not another-run"
+        "ocr/det/det-m/cpu/paddle/int8/single-stream: judged against run ref-run, not another-run"
     )
 
 

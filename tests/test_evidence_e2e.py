@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -42,8 +43,16 @@ def test_real_run_bundle_verifies_and_says_what_it_checked(smoke_bundle: tuple[P
     results = {r["id"]: r for r in document["requirements"]}
     assert results["platform"]["result"] == "PASS"  # this Debian machine identifies itself fully
     assert sum("left out by --only ocr/det" in p for p in results["suite_complete"]["problems"]) == 4
+    # The smoke dataset is 4 pages and 16 line crops plus their label files; every one was hashed.
+    cell = json.loads((run / "results.json").read_text(encoding="utf-8"))["cells"][0]
+    recorded = cell["dataset_sha256"]
+    assert sum(path.endswith(".png") for path in recorded) >= 4 + 16
+    assert any(path.endswith("det_gt.txt") for path in recorded)
+    assert all(hashlib.sha256(Path(p).read_bytes()).hexdigest() == d for p, d in recorded.items())
     # The det model is two files (program and parameters), present here and unchanged since the run.
-    assert results["file_digests"]["details"][0].startswith("2 model file(s) re-hashed and matching")
+    assert results["file_digests"]["details"][0].startswith(
+        f"{2 + len(recorded)} model and dataset file(s) re-hashed and matching"
+    )
     expected = {"results.json", "evidence.json", "report.html", "SHA256SUMS"}
     expected |= {
         p.relative_to(run).as_posix() for folder in ("outputs", "logs") for p in (run / folder).iterdir()

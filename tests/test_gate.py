@@ -116,7 +116,7 @@ def test_exit_code_precedence() -> None:
         run_with([cell(spread(10.0), metric=0.95)]), run_with([cell(spread(12.0), metric=0.90)])
     )
     assert ci_outputs.compare_exit_code(slow_and_worse) == 4
-    other = cell(spread(10.0), cell_id="ernie/cls/x/cpu/fp32/single-stream")
+    other = cell(spread(10.0), cell_id="ernie/cls/x/cpu/paddle/fp32/single-stream")
     missing_too = compare_runs(
         run_with([cell(spread(10.0), metric=0.95), other]), run_with([cell(spread(12.0), metric=0.90)])
     )
@@ -127,7 +127,7 @@ def test_run_exit_codes() -> None:
     assert ci_outputs.run_exit_code(run_with([cell(spread(10.0))])) == 0
     assert ci_outputs.run_exit_code(run_with([cell(spread(10.0), parity=failing_parity())])) == 4
     broken = cell(
-        spread(10.0), status="failed", reason="timed out", cell_id="ocr/det/x/cpu/fp32/single-stream"
+        spread(10.0), status="failed", reason="timed out", cell_id="ocr/det/x/cpu/paddle/fp32/single-stream"
     )
     assert ci_outputs.run_exit_code(run_with([cell(spread(10.0), parity=failing_parity()), broken])) == 1
 
@@ -176,7 +176,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_compare_junit_read_by_a_junit_parser(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    ids = [f"ocr/rec/m{i}/cpu/fp32/single-stream" for i in range(4)]
+    ids = [f"ocr/rec/m{i}/cpu/paddle/fp32/single-stream" for i in range(4)]
     base = saved(tmp_path, "base", [cell(spread(10.0), cell_id=i) for i in ids])
     current = saved(tmp_path, "now", [
         cell(spread(10.0), cell_id=ids[0]),  # no change: passes
@@ -205,10 +205,12 @@ def test_compare_junit_read_by_a_junit_parser(tmp_path: Path, capsys: pytest.Cap
 
 def test_run_junit_one_case_per_cell() -> None:
     results = run_with([
-        cell(spread(10.0), cell_id="a/b/m/cpu/fp32/single-stream", duration_s=1.5),
-        cell(spread(10.0), cell_id="a/b/n/cpu/fp32/single-stream", status="failed", reason="worker killed"),
-        cell(spread(10.0), cell_id="a/b/o/cpu/int8/single-stream", parity=failing_parity(), duration_s=2.0),
-        cell(spread(10.0), cell_id="a/b/p/cpu/bf16/single-stream", status="skipped", reason="no AMX"),
+        cell(spread(10.0), cell_id="a/b/m/cpu/paddle/fp32/single-stream", duration_s=1.5),
+        cell(spread(10.0), cell_id="a/b/n/cpu/paddle/fp32/single-stream", status="failed",
+             reason="worker killed"),
+        cell(spread(10.0), cell_id="a/b/o/cpu/paddle/int8/single-stream", parity=failing_parity(),
+             duration_s=2.0),
+        cell(spread(10.0), cell_id="a/b/p/cpu/paddle/bf16/single-stream", status="skipped", reason="no AMX"),
     ])
     xml = JUnitXml.fromstring(ci_outputs.run_junit(results))
     (suite,) = list(xml)
@@ -216,17 +218,17 @@ def test_run_junit_one_case_per_cell() -> None:
     assert math.isclose(suite.time, 3.5)
     kinds = {case.name: [type(r).__name__ for r in case.result] for case in suite}
     assert kinds == {
-        "a/b/m/cpu/fp32/single-stream": [],
-        "a/b/n/cpu/fp32/single-stream": ["Error"],
-        "a/b/o/cpu/int8/single-stream": ["Failure"],
-        "a/b/p/cpu/bf16/single-stream": ["Skipped"],
+        "a/b/m/cpu/paddle/fp32/single-stream": [],
+        "a/b/n/cpu/paddle/fp32/single-stream": ["Error"],
+        "a/b/o/cpu/paddle/int8/single-stream": ["Failure"],
+        "a/b/p/cpu/paddle/bf16/single-stream": ["Skipped"],
     }
 
 
 def test_step_summary_file_and_github_append(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    odd = "ocr/rec/m|<b>x</b>/cpu/fp32/single-stream"
+    odd = "ocr/rec/m|<b>x</b>/cpu/paddle/fp32/single-stream"
     base = saved(tmp_path, "base", [cell(spread(10.0), cell_id=odd)])
     slow = saved(tmp_path, "slow", [cell(spread(12.0), cell_id=odd)])
     github = tmp_path / "github_summary.md"
@@ -239,7 +241,9 @@ def test_step_summary_file_and_github_append(
     assert "**PERFORMANCE REGRESSION** (exit 3)" in text
     row = next(line for line in text.splitlines() if "regressed" in line)
     # The pipe is escaped (one cell id, not two columns), the tag is text, not HTML.
-    assert row.startswith("| ocr/rec/m\\|&lt;b&gt;x&lt;/b&gt;/cpu/fp32/single-stream | regressed | +20.0% |")
+    assert row.startswith(
+        "| ocr/rec/m\\|&lt;b&gt;x&lt;/b&gt;/cpu/paddle/fp32/single-stream | regressed | +20.0% |"
+    )
     assert github.read_text(encoding="utf-8") == "earlier step output\n" + text
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "no" / "such" / "dir" / "f.md"))
     code, _, err = cli(["compare", base, slow], capsys)
@@ -249,9 +253,10 @@ def test_step_summary_file_and_github_append(
 def test_run_summary_counts_cells() -> None:
     results: RunResults = run_with([
         cell(spread(10.0)),
-        cell(spread(10.0), cell_id="x/y/z/cpu/fp32/single-stream", status="failed", reason="timed out"),
+        cell(spread(10.0), cell_id="x/y/z/cpu/paddle/fp32/single-stream", status="failed",
+             reason="timed out"),
     ])
     text = ci_outputs.run_summary(results)
     assert "**INFRASTRUCTURE FAILURE** (exit 1): 1 passed, 1 failed, 0 skipped" in text
     # p50: the median of spread(10.0), its 16th of 30 values, 10 * 1.015.
-    assert "| x/y/z/cpu/fp32/single-stream | failed | 10.150 | – | timed out |" in text
+    assert "| x/y/z/cpu/paddle/fp32/single-stream | failed | 10.150 | – | timed out |" in text

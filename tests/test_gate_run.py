@@ -31,7 +31,7 @@ def test_a_real_run_writes_junit_and_a_step_summary_and_compares_clean(
     assert done.returncode == 0, done.stderr
     (suite,) = list(JUnitXml.fromfile(str(junit)))
     (case,) = list(suite)
-    assert case.name == "ernie/perf/ernie-3.0-pico-synthetic@pico-s32-b1/cpu/fp32/single-stream"
+    assert case.name == "ernie/perf/ernie-3.0-pico-synthetic@pico-s32-b1/cpu/paddle/fp32/single-stream"
     assert case.is_passed and case.time > 0
     text = summary.read_text(encoding="utf-8")
     assert "**OK** (exit 0): 1 passed, 0 failed, 0 skipped" in text

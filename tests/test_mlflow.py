@@ -58,7 +58,8 @@ def run_dir_with_outputs(tmp_path: Path) -> Path:
     det.manifest = {"cpu_threads": 2, "paddle": "3.2.2"}
     det.started_at = "2026-12-01T19:00:05+00:00"
     failed = CellResult(
-        cell_id="ocr/rec/x/cpu/fp32/single-stream", workload="ocr", task="rec", model="x", backend="cpu",
+        cell_id="ocr/rec/x/cpu/paddle/fp32/single-stream", workload="ocr", task="rec", model="x",
+        backend="cpu",
         precision="fp32", scenario="single-stream", dataset="d", status="failed", reason="worker killed",
     )
     save_results(make_results(det, ernie_cell(), skipped_cell(), failed), run_dir)
@@ -89,7 +90,7 @@ def test_cells_are_runs_in_a_sqlite_store(tmp_path: Path, monkeypatch: pytest.Mo
     runs = {run.info.run_name: run for run in client.search_runs([experiment.experiment_id])}
     parent = runs.pop("20261201T190000Z-aaaaaa")
     assert set(runs) == {det_cell().cell_id, ernie_cell().cell_id, skipped_cell().cell_id,
-                         "ocr/rec/x/cpu/fp32/single-stream"}
+                         "ocr/rec/x/cpu/paddle/fp32/single-stream"}
     assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in runs.values())
     assert parent.info.status == "FAILED"  # one cell failed
 
@@ -120,8 +121,8 @@ def test_cells_are_runs_in_a_sqlite_store(tmp_path: Path, monkeypatch: pytest.Mo
 
     skipped = runs[skipped_cell().cell_id]
     assert skipped.data.params["status"] == "skipped" and not skipped.data.metrics
-    assert runs["ocr/rec/x/cpu/fp32/single-stream"].info.status == "FAILED"
-    assert runs["ocr/rec/x/cpu/fp32/single-stream"].data.tags["portbench.reason"] == "worker killed"
+    assert runs["ocr/rec/x/cpu/paddle/fp32/single-stream"].info.status == "FAILED"
+    assert runs["ocr/rec/x/cpu/paddle/fp32/single-stream"].data.tags["portbench.reason"] == "worker killed"
     assert not (tmp_path / "mlruns").exists()
 
 

@@ -219,3 +219,14 @@ def test_load_image_missing_file_and_directory(tmp_path: Path) -> None:
         load_image(tmp_path / "absent.png")
     with pytest.raises(DatasetError, match="is not a readable image"):
         load_image(tmp_path)
+
+
+def test_every_file_of_a_user_dataset_is_data_the_cell_hashes(user_dir: Path) -> None:
+    from portbench.harness.workload import TaskSpec, create_workload
+
+    spec = TaskSpec("ocr", "det", "m", "user", {}, dataset_dir=user_dir)
+    expected = sorted(
+        user_dir / name
+        for name in ("crops/1.png", "crops/2.png", "det_gt.txt", "imgs/a.png", "imgs/b.png", "rec_gt.txt")
+    )
+    assert list(create_workload("ocr").data_files(spec)) == expected

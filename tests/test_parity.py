@@ -82,7 +82,7 @@ def make_cell(
 ) -> CellResult:
     model_part = f"{model}@{label}" if label else model
     return CellResult(
-        cell_id=f"{workload}/{task}/{model_part}/{backend}/{precision}/single-stream",
+        cell_id=f"{workload}/{task}/{model_part}/{backend}/paddle/{precision}/single-stream",
         workload=workload,
         task=task,
         model=model,
@@ -548,13 +548,16 @@ def reported_run(tmp_path: Path) -> RunResults:
 def test_parity_matrix_rows_columns_and_entries(tmp_path: Path) -> None:
     matrix = parity_matrix(reported_run(tmp_path))
     assert matrix is not None
-    assert matrix.columns == (("cpu", "fp32"), ("cpu", "int8"), ("cpu", "bf16"), ("gpu", "fp16"))
+    assert matrix.columns == (
+        ("cpu", "paddle", "fp32"), ("cpu", "paddle", "int8"), ("cpu", "paddle", "bf16"),
+        ("gpu", "paddle", "fp16"),
+    )
     rec, det = matrix.rows
     assert (rec.label, rec.metric) == ("ocr/rec/ppocrv4-mobile-rec", "rec_char_accuracy")
-    assert rec.entries[("cpu", "fp32")].text == "✓ ref 1.00×"
-    assert rec.entries[("cpu", "int8")].text == "✗ −0.0600 2.50×"
-    assert rec.entries[("cpu", "bf16")].text == "✓ −0.0003 2.00×"
-    assert det.entries[("gpu", "fp16")].text == "–"
+    assert rec.entries[("cpu", "paddle", "fp32")].text == "✓ ref 1.00×"
+    assert rec.entries[("cpu", "paddle", "int8")].text == "✗ −0.0600 2.50×"
+    assert rec.entries[("cpu", "paddle", "bf16")].text == "✓ −0.0003 2.00×"
+    assert det.entries[("gpu", "paddle", "fp16")].text == "–"
     assert ("cpu", "int8") not in det.entries
 
 
@@ -571,7 +574,8 @@ def test_markdown_parity_section(tmp_path: Path) -> None:
     assert "rec_char_accuracy 0.9000 is 93.75% of FP32 0.9600; gate 99%" in section
     assert '  - `s2: text "世界" → "世"`' in section
     assert (
-        "- **skipped** `ocr/det/ppocrv4-mobile-det/gpu/fp16/single-stream`: no FP32 cpu reference" in section
+        "- **skipped** `ocr/det/ppocrv4-mobile-det/gpu/paddle/fp16/single-stream`: "
+        "no FP32 cpu reference" in section
     )
 
 
@@ -590,7 +594,8 @@ def test_terminal_shows_matrix_and_failures(tmp_path: Path) -> None:
     assert "ocr/rec/ppocrv4-mobile-rec" in matrix_line
     assert "✓ ref 1.00×" in matrix_line
     assert (
-        "fail ocr/rec/ppocrv4-mobile-rec/cpu/int8/single-stream: rec_char_accuracy 0.9000 is 93.75%" in text
+        "fail ocr/rec/ppocrv4-mobile-rec/cpu/paddle/int8/single-stream: "
+        "rec_char_accuracy 0.9000 is 93.75%" in text
     )
     assert '  s2: text "世界" → "世"' in text
 
@@ -622,7 +627,7 @@ def test_parity_command_judges_stored_outputs_with_the_suite_gates_or_a_gates_fi
     default = _judged_again(tmp_path)
     assert default.returncode == 4, default.stderr  # the accuracy/parity regression exit code
     assert "1 pass, 1 fail, 0 skipped" in default.stderr
-    int8 = load_results(tmp_path).cell("ocr/det/ppocrv4-mobile-det/cpu/int8/single-stream")
+    int8 = load_results(tmp_path).cell("ocr/det/ppocrv4-mobile-det/cpu/paddle/int8/single-stream")
     assert int8 is not None and int8.parity is not None
     assert int8.parity.verdict == "fail"
     assert int8.parity.output["metrics"]["box_agreement"] == 1.0  # same box on both sides
@@ -632,7 +637,7 @@ def test_parity_command_judges_stored_outputs_with_the_suite_gates_or_a_gates_fi
     gates.write_text("[gates]\ntask_ratio = { int8 = 0.98 }\n")
     relaxed = _judged_again(tmp_path, "--gates", str(gates))
     assert relaxed.returncode == 0, relaxed.stderr
-    int8 = load_results(tmp_path).cell("ocr/det/ppocrv4-mobile-det/cpu/int8/single-stream")
+    int8 = load_results(tmp_path).cell("ocr/det/ppocrv4-mobile-det/cpu/paddle/int8/single-stream")
     assert int8 is not None and int8.parity is not None
     assert (int8.parity.verdict, int8.parity.task["det_hmean"].gate) == ("pass", 0.98)
 

@@ -225,30 +225,28 @@ def test_options_run_the_cpu_backend_at_the_peer_thread_count_on_the_given_pages
     assert dict(peers.portbench_options(suite, "paddle", 2, own).dataset_dirs) == {}
 
 
-def test_another_runtime_needs_the_runtime_dimension(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_each_portbench_run_asks_for_exactly_one_runtime() -> None:
     suite = peers.system_cells_only(get_suite("standard"))
     dataset = peers.PeerDataset("d", Path("/d"), 1, override=False)
-    if peers.runtimes_are_a_run_dimension():
-        options = peers.portbench_options(suite, "onnxruntime", 2, dataset)
-        assert options.runtimes == ("onnxruntime",)  # type: ignore[attr-defined]
-    monkeypatch.setattr(peers, "runtimes_are_a_run_dimension", lambda: False)
-    with pytest.raises(peers.PeerSetupError, match="runs Paddle Inference only"):
-        peers.portbench_options(suite, "onnxruntime", 2, dataset)
+    assert peers.portbench_options(suite, "openvino", 2, dataset).runtimes == ("openvino",)
 
 
-def cell(status: str, task: str = "system") -> CellResult:
+def cell(status: str, task: str = "system", runtime: str = "paddle") -> CellResult:
     return CellResult(cell_id=f"ocr/{task}", workload="ocr", task=task, model="m", backend="cpu",
-                      precision="fp32", scenario="single-stream", dataset="d", status=status,  # type: ignore[arg-type]
+                      runtime=runtime, precision="fp32", scenario="single-stream", dataset="d", status=status,  # type: ignore[arg-type]
                       reason="boom" if status == "failed" else None,
                       latency_ms=latency(450.0) if status == "passed" else None)  # fmt: skip
 
 
 def test_the_runs_system_cell_is_found_and_must_have_passed() -> None:
-    assert peers.system_cell([cell("passed", "det"), cell("passed")]).task == "system"
+    found = peers.system_cell(
+        [cell("passed", "det"), cell("passed", runtime="openvino"), cell("passed")], "paddle"
+    )
+    assert (found.task, found.runtime) == ("system", "paddle")
     with pytest.raises(peers.PeerSetupError, match="failed: boom"):
-        peers.system_cell([cell("failed")])
+        peers.system_cell([cell("failed")], "paddle")
     with pytest.raises(peers.PeerSetupError, match="found 0"):
-        peers.system_cell([cell("passed", "det")])
+        peers.system_cell([cell("passed", "det"), cell("passed", runtime="openvino")], "paddle")
 
 
 # --- settings from the environment ------------------------------------------------------------------

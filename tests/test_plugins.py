@@ -71,11 +71,11 @@ def test_run_measures_and_judges_the_third_party_cells(
     assert result.returncode == 0, result.stderr
     cells = {c["cell_id"]: c for c in json.loads((run_dir / "results.json").read_text())["cells"]}
     assert set(cells) == {
-        f"toy/regress/toy-linear/{backend}/{precision}/single-stream"
+        f"toy/regress/toy-linear/{backend}/paddle/{precision}/single-stream"
         for backend in ("cpu", "toycpu") for precision in ("fp32", "int8")
     }
-    fp32_cpu = cells["toy/regress/toy-linear/cpu/fp32/single-stream"]
-    fp32_toy = cells["toy/regress/toy-linear/toycpu/fp32/single-stream"]
+    fp32_cpu = cells["toy/regress/toy-linear/cpu/paddle/fp32/single-stream"]
+    fp32_toy = cells["toy/regress/toy-linear/toycpu/paddle/fp32/single-stream"]
     for cell in (fp32_cpu, fp32_toy):
         assert cell["status"] == "passed", cell["reason"]
         # Targets are the model's own map plus N(0, 0.05) noise: RMSE near 0.05, R² near 1.
@@ -83,9 +83,9 @@ def test_run_measures_and_judges_the_third_party_cells(
         assert cell["metrics"]["r2"] > 0.99
         assert cell["latency_ms"]["n"] >= 5
     # The toy backend declares FP32 only; the toy workload offers no calibration data for INT8.
-    toy_int8 = cells["toy/regress/toy-linear/toycpu/int8/single-stream"]
+    toy_int8 = cells["toy/regress/toy-linear/toycpu/paddle/int8/single-stream"]
     assert (toy_int8["status"], toy_int8["reason"]) == ("skipped", "the toy backend runs FP32 only")
-    assert cells["toy/regress/toy-linear/cpu/int8/single-stream"]["status"] == "skipped"
+    assert cells["toy/regress/toy-linear/cpu/paddle/int8/single-stream"]["status"] == "skipped"
     # Parity against the FP32 CPU cell uses the workload's own metric direction and comparer.
     assert fp32_cpu["parity"]["role"] == "reference"
     assert fp32_toy["parity"]["verdict"] == "pass"

@@ -55,7 +55,7 @@ PLATFORM_NAME = "Kunpeng-920/kylin-V10/01234567"
 
 def det_cell() -> CellResult:
     return CellResult(
-        cell_id="ocr/det/ppocrv4-mobile-det/cpu/int8/single-stream", workload="ocr", task="det",
+        cell_id="ocr/det/ppocrv4-mobile-det/cpu/paddle/int8/single-stream", workload="ocr", task="det",
         model="ppocrv4-mobile-det", backend="cpu", precision="int8", scenario="single-stream",
         dataset="synth-smoke", status="passed", device="cpu",
         metrics={"det_hmean": 0.9},
@@ -77,7 +77,7 @@ def det_cell() -> CellResult:
 
 def ernie_cell() -> CellResult:
     return CellResult(
-        cell_id="ernie/cls/odd/cpu/int8/offline", workload="ernie", task="cls", model=ODD_MODEL,
+        cell_id="ernie/cls/odd/cpu/paddle/int8/offline", workload="ernie", task="cls", model=ODD_MODEL,
         backend="cpu", precision="int8", scenario="offline", dataset="user.tsv", status="passed",
         metrics={"accuracy": 0.75},
         latency_ms=LatencySummary(n=400, mean=20.0, min=15.0, max=40.0, stdev=2.0, p50=19.0, p90=25.0,
@@ -94,7 +94,7 @@ def ernie_cell() -> CellResult:
 
 def skipped_cell() -> CellResult:
     return CellResult(
-        cell_id="ocr/det/ppocrv4-mobile-det/npu/fp16/single-stream", workload="ocr", task="det",
+        cell_id="ocr/det/ppocrv4-mobile-det/npu/paddle/fp16/single-stream", workload="ocr", task="det",
         model="ppocrv4-mobile-det", backend="npu", precision="fp16", scenario="single-stream",
         dataset="synth-smoke", status="skipped", reason="no Ascend NPU",
     )
@@ -204,7 +204,8 @@ def test_textfile_escapes_label_values_and_has_no_timestamps() -> None:
 
 def test_a_run_with_a_failed_cell_has_no_last_success() -> None:
     failed = CellResult(
-        cell_id="ocr/rec/x/cpu/fp32/single-stream", workload="ocr", task="rec", model="x", backend="cpu",
+        cell_id="ocr/rec/x/cpu/paddle/fp32/single-stream", workload="ocr", task="rec", model="x",
+        backend="cpu",
         precision="fp32", scenario="single-stream", dataset="d", status="failed", reason="worker killed",
     )
     samples = samples_of(to_textfile(make_results(det_cell(), failed)))

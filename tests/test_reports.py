@@ -547,7 +547,7 @@ def ernie_cls_cell(label: str, scenario: str = "single-stream", p50: float = 5.0
     model = "ernie-sentiment"
     named = f"{model}@{label}" if label else model
     return CellResult(
-        cell_id=f"ernie/cls/{named}/cpu/fp32/{scenario}",
+        cell_id=f"ernie/cls/{named}/cpu/paddle/fp32/{scenario}",
         workload="ernie",
         task="cls",
         model=model,

@@ -207,7 +207,7 @@ def test_boolean_is_not_a_metric_value() -> None:
 
 def results_built_in_python() -> RunResults:
     passed = CellResult(
-        cell_id="ernie/classify/ernie-sentiment/cpu/int8/offline",
+        cell_id="ernie/classify/ernie-sentiment/cpu/paddle/int8/offline",
         workload="ernie",
         task="classify",
         model="ernie-sentiment",
@@ -246,7 +246,7 @@ def results_built_in_python() -> RunResults:
         duration_s=42.0,
     )
     failed = CellResult(
-        cell_id="ernie/classify/ernie-sentiment/cpu/fp16/offline",
+        cell_id="ernie/classify/ernie-sentiment/cpu/paddle/fp16/offline",
         workload="ernie",
         task="classify",
         model="ernie-sentiment",

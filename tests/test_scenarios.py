@@ -37,6 +37,9 @@ class FakeBackend:
     def synchronize(self) -> None:
         self.synchronized += 1
 
+    def power_sources(self) -> list[object]:
+        return []  # a fake device has no power counter
+
 
 class FakeSession:
     """Sleeps per run (releasing the GIL, as Paddle does); counts clones; fixed stage times."""
@@ -107,7 +110,7 @@ class PlainTask(PreparedTask):
 
 def plan_for(scenario: str, tmp_path: Path, **params: object) -> CellPlan:
     return CellPlan(
-        cell_id=f"fake/x/m/cpu/fp32/{scenario}",
+        cell_id=f"fake/x/m/cpu/paddle/fp32/{scenario}",
         spec=TaskSpec("fake", "x", "m", "d", params, cache_dir=tmp_path),
         backend="cpu",
         device_id=0,
@@ -195,7 +198,7 @@ def test_unsupported_scenario_is_a_one_line_error(tmp_path: Path, scenario: str)
 @pytest.mark.parametrize(
     ("scenario", "params", "message"),
     [
-        ("server", {}, "unknown scenario 'server'"),
+        ("warp-speed", {}, "unknown scenario .warp-speed."),
         ("offline", {"batch_sizes": [4, 4]}, "batch_sizes must be distinct positive integers"),
         ("offline", {"batch_sizes": [0]}, "batch_sizes must be distinct positive integers"),
         ("multi-stream", {"streams": 0}, "streams must be a positive integer"),

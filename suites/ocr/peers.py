@@ -299,31 +299,20 @@ def system_cells_only(suite: Suite) -> Suite:
     return dataclasses.replace(suite, cells=cells)
 
 
-def runtimes_are_a_run_dimension() -> bool:
-    return "runtimes" in {f.name for f in dataclasses.fields(RunOptions)}
-
-
 def portbench_options(suite: Suite, runtime: str, threads: int, dataset: PeerDataset) -> RunOptions:
     """One run of the OCR system task on one runtime, at the peers' thread count."""
-    runtime_field: dict[str, Any] = {}
-    if runtimes_are_a_run_dimension():
-        runtime_field["runtimes"] = (runtime,)
-    elif runtime != "paddle":
-        raise PeerSetupError(
-            f"runtime {runtime!r}: this portbench runs Paddle Inference only (RunOptions has no runtimes)"
-        )
     return RunOptions(
         suite=suite.name,
         backends=(PORTBENCH_BACKEND,),
+        runtimes=(runtime,),
         cpu_threads=threads,
         dataset_dirs={"ocr": dataset.directory} if dataset.override else {},
-        **runtime_field,
     )
 
 
-def system_cell(cells: Iterable[CellResult]) -> CellResult:
-    """The run's single OCR system cell, which must have passed."""
-    found = [c for c in cells if c.workload == "ocr" and c.task == "system"]
+def system_cell(cells: Iterable[CellResult], runtime: str) -> CellResult:
+    """The run's single OCR system cell on ``runtime``, which must have passed."""
+    found = [c for c in cells if c.workload == "ocr" and c.task == "system" and c.runtime == runtime]
     if len(found) != 1:
         raise PeerSetupError(f"expected one OCR system cell in the run, found {len(found)}")
     cell = found[0]
@@ -343,8 +332,8 @@ def portbench_result(cell: CellResult, runtime: str, dataset: PeerDataset, load_
         metrics={k: v for k, v in cell.metrics.items() if k.startswith(("e2e_", "det_"))},
         metrics_by_subset=cell.metrics_by_subset,
         latency_ms=cell.latency_ms,
-        settings={"cell_id": cell.cell_id, "backend": cell.backend, "params": cell.params,
-                  "manifest": cell.manifest},
+        settings={"cell_id": cell.cell_id, "backend": cell.backend, "runtime": cell.runtime,
+                  "params": cell.params, "manifest": cell.manifest},
         versions={"paddlepaddle": _version("paddlepaddle"), PORTBENCH: _version(PORTBENCH)},
         load_average=load_average,
         raw_latency_ms=tuple(cell.raw.get("latency_ms", ())),
@@ -360,7 +349,7 @@ def measure_portbench(
     load_average = os.getloadavg()
     suite = system_cells_only(suite)
     results = run(suite, portbench_options(suite, runtime, threads, dataset), out_dir)
-    return portbench_result(system_cell(results.cells), runtime, dataset, load_average)
+    return portbench_result(system_cell(results.cells, runtime), runtime, dataset, load_average)
 
 
 # --- datasets, settings from the environment ---------------------------------------------------------

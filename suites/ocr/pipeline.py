@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from portbench.backends.base import Backend, InferenceSession, PredictorOptions
+from portbench.backends.base import Backend, PredictorOptions, Session
 from portbench.suites.ocr.ctc import CTCDecoder
 from portbench.suites.ocr.postprocess import (
     DBPostprocessConfig,
@@ -78,8 +78,8 @@ class OcrPipeline:
 
     def __init__(
         self,
-        det: InferenceSession,
-        rec: InferenceSession,
+        det: Session,
+        rec: Session,
         decoder: CTCDecoder,
         det_config: DBPostprocessConfig | None = None,
         rec_batch_size: int = REC_BATCH_SIZE,
@@ -95,6 +95,12 @@ class OcrPipeline:
         self.det_preprocess = det_preprocess or DetPreprocessConfig()
         self.rec_batch_size = rec_batch_size
         self.drop_score = drop_score
+
+    def with_sessions(self, det: Session, rec: Session) -> OcrPipeline:
+        """The same pipeline (decoder and settings shared: they hold no per-call state) on other
+        det and rec predictors, e.g. a concurrent stream's clones."""
+        return OcrPipeline(det, rec, self.decoder, self.det_config, self.rec_batch_size, self.drop_score,
+                           self.det_preprocess)
 
     @classmethod
     def from_backend(
