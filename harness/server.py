@@ -480,7 +480,7 @@ def search_server(
 
     def probe(rate: float, count: int, seed: int) -> ServerRun:
         schedule = poisson_schedule(rate, count, seed)
-        return run_server(worker_queries, schedule, rate=rate, seed=seed, synchronize=synchronize)
+        return run_server(worker_queries, schedule.tolist(), rate=rate, seed=seed, synchronize=synchronize)
 
     return find_rate(probe, settings, start), warmup
 
