@@ -43,8 +43,7 @@ REPORTED_PROPERTIES = (
     "EXECUTION_DEVICES",
 )
 INT8_REASON = (
-    "OpenVINO INT8 needs an NNCF- or QDQ-quantized model (hook: harness.onnx_export.INT8_QUANTIZER, "
-    "not provided yet)"
+    "OpenVINO INT8 (the ONNX Runtime QDQ model, or NNCF) is not enabled: its parity is not measured yet"
 )
 
 
