@@ -130,7 +130,12 @@ def _predictor_options(plan: CellPlan) -> PredictorOptions:
 
 
 def _runtime_model(
-    runtime: Runtime, files: ModelFiles, plan: CellPlan, name: str, opened: OpenedModels, role: str,
+    runtime: Runtime,
+    files: ModelFiles,
+    plan: CellPlan,
+    name: str,
+    opened: OpenedModels,
+    role: str,
     force_onnx: bool = False,
 ) -> ModelFiles | OnnxModel:
     """What ``runtime`` loads for ``files``: the Paddle files, or their cached ONNX conversion
