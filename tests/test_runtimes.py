@@ -108,8 +108,8 @@ def test_plan_crosses_runtimes_and_skips_what_a_runtime_cannot_run(tmp_path: Pat
         f"{base}/onnxruntime/int8/single-stream",
         f"{base}/openvino/fp32/single-stream",
         f"{base}/openvino/bf16/single-stream",
+        f"{base}/openvino/int8/single-stream",
     }
-    assert "not enabled" in (planned[f"{base}/openvino/int8/single-stream"].skip_reason or "")
     assert "BF16" in (planned[f"{base}/onnxruntime/bf16/single-stream"].skip_reason or "")
 
 
@@ -117,13 +117,14 @@ def test_plan_crosses_runtimes_and_skips_what_a_runtime_cannot_run(tmp_path: Pat
 def test_int8_on_onnx_runtime_is_qdq_on_the_cpu_provider_only() -> None:
     runtime = OnnxRuntimeRuntime()
     assert runtime.int8_route == "onnx-qdq" and PaddleRuntime().int8_route == "paddle-ptq"
+    assert OpenVinoRuntime().int8_route == "onnx-qdq"
     cpu = runtime.precisions(CpuBackend())[Precision.INT8]
     assert cpu.supported and cpu.how == "ONNX Runtime QDQ (static, calibrated)"
     for backend in ("cuda", "tensorrt"):
         support = runtime.precisions(create_backend(backend))[Precision.INT8]
         assert not support.supported and "CPUExecutionProvider only" in support.how
     openvino = OpenVinoRuntime(flags=frozenset()).precisions(CpuBackend())[Precision.INT8]
-    assert not openvino.supported and "parity" in openvino.how
+    assert openvino.supported and "QDQ" in openvino.how
 
 
 @pytest.mark.fast
