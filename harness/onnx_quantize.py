@@ -197,19 +197,29 @@ def quantize_onnx_file(
     extra: dict[str, Any] = {}
     if settings.method == "Percentile":
         extra["CalibPercentile"] = settings.percentile
-    quantization.quantize_static(
-        str(source),
-        str(out_file),
-        _reader(feeds),
-        quant_format=quantization.QuantFormat.QDQ,
-        op_types_to_quantize=list(settings.op_types),
-        per_channel=settings.per_channel,
-        activation_type=quantization.QuantType.QInt8,
-        weight_type=quantization.QuantType.QInt8,
-        nodes_to_quantize=targets,
-        calibrate_method=getattr(quantization.CalibrationMethod, settings.method),
-        extra_options=extra,
-    )
+    try:
+        quantization.quantize_static(
+            str(source),
+            str(out_file),
+            _reader(feeds),
+            quant_format=quantization.QuantFormat.QDQ,
+            op_types_to_quantize=list(settings.op_types),
+            per_channel=settings.per_channel,
+            activation_type=quantization.QuantType.QInt8,
+            weight_type=quantization.QuantType.QInt8,
+            nodes_to_quantize=targets,
+            calibrate_method=getattr(quantization.CalibrationMethod, settings.method),
+            extra_options=extra,
+        )
+    except ValueError as exc:
+        if settings.method == "MinMax" or "inhomogeneous" not in str(exc):
+            raise
+        # Histogram calibrators stack each activation over all batches (onnxruntime 1.32); OCR lines
+        # of different widths make activations of different shapes.
+        raise CalibrationError(
+            f"{settings.method} calibration needs calibration batches of one shape (ONNX Runtime "
+            "stacks every activation across batches) and these differ; use MinMax"
+        ) from None
     return targets
 
 

@@ -124,3 +124,14 @@ def test_calibration_feeds_take_the_onnx_input_names_and_dtypes(tiny_onnx: Path)
     two_inputs = CalibrationSet(("a",), [{"x": rows[:1], "y": rows[:1]}])
     with pytest.raises(CalibrationError, match=r"has 2 input\(s\).*takes 1: \['x'\]"):
         onnx_calibration(tiny_onnx, two_inputs)
+
+
+def test_histogram_calibration_over_batches_of_different_shapes_is_a_one_line_error(
+    tiny_onnx: Path, tmp_path: Path
+) -> None:
+    # Batches of 4 and 2 rows: ONNX Runtime's Entropy calibrator cannot stack their activations.
+    data = np.random.default_rng(2).normal(size=(6, 4)).astype(np.float32)
+    ragged = CalibrationSet(tuple(f"c{i}" for i in range(6)), [{"x": data[:4]}, {"x": data[4:]}])
+    settings = OnnxQuantizeSettings(method="Entropy", calibration_samples=6, batch_size=2)
+    with pytest.raises(CalibrationError, match="Entropy calibration needs calibration batches of one shape"):
+        quantize_onnx(tiny_onnx, ragged, settings, tmp_path)

@@ -451,15 +451,16 @@ def test_ernie_int8_on_onnx_runtime_is_a_calibrated_qdq_model_judged_against_pad
 
     out = tmp_path / "run"
     result = portbench(
-        "run", "--suite", "smoke", "--backend", "cpu", "--runtimes", "paddle,onnxruntime",
+        "run", "--suite", "smoke", "--backend", "cpu", "--runtimes", "paddle,onnxruntime,openvino",
         "--precisions", "fp32,int8", "--only", "ernie/cls/ernie-sentiment-smoke@s32-b8/cpu/paddle/fp32",
-        "--only", "ernie/cls/ernie-sentiment-smoke@s32-b8/cpu/onnxruntime/int8", "--threads", "2",
+        "--only", "ernie/cls/ernie-sentiment-smoke@s32-b8/cpu/onnxruntime/int8",
+        "--only", "ernie/cls/ernie-sentiment-smoke@s32-b8/cpu/openvino/int8", "--threads", "2",
         "--out", str(out), "--cache-dir", str(cache_dir),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     run_cells = json.loads((out / "results.json").read_text())["cells"]
     cells = {(c["runtime"], c["precision"]): c for c in run_cells}
-    assert set(cells) == {("paddle", "fp32"), ("onnxruntime", "int8")}
+    assert set(cells) == {("paddle", "fp32"), ("onnxruntime", "int8"), ("openvino", "int8")}
     int8 = cells["onnxruntime", "int8"]
     assert int8["status"] == "passed", int8["reason"]
     assert int8["parity"]["reference"]["cell_id"] == cells["paddle", "fp32"]["cell_id"]
@@ -488,6 +489,13 @@ def test_ernie_int8_on_onnx_runtime_is_a_calibrated_qdq_model_judged_against_pad
     # 1 layer: q, k, v, out projections, QK^T, attn.V, 2 FFN, pooler, classifier.
     assert len(int8_matmuls) == 10 and sorted(int8_matmuls) == sorted(provenance["quantized_nodes"])
     assert int8["manifest"]["runtime"]["sessions"]["model"]["model"] == "model.int8.onnx"
+    # OpenVINO runs the very same cached QDQ file (reused, not rebuilt), its float parts in f32.
+    openvino = cells["openvino", "int8"]
+    assert openvino["status"] == "passed", openvino["reason"]
+    assert openvino["models"][0]["sha256"] == record["sha256"]
+    assert openvino["quantization"]["model"]["from_cache"] is True
+    assert openvino["manifest"]["runtime"]["sessions"]["model"]["config"]["INFERENCE_PRECISION_HINT"] == "f32"
+    assert openvino["parity"]["reference"]["cell_id"] == cells["paddle", "fp32"]["cell_id"]
 
 
 def _sha256(path: Path) -> str:
