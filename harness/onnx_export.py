@@ -12,9 +12,8 @@ rank 0 with rank 1, which ONNX Runtime refuses to load ("All inputs to Concat mu
 :func:`unsqueeze_rank0_concat_inputs` inserts ``Unsqueeze(axes=[0])`` before every rank-0 input of
 such a Concat, ranks taken from ``onnx.shape_inference.infer_shapes``.
 
-INT8 hook: an ONNX static (QDQ) quantizer, once written, is a function taking the FP32 ``model.onnx``
-path this module returns; :data:`INT8_QUANTIZER` names it (``module:function``) and the runtimes'
-precision tables say INT8 is unsupported while it is ``None``.
+INT8: a runtime whose ``int8_route`` is ``"onnx-qdq"`` gets the conversion of the FP32 model from
+here and then its static QDQ quantization (``harness.onnx_quantize``; the worker's ``_qdq_model``).
 """
 
 from __future__ import annotations
@@ -35,7 +34,6 @@ OPSET = 17  # LayerNormalization is a single op from 17 (ERNIE); the PP-OCR mode
 FIX_REVISION = 1  # bump when the repair below changes: cached conversions are rebuilt
 ONNX_FILENAME = "model.onnx"
 MANIFEST = "conversion.json"
-INT8_QUANTIZER: str | None = None
 
 
 def _version(distribution: str) -> str:

@@ -33,6 +33,8 @@ import numpy as np
 from portbench.errors import UnknownNameError
 from portbench.harness.artifacts import ArtifactStore, sha256_file
 from portbench.harness.quantize import (
+    MAX_LISTED_IDS,
+    CalibrationError,
     CalibrationSet,
     QuantizationError,
     SearchTrial,
@@ -84,6 +86,7 @@ class OnnxQuantized:
     cache_key: str
     provenance: dict[str, Any]
     from_cache: bool = False
+    rebuilt_because: str | None = None
 
 
 @dataclass(frozen=True)
@@ -160,8 +163,6 @@ def _check_feeds(model_file: Path, feeds: Sequence[Mapping[str, np.ndarray]]) ->
     expected = {value.name for value in graph.input if value.name not in initialisers}
     for index, feed in enumerate(feeds):
         if set(feed) != expected:
-            from portbench.harness.quantize import CalibrationError
-
             raise CalibrationError(
                 f"calibration batch {index} has inputs {sorted(feed)}, the model expects {sorted(expected)}"
             )
@@ -196,19 +197,29 @@ def quantize_onnx_file(
     extra: dict[str, Any] = {}
     if settings.method == "Percentile":
         extra["CalibPercentile"] = settings.percentile
-    quantization.quantize_static(
-        str(source),
-        str(out_file),
-        _reader(feeds),
-        quant_format=quantization.QuantFormat.QDQ,
-        op_types_to_quantize=list(settings.op_types),
-        per_channel=settings.per_channel,
-        activation_type=quantization.QuantType.QInt8,
-        weight_type=quantization.QuantType.QInt8,
-        nodes_to_quantize=targets,
-        calibrate_method=getattr(quantization.CalibrationMethod, settings.method),
-        extra_options=extra,
-    )
+    try:
+        quantization.quantize_static(
+            str(source),
+            str(out_file),
+            _reader(feeds),
+            quant_format=quantization.QuantFormat.QDQ,
+            op_types_to_quantize=list(settings.op_types),
+            per_channel=settings.per_channel,
+            activation_type=quantization.QuantType.QInt8,
+            weight_type=quantization.QuantType.QInt8,
+            nodes_to_quantize=targets,
+            calibrate_method=getattr(quantization.CalibrationMethod, settings.method),
+            extra_options=extra,
+        )
+    except ValueError as exc:
+        if settings.method == "MinMax" or "inhomogeneous" not in str(exc):
+            raise
+        # Histogram calibrators stack each activation over all batches (onnxruntime 1.32); OCR lines
+        # of different widths make activations of different shapes.
+        raise CalibrationError(
+            f"{settings.method} calibration needs calibration batches of one shape (ONNX Runtime "
+            "stacks every activation across batches) and these differ; use MinMax"
+        ) from None
     return targets
 
 
@@ -274,6 +285,7 @@ def quantize_onnx(
                 "sample_count": len(used_ids),
                 "batches": len(feeds),
                 "sample_ids_sha256": ids_digest(used_ids),
+                "sample_ids": list(used_ids) if len(used_ids) <= MAX_LISTED_IDS else None,
                 "feeds_sha256": digest,
             },
             "versions": _versions(),
@@ -286,7 +298,46 @@ def quantize_onnx(
 
     label = "".join(c if c.isalnum() or c in "._-" else "-" for c in model_name)[:48] or "model"
     artifact = store.build(f"{label}-{key[:16]}", key, build)
-    return OnnxQuantized(artifact.directory / MODEL_FILE, key, dict(artifact.manifest), not artifact.built)
+    built, because = artifact.built, artifact.rebuilt_because
+    return OnnxQuantized(artifact.directory / MODEL_FILE, key, dict(artifact.manifest), not built, because)
+
+
+# ONNX TensorProto element types of the inputs these models take (onnx.TensorProto enum values).
+_ONNX_DTYPES = {1: np.float32, 6: np.int32, 7: np.int64, 10: np.float16, 11: np.float64, 9: np.bool_}
+
+
+def onnx_calibration(model_file: Path, calibration: CalibrationSet) -> CalibrationSet:
+    """``calibration`` (feeds keyed by the Paddle model's input names) keyed by ``model_file``'s
+    input names and cast to their element types. Names that match are kept; otherwise the feeds'
+    inputs are taken in order, which is the order paddle2onnx writes the Paddle inputs in."""
+    import onnx
+
+    graph = onnx.load(str(model_file), load_external_data=False).graph
+    initialisers = {init.name for init in graph.initializer}
+    inputs = [
+        (value.name, _ONNX_DTYPES.get(value.type.tensor_type.elem_type))
+        for value in graph.input
+        if value.name not in initialisers
+    ]
+    names = [name for name, _ in inputs]
+    feeds = []
+    for index, feed in enumerate(calibration.feeds):
+        if set(feed) == set(names):
+            arrays = [feed[name] for name in names]
+        elif len(feed) == len(names):
+            arrays = list(feed.values())
+        else:
+            raise CalibrationError(
+                f"calibration batch {index} has {len(feed)} input(s) {sorted(feed)}, "
+                f"the ONNX model {model_file.name} takes {len(names)}: {names}"
+            )
+        feeds.append(
+            {
+                name: np.asarray(array, dtype=dtype) if dtype is not None else np.asarray(array)
+                for (name, dtype), array in zip(inputs, arrays, strict=True)
+            }
+        )
+    return CalibrationSet(calibration.sample_ids, feeds, calibration.source)
 
 
 def _run(model_file: Path, feeds: Sequence[Mapping[str, np.ndarray]], threads: int) -> list[list[np.ndarray]]:

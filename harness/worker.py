@@ -130,10 +130,17 @@ def _predictor_options(plan: CellPlan) -> PredictorOptions:
 
 
 def _runtime_model(
-    runtime: Runtime, files: ModelFiles, plan: CellPlan, name: str, opened: OpenedModels, role: str
+    runtime: Runtime,
+    files: ModelFiles,
+    plan: CellPlan,
+    name: str,
+    opened: OpenedModels,
+    role: str,
+    force_onnx: bool = False,
 ) -> ModelFiles | OnnxModel:
-    """What ``runtime`` loads for ``files``: the Paddle files, or their cached ONNX conversion."""
-    if runtime.model_format(files) == "paddle":
+    """What ``runtime`` loads for ``files``: the Paddle files, or their cached ONNX conversion
+    (always the conversion when ``force_onnx``: the QDQ route quantizes it)."""
+    if runtime.model_format(files) == "paddle" and not force_onnx:
         return files
     from portbench.harness.onnx_export import export_onnx
 
@@ -146,6 +153,36 @@ def _runtime_model(
     return converted
 
 
+def _qdq_model(
+    workload: Workload, plan: CellPlan, role: str, converted: OnnxModel
+) -> tuple[OnnxModel, dict[str, Any]]:
+    """The static QDQ INT8 model of the FP32 ONNX conversion for ``role``, calibrated on the
+    workload's calibration split (feeds renamed to the ONNX inputs), cached with provenance."""
+    from portbench.harness.onnx_quantize import onnx_calibration, quantize_onnx
+
+    settings = workload.onnx_quantize_settings(plan.spec)
+    calibration = onnx_calibration(
+        converted.path,
+        workload.calibration_set(plan.spec, role, settings.calibration_samples, settings.batch_size),
+    )
+    quantized = quantize_onnx(
+        converted.path,
+        calibration,
+        settings,
+        plan.spec.cache_dir,
+        model_name=workload.model_name(plan.spec, role),
+    )
+    provenance = dict(quantized.provenance)
+    # The Paddle files the conversion came from, as the Paddle route records its source.
+    paddle_digests = converted.provenance.get("source_sha256", {})
+    provenance.update(
+        paddle_source={"path": str(converted.source.directory), "sha256": dict(paddle_digests)},
+        from_cache=quantized.from_cache,
+        rebuilt_because=quantized.rebuilt_because,
+    )
+    return OnnxModel(quantized.model_file, converted.source, converted.provenance), provenance
+
+
 def _open_sessions(
     backend: Backend, workload: Workload, plan: CellPlan, runtime: Runtime | None = None
 ) -> OpenedModels:
@@ -153,24 +190,36 @@ def _open_sessions(
     runtime = runtime or create_runtime(plan.runtime)
     opened = OpenedModels({}, [], {}, None)
     synthetic = workload.synthetic_weights(plan.spec)
-    quantize = plan.precision is Precision.INT8 and backend.int8_needs_quantized_model
+    int8 = plan.precision is Precision.INT8
+    paddle_ptq = int8 and runtime.int8_route == "paddle-ptq" and backend.int8_needs_quantized_model
+    onnx_qdq = int8 and runtime.int8_route == "onnx-qdq"
     for role, source_files in workload.models_for(plan.spec).items():
         name = workload.model_name(plan.spec, role)
         source = workload.model_source(plan.spec, role)
         files = source_files
-        if quantize:
+        if paddle_ptq:
             started = time.perf_counter()
             files, provenance = _quantized(workload, plan, role, source_files)
             opened.cold_start[f"{role}_quantize_s"] = time.perf_counter() - started
             opened.quantization = {**(opened.quantization or {}), role: provenance}
             name = f"{name}-int8-{provenance.get('settings', {}).get('algo', 'ptq')}"
             source = f"portbench post-training quantization of {workload.model_name(plan.spec, role)}"
+        loaded = _runtime_model(runtime, files, plan, name, opened, role, force_onnx=onnx_qdq)
+        record_path, record_sha256 = str(files.directory), hash_model_files(files)
+        if onnx_qdq and isinstance(loaded, OnnxModel):
+            started = time.perf_counter()
+            loaded, provenance = _qdq_model(workload, plan, role, loaded)
+            opened.cold_start[f"{role}_quantize_s"] = time.perf_counter() - started
+            opened.quantization = {**(opened.quantization or {}), role: provenance}
+            name = f"{name}-int8-qdq-{provenance.get('settings', {}).get('method', 'MinMax')}"
+            source = f"ONNX Runtime static QDQ quantization of {workload.model_name(plan.spec, role)}"
+            record_path, record_sha256 = str(loaded.path.parent), {loaded.path.name: sha256_file(loaded.path)}
         opened.records.append(
             ModelRecord(
                 role=role,
                 name=name,
-                path=str(files.directory),
-                sha256=hash_model_files(files),
+                path=record_path,
+                sha256=record_sha256,
                 synthetic_weights=synthetic,
                 source=source,
                 supplied_path=str(plan.spec.model_dirs[role]) if role in plan.spec.model_dirs else None,
@@ -179,7 +228,6 @@ def _open_sessions(
         )
         start = time.perf_counter()
         role_options = dataclasses.replace(options, dynamic_shapes=workload.shape_ranges(plan.spec, role))
-        loaded = _runtime_model(runtime, files, plan, name, opened, role)
         try:
             opened.sessions[role] = runtime.create_session(backend, loaded, role_options)
         except PortbenchError:

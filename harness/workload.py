@@ -29,6 +29,7 @@ from portbench.plugins import Registry
 
 if TYPE_CHECKING:
     from portbench.harness.models import ModelEntry
+    from portbench.harness.onnx_quantize import OnnxQuantizeSettings
     from portbench.harness.quantize import CalibrationSet, QuantizeSettings
 
 JSONValue = Any  # what json.dumps accepts
@@ -366,6 +367,26 @@ class Workload(ABC):
         from portbench.harness.quantize import QuantizeSettings
 
         return QuantizeSettings()
+
+    def onnx_quantize_settings(self, spec: TaskSpec) -> OnnxQuantizeSettings:
+        """How INT8 cells on an ONNX runtime quantize (QDQ): the same calibration samples and batch
+        size as :meth:`quantize_settings`, MinMax per-channel unless the cell's ``onnx_quant_method``
+        says otherwise; ``onnx_quant_exclude`` lists ONNX node names kept in FP32."""
+        from portbench.harness.onnx_quantize import METHODS, OnnxQuantizeSettings
+
+        paddle = self.quantize_settings(spec)
+        method = spec.params.get("onnx_quant_method", "MinMax")
+        if method not in METHODS:
+            raise UnknownNameError("ONNX calibration method (onnx_quant_method)", str(method), METHODS)
+        exclude = spec.params.get("onnx_quant_exclude", [])
+        if not isinstance(exclude, list) or not all(isinstance(name, str) for name in exclude):
+            raise PortbenchError(f"onnx_quant_exclude must be a list of ONNX node names, got {exclude!r}")
+        return OnnxQuantizeSettings(
+            method=method,
+            calibration_samples=paddle.calibration_samples,
+            batch_size=paddle.batch_size,
+            nodes_to_exclude=tuple(exclude),
+        )
 
     def calibration_set(self, spec: TaskSpec, role: str, samples: int, batch_size: int) -> CalibrationSet:
         """Calibration inputs for quantizing the model playing ``role``: from the workload's

@@ -213,6 +213,20 @@ def test_ernie_settings_default_and_override() -> None:
         ErnieWorkload().quantize_settings(make_spec("ernie", "cls", "m", "d", {"quant_skip_ops": "linear_0"}))
 
 
+@pytest.mark.fast
+def test_onnx_qdq_settings_follow_the_paddle_calibration_and_refuse_bad_params() -> None:
+    # ERNIE's Paddle route calibrates on 256 reviews in batches of 8; the QDQ route uses the same data.
+    settings = ErnieWorkload().onnx_quantize_settings(make_spec("ernie", "cls", "m", "d", {}))
+    assert (settings.method, settings.calibration_samples, settings.batch_size) == ("MinMax", 256, 8)
+    params = {"onnx_quant_method": "Entropy", "onnx_quant_exclude": ["MatMul.3"]}
+    chosen = make_spec("ernie", "cls", "m", "d", params)
+    assert ErnieWorkload().onnx_quantize_settings(chosen).nodes_to_exclude == ("MatMul.3",)
+    bad_params = (({"onnx_quant_method": "KL"}, "onnx_quant_method"), ({"onnx_quant_exclude": "x"}, "list"))
+    for bad, fragment in bad_params:
+        with pytest.raises(PortbenchError, match=fragment):
+            ErnieWorkload().onnx_quantize_settings(make_spec("ernie", "cls", "m", "d", bad))
+
+
 def test_tiny_model_quantizes_and_runs_int8(
     workload: ErnieWorkload, legacy_files: ModelFiles, cache_dir: Path, tiny_build: ReferenceBuild,
     tmp_path: Path,

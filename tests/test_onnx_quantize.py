@@ -8,13 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from portbench.harness.quantize import CalibrationSet, QuantizationError
+from portbench.harness.quantize import CalibrationError, CalibrationSet, QuantizationError
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime.quantization")
 
 from portbench.harness.onnx_quantize import (  # noqa: E402
     OnnxQuantizeSettings,
+    onnx_calibration,
     qdq_fed_nodes,
     quantizable_nodes,
     quantize_onnx,
@@ -110,3 +111,27 @@ def test_unknown_node_to_exclude_is_a_one_line_error(tiny_onnx: Path, tmp_path: 
 def test_unknown_method_is_refused() -> None:
     with pytest.raises(Exception, match="Histogram"):
         OnnxQuantizeSettings(method="Histogram")
+
+
+def test_calibration_feeds_take_the_onnx_input_names_and_dtypes(tiny_onnx: Path) -> None:
+    # A Paddle model may name its input differently and hand float64 arrays: position and dtype win.
+    rows = np.arange(8, dtype=np.float64).reshape(2, 4)
+    renamed = onnx_calibration(tiny_onnx, CalibrationSet(("a", "b"), [{"image": rows}], "paddle names"))
+    [feed] = renamed.feeds
+    assert list(feed) == ["x"] and feed["x"].dtype == np.float32
+    assert feed["x"].tolist() == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert renamed.sample_ids == ("a", "b") and renamed.source == "paddle names"
+    two_inputs = CalibrationSet(("a",), [{"x": rows[:1], "y": rows[:1]}])
+    with pytest.raises(CalibrationError, match=r"has 2 input\(s\).*takes 1: \['x'\]"):
+        onnx_calibration(tiny_onnx, two_inputs)
+
+
+def test_histogram_calibration_over_batches_of_different_shapes_is_a_one_line_error(
+    tiny_onnx: Path, tmp_path: Path
+) -> None:
+    # Batches of 4 and 2 rows: ONNX Runtime's Entropy calibrator cannot stack their activations.
+    data = np.random.default_rng(2).normal(size=(6, 4)).astype(np.float32)
+    ragged = CalibrationSet(tuple(f"c{i}" for i in range(6)), [{"x": data[:4]}, {"x": data[4:]}])
+    settings = OnnxQuantizeSettings(method="Entropy", calibration_samples=6, batch_size=2)
+    with pytest.raises(CalibrationError, match="Entropy calibration needs calibration batches of one shape"):
+        quantize_onnx(tiny_onnx, ragged, settings, tmp_path)

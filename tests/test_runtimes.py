@@ -105,11 +105,26 @@ def test_plan_crosses_runtimes_and_skips_what_a_runtime_cannot_run(tmp_path: Pat
         f"{base}/paddle/bf16/single-stream",
         f"{base}/paddle/int8/single-stream",
         f"{base}/onnxruntime/fp32/single-stream",
+        f"{base}/onnxruntime/int8/single-stream",
         f"{base}/openvino/fp32/single-stream",
         f"{base}/openvino/bf16/single-stream",
+        f"{base}/openvino/int8/single-stream",
     }
-    assert "QDQ" in (planned[f"{base}/onnxruntime/int8/single-stream"].skip_reason or "")
     assert "BF16" in (planned[f"{base}/onnxruntime/bf16/single-stream"].skip_reason or "")
+
+
+@pytest.mark.fast
+def test_int8_on_onnx_runtime_is_qdq_on_the_cpu_provider_only() -> None:
+    runtime = OnnxRuntimeRuntime()
+    assert runtime.int8_route == "onnx-qdq" and PaddleRuntime().int8_route == "paddle-ptq"
+    assert OpenVinoRuntime().int8_route == "onnx-qdq"
+    cpu = runtime.precisions(CpuBackend())[Precision.INT8]
+    assert cpu.supported and cpu.how == "ONNX Runtime QDQ (static, calibrated)"
+    for backend in ("cuda", "tensorrt"):
+        support = runtime.precisions(create_backend(backend))[Precision.INT8]
+        assert not support.supported and "CPUExecutionProvider only" in support.how
+    openvino = OpenVinoRuntime(flags=frozenset()).precisions(CpuBackend())[Precision.INT8]
+    assert openvino.supported and "QDQ" in openvino.how
 
 
 @pytest.mark.fast
@@ -427,3 +442,63 @@ def test_smoke_rec_on_three_runtimes_is_judged_against_the_paddle_reference(
     assert cells["onnxruntime"]["manifest"]["runtime"]["conversions"]["rec"]["concat_rank_fixes"] == 5
     summary = (out / "summary.md").read_text()
     assert "onnxruntime" in summary and "openvino" in summary
+
+
+def test_ernie_int8_on_onnx_runtime_is_a_calibrated_qdq_model_judged_against_paddle_fp32(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    import onnx
+
+    out = tmp_path / "run"
+    result = portbench(
+        "run", "--suite", "smoke", "--backend", "cpu", "--runtimes", "paddle,onnxruntime,openvino",
+        "--precisions", "fp32,int8", "--only", "ernie/cls/ernie-sentiment-smoke@s32-b8/cpu/paddle/fp32",
+        "--only", "ernie/cls/ernie-sentiment-smoke@s32-b8/cpu/onnxruntime/int8",
+        "--only", "ernie/cls/ernie-sentiment-smoke@s32-b8/cpu/openvino/int8", "--threads", "2",
+        "--out", str(out), "--cache-dir", str(cache_dir),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    run_cells = json.loads((out / "results.json").read_text())["cells"]
+    cells = {(c["runtime"], c["precision"]): c for c in run_cells}
+    assert set(cells) == {("paddle", "fp32"), ("onnxruntime", "int8"), ("openvino", "int8")}
+    int8 = cells["onnxruntime", "int8"]
+    assert int8["status"] == "passed", int8["reason"]
+    assert int8["parity"]["reference"]["cell_id"] == cells["paddle", "fp32"]["cell_id"]
+    assert int8["parity"]["verdict"] in ("pass", "fail")  # judged, whichever way
+    provenance = int8["quantization"]["model"]
+    assert provenance["route"] == "onnxruntime quantize_static (QDQ)"
+    assert provenance["from_cache"] is False
+    # Calibrated on the calibration split, never on the test reviews the cell scores.
+    assert "calib split" in provenance["calibration"]["source"]
+    [outputs] = (out / "outputs").glob("*onnxruntime__int8*.json")
+    test_ids = set(json.loads(outputs.read_text()))  # per-sample outputs, keyed by review id
+    assert len(test_ids) == int8["raw"]["accuracy_samples"]
+    calibration_ids = set(provenance["calibration"]["sample_ids"])
+    assert len(calibration_ids) == 256 and not test_ids & calibration_ids
+    # The Paddle export it came from, as the Paddle route records its source.
+    paddle_files = Path(provenance["paddle_source"]["path"])
+    assert provenance["paddle_source"]["sha256"]["inference.pdiparams"] == _sha256(
+        paddle_files / "inference.pdiparams"
+    )
+    [record] = int8["models"]
+    model_file = Path(record["path"]) / "model.int8.onnx"
+    assert record["sha256"] == {"model.int8.onnx": _sha256(model_file)}
+    graph = onnx.load(str(model_file)).graph
+    dequantized = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    int8_matmuls = [n.name for n in graph.node if n.op_type == "MatMul" and set(n.input) & dequantized]
+    # 1 layer: q, k, v, out projections, QK^T, attn.V, 2 FFN, pooler, classifier.
+    assert len(int8_matmuls) == 10 and sorted(int8_matmuls) == sorted(provenance["quantized_nodes"])
+    assert int8["manifest"]["runtime"]["sessions"]["model"]["model"] == "model.int8.onnx"
+    # OpenVINO runs the very same cached QDQ file (reused, not rebuilt), its float parts in f32.
+    openvino = cells["openvino", "int8"]
+    assert openvino["status"] == "passed", openvino["reason"]
+    assert openvino["models"][0]["sha256"] == record["sha256"]
+    assert openvino["quantization"]["model"]["from_cache"] is True
+    assert openvino["manifest"]["runtime"]["sessions"]["model"]["config"]["INFERENCE_PRECISION_HINT"] == "f32"
+    assert openvino["parity"]["reference"]["cell_id"] == cells["paddle", "fp32"]["cell_id"]
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -28,6 +28,11 @@ from portbench.backends.base import (
 )
 
 ModelFormat = Literal["paddle", "onnx"]
+# Where a runtime's INT8 model comes from: Paddle's static PTQ (when the backend needs a quantized
+# model, ``Backend.int8_needs_quantized_model``), or a static QDQ quantization of the FP32 ONNX
+# conversion (``harness.onnx_quantize``), calibrated on the workload's calibration split.
+Int8Route = Literal["paddle-ptq", "onnx-qdq"]
+ONNX_QDQ_INT8 = "ONNX Runtime QDQ (static, calibrated)"
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,8 @@ class Runtime(ABC):
     modules: ClassVar[tuple[str, ...]]
     # The portbench extra that installs it (None: part of the default install).
     extra: ClassVar[str | None] = None
+    # How INT8 cells get their model (read by the worker; the precision table says whether INT8 runs).
+    int8_route: ClassVar[Int8Route] = "paddle-ptq"
 
     def probe(self) -> Availability:
         """Installed here? Looks the modules up without importing them; never raises."""

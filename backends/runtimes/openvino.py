@@ -32,7 +32,9 @@ from portbench.backends.runtimes.base import ModelFormat, OnnxModel, Runtime, Ta
 
 # OpenVINO device names; only CPU has a portbench backend to stand for it.
 DEVICES = {"CPU": "cpu", "GPU": None, "NPU": None}
-PRECISION_HINT = {Precision.FP32: "f32", Precision.BF16: "bf16", Precision.FP16: "f16"}
+# INT8 cells load a QDQ model: OpenVINO runs its quantized nodes in INT8 and, with hint f32, keeps the
+# rest in FP32 (on AMX CPUs its default would be bf16).
+PRECISION_HINT = {Precision.FP32: "f32", Precision.BF16: "bf16", Precision.FP16: "f16", Precision.INT8: "f32"}
 # Read back from the compiled model: what OpenVINO really applied.
 REPORTED_PROPERTIES = (
     "INFERENCE_PRECISION_HINT",
@@ -42,10 +44,7 @@ REPORTED_PROPERTIES = (
     "ENABLE_CPU_PINNING",
     "EXECUTION_DEVICES",
 )
-INT8_REASON = (
-    "OpenVINO INT8 needs an NNCF- or QDQ-quantized model (hook: harness.onnx_export.INT8_QUANTIZER, "
-    "not provided yet)"
-)
+OPENVINO_QDQ_INT8 = "OpenVINO CPU on the ONNX Runtime QDQ model (static, calibrated), hint f32"
 
 
 def _plain(value: Any) -> Any:
@@ -115,6 +114,7 @@ class OpenVinoRuntime(Runtime):
     distributions = ("openvino",)
     modules = ("openvino",)
     extra = "openvino"
+    int8_route = "onnx-qdq"
 
     def __init__(self, flags: frozenset[str] | None = None) -> None:
         self._flags = cpuinfo.cpu_flags() if flags is None else flags
@@ -147,7 +147,7 @@ class OpenVinoRuntime(Runtime):
                 if has_bf16
                 else PrecisionSupport.unsupported("CPU lacks avx512_bf16 and amx_bf16")
             ),
-            Precision.INT8: PrecisionSupport.unsupported(INT8_REASON),
+            Precision.INT8: PrecisionSupport.via(OPENVINO_QDQ_INT8),
         }
 
     def model_format(self, model: ModelFiles) -> ModelFormat:
