@@ -151,7 +151,7 @@ def test_round_trip_keeps_everything_and_is_json() -> None:
         (MINIMAL.replace('[suite]\nname = "mine"', ""), ["suite: missing"]),
         (MINIMAL.replace('"ernie"', '"speech"'),
          ["cells[1].workload: expected one of ernie, ocr, got 'speech'"]),
-        (in_cell('scenario = "server"'), ["cells[1].scenario", "offline"]),
+        (in_cell('scenario = "warp-speed"'), ["cells[1].scenario", "warp-speed", "offline"]),
         ('[suite]\nname = "mine"\n', ["cells: expected at least one [[cells]] table"]),
         ('cells = []\n[suite]\nname = "mine"\n', ["cells: expected at least one [[cells]] table"]),
         ('[suite]\nname = "mine"\ncells = []\n', ["suite.cells: unknown key"]),

