@@ -254,7 +254,7 @@ class ServerRun:
 
 def run_server(
     worker_queries: Sequence[Sequence[Query]],
-    schedule_s: Sequence[float],
+    schedule_s: Sequence[float] | np.ndarray,
     *,
     rate: float,
     seed: int | None = None,
