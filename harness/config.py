@@ -101,3 +101,7 @@ class CellPlan:
     environment: Mapping[str, str] = field(default_factory=dict)
     log_path: Path | None = None
     runtime: str = DEFAULT_RUNTIME
+    # Worker processes that time this cell (``Suite.processes``); ``repeat`` > 0 marks one of the
+    # extra ones, which only repeat the timed scenario (no accuracy pass, audits, stages or placement).
+    processes: int = 1
+    repeat: int = 0

@@ -7,6 +7,7 @@ and ``--resume`` finishes only what is missing.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import signal
@@ -26,6 +27,7 @@ from portbench.backends.runtimes.registry import create_runtime
 from portbench.errors import PortbenchError
 from portbench.harness.config import CellPlan, RunOptions
 from portbench.harness.parity import TaskCatalog
+from portbench.harness.processes import pool_processes
 from portbench.harness.results import (
     SCHEMA_VERSION,
     CellResult,
@@ -34,6 +36,7 @@ from portbench.harness.results import (
     save_results,
     write_atomic,
 )
+from portbench.harness.scenarios import create_scenario
 from portbench.harness.suite import Suite, get_suite
 from portbench.harness.worker import new_cell_result, utc_now, worker_main
 from portbench.harness.workload import TaskSpec
@@ -117,6 +120,7 @@ def plan_cells(
                     scenario=template.scenario,
                     measure=suite.measure,
                     trials=suite.trials,
+                    processes=suite.processes,
                     mode=options.mode,
                     cpu_threads=options.cpu_threads,
                     model_label=model_label,
@@ -174,7 +178,33 @@ class CellOutcome:
 
 
 def run_cell_in_worker(plan: CellPlan, timeout_s: float) -> CellOutcome:
-    """Run one cell in a fresh process; never raises for anything the worker does."""
+    """Run one cell in a fresh process, then, for a repeatable scenario with ``plan.processes`` > 1,
+    time it again in that many more fresh processes and pool their latencies
+    (``harness.processes``); never raises for anything a worker does. A repeat that fails fails the
+    cell with its reason, keeping every latency measured before it."""
+    outcome = _run_one_worker(plan, timeout_s)
+    if (
+        plan.processes <= 1
+        or plan.mode == "accuracy"
+        or outcome.result.status != "passed"
+        or not create_scenario(plan.scenario).repeatable
+    ):
+        return outcome
+    repeats: list[CellResult] = []
+    failure = None
+    for repeat in range(1, plan.processes):
+        done = _run_one_worker(dataclasses.replace(plan, repeat=repeat), timeout_s).result
+        if done.status != "passed":
+            failure = f"timing process {repeat + 1} of {plan.processes}: {done.status}: {done.reason}"
+            break
+        repeats.append(done)
+    pool_processes(outcome.result, repeats)
+    if failure is not None:
+        outcome.result.status, outcome.result.reason = "failed", failure
+    return outcome
+
+
+def _run_one_worker(plan: CellPlan, timeout_s: float) -> CellOutcome:
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(

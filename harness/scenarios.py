@@ -48,6 +48,9 @@ class Scenario(ABC):
 
     name: ClassVar[str]
     description: ClassVar[str]
+    # Whether the runner may time the cell again in further worker processes (``suite.processes``)
+    # and pool their latencies: true where the headline is the latency distribution of one loop.
+    repeatable: ClassVar[bool] = False
 
     @abstractmethod
     def record(self, context: ScenarioContext, result: CellResult) -> list[int]:

@@ -41,7 +41,7 @@ BUILTIN_PACKAGE = "portbench.suites"
 SUITE_SUFFIXES = (".toml", ".json")
 
 SECTIONS = ("suite", "measure", "gates", "cells")
-SUITE_KEYS = ("name", "description", "precisions", "runtimes", "trials")
+SUITE_KEYS = ("name", "description", "precisions", "runtimes", "trials", "processes")
 CELL_KEYS = ("workload", "task", "model", "dataset", "scenario", "label", "params", "matrix")
 # Params and matrix values may be named in these strings as {key}; workload and task stay literal so a
 # typo in them is caught before any expansion.
@@ -99,6 +99,9 @@ class Suite:
     measure: MeasureSettings
     precisions: tuple[str, ...] = ("fp32",)
     trials: int = 3  # timed loops per cell; their spread decides whether a cell is stable
+    # Fresh worker processes that time each single-stream cell (pyperf's design): run-to-run noise
+    # lives between processes, so the nightly gate tests process medians when there are several.
+    processes: int = 1
     # Parity marks against the FP32 reference: INT8 >= 99 %, FP16/BF16 >= 99.9 % of FP32 by default.
     gates: ParityGates = field(default_factory=ParityGates)
     # Inference runtimes every cell runs on (``--runtimes`` overrides); Paddle Inference by default.
@@ -113,6 +116,7 @@ class Suite:
                 "precisions": list(self.precisions),
                 "runtimes": list(self.runtimes),
                 "trials": self.trials,
+                "processes": self.processes,
             },
             "measure": dataclasses.asdict(self.measure),
             "gates": {
@@ -334,6 +338,9 @@ def parse_suite(
     trials = check.whole(header, "trials", "suite.trials", 3)
     if trials < 1:
         raise check.error("suite.trials", f"expected a whole number >= 1, got {trials}")
+    processes = check.whole(header, "processes", "suite.processes", 1)
+    if processes < 1:
+        raise check.error("suite.processes", f"expected a whole number >= 1, got {processes}")
     return Suite(
         name=name,
         description=check.string(header, "description", "suite.description", ""),
@@ -341,6 +348,7 @@ def parse_suite(
         measure=_parse_measure(document.get("measure", {}), check),
         precisions=tuple(dict.fromkeys(precisions_value)),
         trials=trials,
+        processes=processes,
         runtimes=tuple(dict.fromkeys(runtimes_value)),
         gates=_parse_gates(document.get("gates", {}), check),
     )

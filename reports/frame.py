@@ -162,12 +162,14 @@ def samples_frame(runs: Sequence[LabelledRun]) -> pd.DataFrame:
             }
             latencies = cell.raw.get("latency_ms") or []
             trials = _trial_numbers(cell.raw.get("latency_trial_sizes"), len(latencies))
-            for index, (value, trial) in enumerate(zip(latencies, trials, strict=True)):
+            processes = _trial_numbers(cell.raw.get("latency_process_sizes", [len(latencies)]), len(latencies))
+            for index, (value, trial, process) in enumerate(zip(latencies, trials, processes, strict=True)):
                 rows.append(
                     {
                         **common,
                         "loop": "headline",
                         "batch_size": None,
+                        "process": process,
                         "trial": trial,
                         "iteration": index,
                         "latency_ms": float(value),
@@ -180,6 +182,7 @@ def samples_frame(runs: Sequence[LabelledRun]) -> pd.DataFrame:
                             **common,
                             "loop": "offline",
                             "batch_size": sweep.get("batch_size"),
+                            "process": None,
                             "trial": None,
                             "iteration": index,
                             "latency_ms": float(value),
@@ -193,6 +196,7 @@ def samples_frame(runs: Sequence[LabelledRun]) -> pd.DataFrame:
         "backend",
         "loop",
         "batch_size",
+        "process",
         "trial",
         "iteration",
         "latency_ms",
@@ -200,11 +204,13 @@ def samples_frame(runs: Sequence[LabelledRun]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=columns)
     frame["batch_size"] = frame["batch_size"].astype("Int64")
     frame["trial"] = frame["trial"].astype("Int64")
+    frame["process"] = frame["process"].astype("Int64")
     return frame
 
 
 def _trial_numbers(sizes: Any, total: int) -> list[int | None]:
-    """Trial number of each pooled sample; None for all when the sizes do not add up to the pool."""
+    """Trial (or worker process) number of each pooled sample, from the stored sizes; None for all
+    when the sizes do not add up to the pool."""
     if not isinstance(sizes, list) or sum(int(s) for s in sizes) != total:
         return [None] * total
     return [trial for trial, size in enumerate(sizes, start=1) for _ in range(int(size))]

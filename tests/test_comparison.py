@@ -105,11 +105,21 @@ def test_samples_frame_keeps_every_raw_sample_with_its_trial() -> None:
     det = samples[(samples["cell_id"] == "ocr/det/ppocrv4-mobile-det/npu/paddle/fp32/single-stream")]
     assert det["latency_ms"].tolist() == [10.0, 11.0, 12.0, 13.0, 14.0, 15.0]
     assert det["trial"].tolist() == [1, 1, 2, 2, 3, 3]  # trial sizes 2, 2, 2
+    assert det["process"].tolist() == [1] * 6  # one worker process timed it
     offline = samples[(samples["loop"] == "offline") & (samples["platform"] == KUNPENG)]
     assert offline["batch_size"].tolist() == [1] * 3 + [8] * 3 + [32] * 3
     assert offline["latency_ms"].iloc[0] == pytest.approx(20.0)  # 1000 ms * 1 / 50 samples/s
     # kunpeng 6+3+6+9+6, xeon 4+6+6+9+6, hygon 6+6+9 (its failed cell has none)
     assert len(samples) == 30 + 31 + 21
+
+
+def test_samples_frame_numbers_the_worker_processes() -> None:
+    runs = labelled()
+    det = next(c for c in runs[0].results.cells if c.task == "det")
+    det.raw["latency_process_sizes"] = [4, 2]
+    samples = samples_frame(runs)
+    rows_ = samples[(samples["cell_id"] == det.cell_id) & (samples["platform"] == runs[0].label)]
+    assert rows_["process"].tolist() == [1, 1, 1, 1, 2, 2]
 
 
 def test_manifest_differences_name_threads_and_flags() -> None:

@@ -1,0 +1,200 @@
+"""Timing a cell in several worker processes, and the gate's test on process medians."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_compare import cell
+
+from portbench.errors import PortbenchError
+from portbench.harness.compare import compare_cell, judge_process_medians, processes_needed
+from portbench.harness.processes import pool_processes
+from portbench.harness.results import Throughput, TrialSummary, validate_document
+from portbench.harness.suite import SuiteFileError, get_suite
+
+STEADY = [100.0, 102.0, 98.0, 101.0, 99.0]
+
+
+@pytest.mark.fast
+def test_a_uniform_15_percent_slowdown_of_every_process_is_regressed() -> None:
+    judged = judge_process_medians(STEADY, [v * 1.15 for v in STEADY])
+    assert judged.verdict == "regressed" and judged.unit == "processes"
+    # Every process scaled by 1.15: the geometric-mean ratio is exactly 1.15.
+    assert judged.ratio == pytest.approx(1.15)
+    assert judged.ratio_low is not None and judged.ratio_low > 1.10
+    assert (judged.baseline_n, judged.current_n) == (5, 5)
+
+
+@pytest.mark.fast
+def test_identical_processes_are_no_change_and_swapping_sides_mirrors_the_verdict() -> None:
+    assert judge_process_medians(STEADY, STEADY).verdict == "no change"
+    assert judge_process_medians([v * 1.15 for v in STEADY], STEADY).verdict == "improved"
+
+
+@pytest.mark.fast
+def test_a_shift_inside_a_wide_process_spread_is_inconclusive_and_says_how_many_processes() -> None:
+    # The 15 % shift is there, but the processes spread by about ±10 %: with five per side Welch's
+    # interval reaches below 1, so the gate must not call it, and says what would settle it.
+    wide = [90.0, 110.0, 95.0, 105.0, 100.0]
+    judged = judge_process_medians(wide, [v * 1.15 for v in wide])
+    assert judged.verdict == "inconclusive"
+    assert judged.reason is not None and "processes per side" in judged.reason
+    assert "suite.processes=" in judged.reason
+
+
+@pytest.mark.fast
+def test_processes_needed_by_hand() -> None:
+    # z(0.99) + z(0.90) = 2.3263 + 1.2816 = 3.6079; ln 1.1 = 0.09531.
+    # spread 10 %: 2 * (3.6079 * 0.10 / 0.09531) ** 2 = 2 * 3.7854 ** 2 = 28.66 -> 29.
+    assert processes_needed(0.10, 0.10) == 29
+    # spread 2 %: 2 * 0.7571 ** 2 = 1.15 -> 2 (and never fewer than two).
+    assert processes_needed(0.02, 0.10) == 2
+    # spread 5 %, limit 15 % (ln 1.15 = 0.13976): 2 * (3.6079 * 0.05 / 0.13976) ** 2 = 3.33 -> 4.
+    assert processes_needed(0.05, 0.15) == 4
+
+
+@pytest.mark.fast
+def test_compare_cell_tests_process_medians_when_both_runs_kept_processes() -> None:
+    # Two processes a side, each 10 samples; the process medians are 10 / 10.2 ms (baseline) and
+    # 20 / 20.4 ms (current), so the ratio is sqrt(20 * 20.4 / (10 * 10.2)) = 2 exactly.
+    def two_processes(low: float, high: float) -> list[float]:
+        return [low] * 10 + [high] * 10
+
+    before = cell(two_processes(10.0, 10.2))
+    after = cell(two_processes(20.0, 20.4))
+    for side in (before, after):
+        side.raw["latency_process_sizes"] = [10, 10]
+    judged = compare_cell(before, after).speed
+    assert judged is not None and judged.unit == "processes"
+    assert judged.ratio == pytest.approx(2.0)
+    # Only one side has processes: the query-level test, as before.
+    del before.raw["latency_process_sizes"]
+    plain = compare_cell(before, after).speed
+    assert plain is not None and plain.unit == "queries"
+
+
+@pytest.mark.fast
+def test_process_sizes_that_do_not_add_up_are_a_clear_error() -> None:
+    broken = cell([10.0] * 20)
+    broken.raw["latency_process_sizes"] = [10, 5]
+    with pytest.raises(PortbenchError, match="latency_process_sizes"):
+        compare_cell(broken, cell([10.0] * 20))
+
+
+def _trials(p50s: tuple[float, ...], rates: tuple[float, ...]) -> TrialSummary:
+    return TrialSummary(
+        trials=len(p50s),
+        p50_ms=p50s,
+        samples_per_s=rates,
+        median_p50_ms=p50s[0],
+        mean_p50_ms=p50s[0],
+        ci95_low_ms=None,
+        ci95_high_ms=None,
+        cv=None,
+        cv_threshold=0.07,
+        unstable=False,
+    )
+
+
+@pytest.mark.fast
+def test_pool_processes_appends_samples_and_pools_throughput_by_wall_time() -> None:
+    first = cell([1.0, 2.0, 3.0, 4.0])
+    first.raw["latency_trial_sizes"] = [2, 2]
+    # 4 queries at 10 queries/s: 0.4 s of wall; 20 samples/s: 8 samples.
+    first.throughput = Throughput(samples_per_s=20.0, queries_per_s=10.0)
+    first.trials = _trials((1.5, 3.5), (20.0, 20.0))
+    second = dataclasses.replace(cell([5.0, 7.0]), raw={"latency_ms": [5.0, 7.0], "latency_trial_sizes": [2]})
+    # 2 queries at 5 queries/s: 0.4 s; 5 samples/s: 2 samples.
+    second.throughput = Throughput(samples_per_s=5.0, queries_per_s=5.0)
+    second.trials = _trials((6.0,), (5.0,))
+
+    pool_processes(first, [second])
+
+    assert first.raw["latency_ms"] == [1.0, 2.0, 3.0, 4.0, 5.0, 7.0]
+    assert first.raw["latency_trial_sizes"] == [2, 2, 2]
+    assert first.raw["latency_process_sizes"] == [4, 2]
+    # 10 samples and 6 queries over 0.8 s.
+    assert first.throughput == Throughput(samples_per_s=pytest.approx(12.5), queries_per_s=pytest.approx(7.5))
+    assert first.latency_ms is not None and first.latency_ms.n == 6
+    assert first.latency_ms.p50 == pytest.approx(3.5)  # median of 1, 2, 3, 4, 5, 7
+    assert first.trials is not None and first.trials.p50_ms == (1.5, 3.5, 6.0)
+    assert first.trials.median_p50_ms == pytest.approx(3.5)
+    assert first.trials.cv_threshold == 0.07
+
+
+@pytest.mark.fast
+def test_suite_processes_key_defaults_to_one_and_is_type_checked() -> None:
+    assert get_suite("smoke").processes == 1
+    assert get_suite("smoke", ["suite.processes=4"]).processes == 4
+    assert get_suite("smoke", ["suite.processes=4"]).to_dict()["suite"]["processes"] == 4
+    with pytest.raises(SuiteFileError, match=r"suite\.processes"):
+        get_suite("smoke", ["suite.processes=0"])
+    with pytest.raises(SuiteFileError, match=r"suite\.processes"):
+        get_suite("smoke", ["suite.processes=two"])
+
+
+@pytest.mark.fast
+def test_needed_count_is_consistent_with_the_reason_text() -> None:
+    wide = [90.0, 110.0, 95.0, 105.0, 100.0]
+    logs = [math.log(v) for v in wide]
+    mean = sum(logs) / len(logs)
+    spread = math.sqrt(sum((v - mean) ** 2 for v in logs) / (len(logs) - 1))
+    judged = judge_process_medians(wide, [v * 1.15 for v in wide])
+    assert judged.reason is not None
+    assert f"suite.processes={processes_needed(spread, 0.10)}" in judged.reason
+    assert f"{spread:.1%}" in judged.reason
+
+
+@pytest.mark.fast
+def test_only_single_stream_is_repeated() -> None:
+    from portbench.harness.scenarios import create_scenario
+
+    assert create_scenario("single-stream").repeatable
+    # Their headline is a sweep, concurrent streams or a rate search: pooling queries would mix runs.
+    assert not any(create_scenario(name).repeatable for name in ("offline", "multi-stream", "server"))
+
+
+# Not the fast tier: a real run of two worker processes (~15 s).
+def test_smoke_with_two_processes_pools_both(tmp_path: Path, cache_dir: Path) -> None:
+    """A real run: the synthetic ERNIE cell timed in two worker processes, results still valid."""
+    out = tmp_path / "run"
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "portbench.harness.cli",
+            "run",
+            "--suite",
+            "smoke",
+            "--only",
+            "ernie/perf",
+            "--mode",
+            "performance",
+            "--threads",
+            "1",
+            "--set",
+            "suite.processes=2",
+            "--cache-dir",
+            str(cache_dir),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    document = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    validate_document(document)
+    (result,) = document["cells"]
+    sizes = result["raw"]["latency_process_sizes"]
+    assert len(sizes) == 2 and sum(sizes) == len(result["raw"]["latency_ms"])
+    # The smoke suite's two trials in each process.
+    assert result["trials"]["trials"] == 4 and len(result["raw"]["latency_trial_sizes"]) == 4
+    assert result["latency_ms"]["n"] == sum(sizes)
