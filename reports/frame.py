@@ -162,7 +162,8 @@ def samples_frame(runs: Sequence[LabelledRun]) -> pd.DataFrame:
             }
             latencies = cell.raw.get("latency_ms") or []
             trials = _trial_numbers(cell.raw.get("latency_trial_sizes"), len(latencies))
-            processes = _trial_numbers(cell.raw.get("latency_process_sizes", [len(latencies)]), len(latencies))
+            process_sizes = cell.raw.get("latency_process_sizes", [len(latencies)])
+            processes = _trial_numbers(process_sizes, len(latencies))
             for index, (value, trial, process) in enumerate(zip(latencies, trials, processes, strict=True)):
                 rows.append(
                     {
