@@ -14,8 +14,6 @@ import math
 import statistics
 from collections.abc import Sequence
 
-from scipy import stats as scipy_stats
-
 from portbench.harness.results import TrialSummary
 
 DEFAULT_CV_THRESHOLD = 0.05
@@ -25,6 +23,9 @@ def t_critical_95(degrees_of_freedom: int) -> float:
     """Two-sided 95% critical value of Student's t: the 97.5th percentile of t(df)."""
     if degrees_of_freedom < 1:
         raise ValueError("degrees of freedom must be at least 1")
+    # Imported here: scipy.stats costs every worker process half a second at start-up.
+    from scipy import stats as scipy_stats
+
     return float(scipy_stats.t.ppf(0.975, degrees_of_freedom))
 
 
