@@ -561,6 +561,13 @@ def compare(
         if not cell.regressed and cell.speed is not None and cell.speed.verdict != "no change":
             style = "bold green" if cell.speed.verdict == "improved" else "yellow"
             console.print(labelled(cell.speed.verdict, style, f" {cell.cell_id}: {cell.speed.describe()}"))
+    single = [c.cell_id for c in comparison.cells if c.speed is not None and c.speed.unit == "queries"]
+    if single:
+        # One process per run cannot see run-to-run noise: its queries agree more than runs do.
+        console.print(
+            f"note: {len(single)} cell(s) judged on queries of one worker process per run; run-to-run "
+            "noise is not measured there (time both runs with --set suite.processes=5)"
+        )
     quiet = len(comparison.cells) - len(comparison.regressions)
     console.print(f"{len(comparison.regressions) + len(comparison.missing)} regression(s); "
                   f"{quiet} cell(s) within limits; {len(comparison.new)} new")

@@ -387,8 +387,8 @@ def compare_cell(
         speed = judge_process_medians(processes_before, processes_now, max_slowdown, alpha)
     elif current.status == "passed" and (before_ms or after_ms):
         speed = judge_latency(before_ms, after_ms, max_slowdown, alpha, resamples)
-        if speed.verdict == "regressed":
-            problems.append(Problem("performance", f"latency {speed.describe()}, limit +{max_slowdown:.0%}"))
+    if speed is not None and speed.verdict == "regressed":
+        problems.append(Problem("performance", f"latency {speed.describe()}, limit +{max_slowdown:.0%}"))
     return CellComparison(current.cell_id, _p50(baseline), _p50(current), speed, tuple(problems), differences)
 
 

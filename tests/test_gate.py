@@ -260,3 +260,25 @@ def test_run_summary_counts_cells() -> None:
     assert "**INFRASTRUCTURE FAILURE** (exit 1): 1 passed, 1 failed, 0 skipped" in text
     # p50: the median of spread(10.0), its 16th of 30 values, 10 * 1.015.
     assert "| x/y/z/cpu/paddle/fp32/single-stream | failed | 10.150 | – | timed out |" in text
+
+
+def test_compare_judges_process_medians_and_notes_single_process_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def five_processes(scale: float) -> CellResult:
+        # Five processes of six queries each, process medians 100, 102, 98, 101, 99 ms × scale.
+        samples = [v * scale for v in (100.0, 102.0, 98.0, 101.0, 99.0) for _ in range(6)]
+        result = cell(samples)
+        result.raw["latency_trial_sizes"] = [6] * 5
+        result.raw["latency_process_sizes"] = [6] * 5
+        return result
+
+    base = saved(tmp_path, "base", [five_processes(1.0)])
+    slow = saved(tmp_path, "slow", [five_processes(1.15)])
+    code, out, _ = cli(["compare", base, slow], capsys)
+    # Every process 15 % slower: the geometric-mean ratio of the process medians is exactly 1.15.
+    assert code == 3 and "process medians +15.0%" in out and "n=5/5 processes" in out
+    assert "one worker process per run" not in out
+    one = saved(tmp_path, "one", [cell(spread(10.0))])
+    code, out, _ = cli(["compare", one, one], capsys)
+    assert code == 0 and "1 cell(s) judged on queries of one worker process per run" in out

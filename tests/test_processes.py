@@ -70,9 +70,11 @@ def test_compare_cell_tests_process_medians_when_both_runs_kept_processes() -> N
     after = cell(two_processes(20.0, 20.4))
     for side in (before, after):
         side.raw["latency_process_sizes"] = [10, 10]
-    judged = compare_cell(before, after).speed
+    compared = compare_cell(before, after)
+    judged = compared.speed
     assert judged is not None and judged.unit == "processes"
     assert judged.ratio == pytest.approx(2.0)
+    assert judged.verdict == "regressed" and [p.kind for p in compared.problems] == ["performance"]
     # Only one side has processes: the query-level test, as before.
     del before.raw["latency_process_sizes"]
     plain = compare_cell(before, after).speed
