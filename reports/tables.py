@@ -372,8 +372,11 @@ def suite_text(results: RunResults) -> str:
         return results.suite
     header = stored.get("suite", {})
     trials = header.get("trials")
-    parts = [header.get("description"), f"{len(stored.get('cells', []))} cell(s)",
-             trials and f"{trials} timed trial(s) per cell"]
+    processes = header.get("processes") or 1
+    timing = trials and f"{trials} timed trial(s) per cell"
+    if timing and processes > 1:
+        timing += f" in each of {processes} worker processes (single-stream cells)"
+    parts = [header.get("description"), f"{len(stored.get('cells', []))} cell(s)", timing]
     return f"{results.suite} ({'; '.join(str(p) for p in parts if p)})"
 
 

@@ -200,3 +200,20 @@ def test_smoke_with_two_processes_pools_both(tmp_path: Path, cache_dir: Path) ->
     # The smoke suite's two trials in each process.
     assert result["trials"]["trials"] == 4 and len(result["raw"]["latency_trial_sizes"]) == 4
     assert result["latency_ms"]["n"] == sum(sizes)
+
+
+@pytest.mark.fast
+def test_the_summary_says_how_many_processes_timed_each_cell() -> None:
+    from portbench.harness.results import RunResults
+    from portbench.reports.tables import suite_text
+
+    def stored(processes: int) -> RunResults:
+        return RunResults(
+            run_id="r", started_at="2026-12-02T00:00:00+00:00", portbench_version="0", suite="smoke",
+            platform={}, suite_definition={"suite": {"trials": 2, "processes": processes}, "cells": [{}]},
+        )
+
+    assert suite_text(stored(1)) == "smoke (1 cell(s); 2 timed trial(s) per cell)"
+    assert suite_text(stored(5)) == (
+        "smoke (1 cell(s); 2 timed trial(s) per cell in each of 5 worker processes (single-stream cells))"
+    )
