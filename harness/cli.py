@@ -283,7 +283,9 @@ class ProgressObserver:
         self.task = task
 
     def cell_started(self, cell: PlannedCell) -> None:
-        self.progress.update(self.task, description=f"[cyan]{cell.plan.cell_id}")
+        plan = cell.plan
+        again = f" (timing process {plan.repeat + 1} of {plan.processes})" if plan.repeat else ""
+        self.progress.update(self.task, description=f"[cyan]{plan.cell_id}{again}")
 
     def cell_finished(self, result: CellResult) -> None:
         style = STATUS_STYLE.get(result.status, "")

@@ -5,7 +5,8 @@ within a few per cent, while two identical runs, each one process, differed by u
 latency. The noise that matters for a run-to-run comparison lives between processes (memory layout,
 which host core, what the neighbours do), so a run that wants its comparison to be judged fairly
 measures it there, as pyperf does by default. The first process does everything a cell does; the
-others only repeat the timed scenario. Their samples are appended in process order and
+others only repeat the timed scenario, a round at a time over every cell of the run
+(``Runner._repeat_timing``), so a cell's processes are minutes apart, not seconds. Their samples are appended in process order and
 ``raw.latency_process_sizes`` says how many came from each, so ``harness.compare`` can test process
 medians instead of queries.
 """
@@ -29,8 +30,8 @@ def _queries_and_wall(cell: CellResult) -> tuple[int, float, float]:
 
 
 def pool_processes(primary: CellResult, repeats: Sequence[CellResult]) -> None:
-    """Fold the repeat processes' single-stream timing into ``primary`` (in place): latencies and
-    trials appended in order, the headline latency summary, throughput and trial statistics taken
+    """Fold the repeat processes' single-stream timing into ``primary`` (in place; ``primary`` may
+    already be a pool of earlier processes): latencies and trials appended in order, the headline latency summary, throughput and trial statistics taken
     over all of them. Energy, audits, stages and placement stay the first process's own."""
     if not repeats:
         return
@@ -47,7 +48,8 @@ def pool_processes(primary: CellResult, repeats: Sequence[CellResult]) -> None:
             raise ValueError(f"{cell.cell_id}: a timed process kept no latency samples or trials")
         latencies += samples
         trial_sizes += list(cell.raw.get("latency_trial_sizes") or [len(samples)])
-        process_sizes.append(len(samples))
+        # The primary may already hold earlier rounds' processes: pooling is done a round at a time.
+        process_sizes += list(cell.raw.get("latency_process_sizes") or [len(samples)])
         p50s += cell.trials.p50_ms
         rates += cell.trials.samples_per_s
         _, samples_done, wall = _queries_and_wall(cell)

@@ -178,33 +178,7 @@ class CellOutcome:
 
 
 def run_cell_in_worker(plan: CellPlan, timeout_s: float) -> CellOutcome:
-    """Run one cell in a fresh process, then, for a repeatable scenario with ``plan.processes`` > 1,
-    time it again in that many more fresh processes and pool their latencies
-    (``harness.processes``); never raises for anything a worker does. A repeat that fails fails the
-    cell with its reason, keeping every latency measured before it."""
-    outcome = _run_one_worker(plan, timeout_s)
-    if (
-        plan.processes <= 1
-        or plan.mode == "accuracy"
-        or outcome.result.status != "passed"
-        or not create_scenario(plan.scenario).repeatable
-    ):
-        return outcome
-    repeats: list[CellResult] = []
-    failure = None
-    for repeat in range(1, plan.processes):
-        done = _run_one_worker(dataclasses.replace(plan, repeat=repeat), timeout_s).result
-        if done.status != "passed":
-            failure = f"timing process {repeat + 1} of {plan.processes}: {done.status}: {done.reason}"
-            break
-        repeats.append(done)
-    pool_processes(outcome.result, repeats)
-    if failure is not None:
-        outcome.result.status, outcome.result.reason = "failed", failure
-    return outcome
-
-
-def _run_one_worker(plan: CellPlan, timeout_s: float) -> CellOutcome:
+    """Run one cell in a fresh process; never raises for anything the worker does."""
     context = multiprocessing.get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(
@@ -286,6 +260,39 @@ class Runner:
             self.results.upsert(result)
             save_results(self.results, self.run_dir)
             yield cell, result
+        self._repeat_timing(planned, started)
+
+    def _repeat_timing(
+        self, planned: Sequence[PlannedCell], started: Callable[[PlannedCell], None] | None
+    ) -> None:
+        """Time each passed single-stream cell again in fresh worker processes (``suite.processes``),
+        round-robin over the cells, so that a cell's processes are spread over the whole run and
+        their spread includes the host's drift over that time, not just over a few seconds
+        (randomised multiple interleaved trials, Abedi & Brecht 2017, for exactly such cloud hosts).
+        Each round's timing is pooled into the cell (``harness.processes``) and saved at once; a
+        repeat that fails fails its cell with the reason, keeping every latency measured before."""
+        wanting = [
+            cell for cell in planned
+            if cell.skip_reason is None and cell.plan.processes > 1 and cell.plan.mode != "accuracy"
+            and create_scenario(cell.plan.scenario).repeatable
+        ]  # fmt: skip
+        for repeat in range(1, max((cell.plan.processes for cell in wanting), default=1)):
+            for cell in wanting:
+                result = self.results.cell(cell.plan.cell_id)
+                if repeat >= cell.plan.processes or result is None or result.status != "passed":
+                    continue
+                again = PlannedCell(dataclasses.replace(cell.plan, repeat=repeat), None)
+                if started is not None:
+                    started(again)
+                done = self.cell_runner(again.plan, self.options.cell_timeout_s).result
+                if done.status == "passed":
+                    pool_processes(result, [done])
+                else:
+                    result.status = "failed"
+                    result.reason = (
+                        f"timing process {repeat + 1} of {cell.plan.processes}: {done.status}: {done.reason}"
+                    )
+                save_results(self.results, self.run_dir)
 
 
 def new_results(options: RunOptions, platform: dict[str, object], suite: Suite) -> RunResults:

@@ -217,3 +217,51 @@ def test_the_summary_says_how_many_processes_timed_each_cell() -> None:
     assert suite_text(stored(5)) == (
         "smoke (1 cell(s); 2 timed trial(s) per cell in each of 5 worker processes (single-stream cells))"
     )
+
+
+@pytest.mark.fast
+def test_runner_times_cells_again_round_robin_and_pools_each_round(tmp_path: Path) -> None:
+    """Processes spread over the run: A, B, then A again, B again; a failed repeat fails only its cell."""
+    from portbench.harness import api
+    from portbench.harness.results import LatencySummary, load_results
+    from portbench.harness.runner import CellOutcome
+    from portbench.harness.worker import new_cell_result
+
+    suite = get_suite("smoke", ["suite.processes=3"])
+    from portbench.backends.base import Precision
+    from portbench.harness.config import RunOptions
+
+    options = RunOptions(
+        suite="smoke", backends=("cpu",), precisions=(Precision.FP32,), cache_dir=tmp_path / "cache",
+        only=("ernie/",),
+    )
+    plan = api.plan_run(suite, options, tmp_path / "run")
+    ids = [c.plan.cell_id for c in plan.cells]
+    assert len(ids) == 2 and all(c.plan.processes == 3 for c in plan.cells)
+    calls: list[tuple[str, int]] = []
+
+    def fake(cell_plan, timeout_s):  # type: ignore[no-untyped-def]
+        calls.append((cell_plan.cell_id, cell_plan.repeat))
+        if cell_plan.cell_id == ids[1] and cell_plan.repeat == 2:
+            return CellOutcome(new_cell_result(cell_plan, "failed", "worker killed by signal SIGKILL"))
+        result = new_cell_result(cell_plan, "passed")
+        value = 10.0 + cell_plan.repeat  # process k's queries all take 10 + k ms
+        result.raw = {"latency_ms": [value] * 4, "latency_trial_sizes": [2, 2]}
+        result.latency_ms = LatencySummary(n=4, mean=value, min=value, max=value, stdev=0.0, p50=value,
+                                           p90=value, p99=None)
+        result.throughput = Throughput(samples_per_s=1000 / value, queries_per_s=1000 / value)
+        result.trials = _trials((value, value), (1000 / value, 1000 / value))
+        return CellOutcome(result)
+
+    api.execute(plan, cell_runner=fake)
+    assert calls == [(ids[0], 0), (ids[1], 0), (ids[0], 1), (ids[1], 1), (ids[0], 2), (ids[1], 2)]
+    final = {c.cell_id: c for c in load_results(tmp_path / "run").cells}
+    first, second = final[ids[0]], final[ids[1]]
+    assert first.status == "passed"
+    assert first.raw["latency_process_sizes"] == [4, 4, 4]
+    assert first.raw["latency_ms"] == [10.0] * 4 + [11.0] * 4 + [12.0] * 4
+    assert first.trials is not None and first.trials.trials == 6
+    # Third process of the second cell died: failed with the reason, two processes' samples kept.
+    assert second.status == "failed" and "timing process 3 of 3" in (second.reason or "")
+    assert "SIGKILL" in (second.reason or "")
+    assert second.raw["latency_process_sizes"] == [4, 4]
