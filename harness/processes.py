@@ -6,9 +6,9 @@ latency. The noise that matters for a run-to-run comparison lives between proces
 which host core, what the neighbours do), so a run that wants its comparison to be judged fairly
 measures it there, as pyperf does by default. The first process does everything a cell does; the
 others only repeat the timed scenario, a round at a time over every cell of the run
-(``Runner._repeat_timing``), so a cell's processes are minutes apart, not seconds. Their samples are appended in process order and
-``raw.latency_process_sizes`` says how many came from each, so ``harness.compare`` can test process
-medians instead of queries.
+(``Runner._repeat_timing``), so a cell's processes are minutes apart, not seconds. Their samples
+are appended in process order and ``raw.latency_process_sizes`` says how many came from each, so
+``harness.compare`` can test process medians instead of queries.
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ def _queries_and_wall(cell: CellResult) -> tuple[int, float, float]:
 
 
 def pool_processes(primary: CellResult, repeats: Sequence[CellResult]) -> None:
-    """Fold the repeat processes' single-stream timing into ``primary`` (in place; ``primary`` may
-    already be a pool of earlier processes): latencies and trials appended in order, the headline latency summary, throughput and trial statistics taken
-    over all of them. Energy, audits, stages and placement stay the first process's own."""
+    """Fold the repeat processes' single-stream timing into ``primary`` in place (``primary`` may
+    already pool earlier processes): latencies and trials appended in order; the headline latency
+    summary, throughput and trial statistics taken over all of them. Energy, audits, stages and
+    placement stay the first process's own."""
     if not repeats:
         return
     cells = [primary, *repeats]
