@@ -73,8 +73,12 @@ def _svg(fig: Any) -> str:
 
 
 def key_label(row: Any) -> str:
-    """``ocr/det fp32 single-stream`` plus the model: one cell key on one line."""
-    return f"{row['workload']}/{row['task']} {row['model']} {row['precision']} {row['scenario']}"
+    """``ocr/det ppocrv4-mobile-det openvino fp32 single-stream``: one cell key on one line. The
+    runtime is part of the key: Paddle Inference and OpenVINO on one CPU are two cells."""
+    return (
+        f"{row['workload']}/{row['task']} {row['model']} {row['runtime']} {row['precision']} "
+        f"{row['scenario']}"
+    )
 
 
 def _wrap(text: str, width: int = 28) -> str:
@@ -111,7 +115,7 @@ def throughput_chart(cells: pd.DataFrame) -> str:
     platforms = list(dict.fromkeys(data["column"]))
     height = 0.8 / max(1, len(platforms))
     fig, axes = plt.subplots(
-        len(keys), 1, figsize=(6.8, 0.9 + len(keys) * (0.35 + 0.3 * len(platforms))), squeeze=False
+        len(keys), 1, figsize=(6.8, 0.9 + len(keys) * (0.75 + 0.3 * len(platforms))), squeeze=False
     )
     for ax, key in zip(axes[:, 0], keys, strict=True):
         rows = data[[key_label(r) == key for _, r in data.iterrows()]]
@@ -137,7 +141,7 @@ def throughput_chart(cells: pd.DataFrame) -> str:
         ax.grid(axis="x", alpha=0.3)
     axes[0, 0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7)
     fig.suptitle("Throughput with its 95% interval")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))  # half an inch for the title
     return _svg(fig)
 
 
@@ -149,22 +153,25 @@ def speedup_heatmap(cells: pd.DataFrame, baseline: str) -> str:
     data = cells[cells["speedup_vs_baseline"].notna()]
     keys = list(dict.fromkeys(key_label(r) for _, r in data.iterrows()))
     platforms = list(dict.fromkeys(data["column"]))
-    grid = [[math.nan] * len(keys) for _ in platforms]
+    # Cells down, platforms across: a suite has many more cells than a comparison has hosts, and a
+    # cell's label reads on one line there (30 cells across made the labels unreadably small).
+    grid = [[math.nan] * len(platforms) for _ in keys]
     for _, row in data.iterrows():
-        grid[platforms.index(row["column"])][keys.index(key_label(row))] = float(row["speedup_vs_baseline"])
+        grid[keys.index(key_label(row))][platforms.index(row["column"])] = float(row["speedup_vs_baseline"])
     finite = [v for line in grid for v in line if not math.isnan(v) and v > 0]
     spread = max([abs(math.log(v)) for v in finite] + [math.log(1.25)])
-    fig, ax = plt.subplots(figsize=(2.4 + 1.1 * len(keys), 2.0 + 0.45 * len(platforms)))
+    fig, ax = plt.subplots(figsize=(5.2 + 1.3 * len(platforms), 1.6 + 0.32 * len(keys)))
     image = ax.imshow(grid, cmap="RdYlGn", norm=LogNorm(math.exp(-spread), math.exp(spread)), aspect="auto")
     for i, line in enumerate(grid):
         for j, value in enumerate(line):
             ax.text(
                 j, i, "n/a" if math.isnan(value) else f"{value:.2f}×", ha="center", va="center", fontsize=8
             )
-    ax.set_xticks(range(len(keys)), [_wrap(k, 16) for k in keys], rotation=35, ha="right", fontsize=7)
-    ax.set_yticks(range(len(platforms)), [_wrap(p, 36) for p in platforms], fontsize=7)
-    ax.set_xlabel("cell (workload/task model precision scenario)")
-    ax.set_ylabel("platform")
+    ax.set_yticks(range(len(keys)), keys, fontsize=7)
+    ax.set_xticks(range(len(platforms)), [_wrap(p, 24) for p in platforms], fontsize=7)
+    ax.xaxis.tick_top()
+    ax.set_ylabel("cell (workload/task model runtime precision scenario)")
+    ax.set_xlabel("platform")
     ax.set_title(f"Throughput speed-up against the baseline ({_wrap(baseline, 60)})")
     from matplotlib.ticker import FuncFormatter, NullFormatter
 

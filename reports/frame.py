@@ -30,6 +30,18 @@ MANIFEST_IGNORED = {"backend", "runtime", "precision", "scenario"}
 LOWER_PRECISIONS = ("int8", "fp16", "bf16")
 
 
+def key_values(cell: CellResult) -> dict[str, Any]:
+    """The cell's comparison key. ``model`` is the model as the cell id names it, with the suite's
+    label (``ernie-sentiment@s64-b8``): two cells of one model at other batch sizes or sequence
+    lengths are different rows, never one row that keeps whichever came first."""
+    values = {k: getattr(cell, k) for k in KEY}
+    parts = cell.cell_id.split("/")
+    # workload/task/MODEL/backend/runtime/precision/scenario; a model label may itself hold a "/".
+    if len(parts) >= 7 and parts[0] == cell.workload and parts[1] == cell.task:
+        values["model"] = "/".join(parts[2:-4])
+    return values
+
+
 def throughput_interval(cell: CellResult) -> tuple[float, float] | None:
     """95% interval of the mean throughput over the cell's timed trials (Student's t, as the trial
     latency interval is); None with a single trial."""
@@ -85,7 +97,7 @@ def cells_frame(runs: Sequence[LabelledRun]) -> pd.DataFrame:
                 **base,
                 "column": _column_group(run, cell),
                 "cell_id": cell.cell_id,
-                **{k: getattr(cell, k) for k in KEY},
+                **key_values(cell),
                 "backend": cell.backend,
                 "device": cell.device or (cell.device_info or {}).get("name"),
                 "accelerator": (cell.device_info or {}).get("name") if cell.backend != "cpu" else None,
@@ -157,7 +169,7 @@ def samples_frame(runs: Sequence[LabelledRun]) -> pd.DataFrame:
                 "platform": run.label,
                 "run_id": run.results.run_id,
                 "cell_id": cell.cell_id,
-                **{k: getattr(cell, k) for k in KEY},
+                **key_values(cell),
                 "backend": cell.backend,
             }
             latencies = cell.raw.get("latency_ms") or []
@@ -234,7 +246,7 @@ def manifest_differences(runs: Sequence[LabelledRun]) -> pd.DataFrame:
         for cell in run.results.cells:
             if not cell.manifest:
                 continue
-            key = tuple(getattr(cell, k) for k in KEY)
+            key = tuple(key_values(cell).values())
             flat = {k: v for k, v in _flatten(cell.manifest).items() if k not in MANIFEST_IGNORED}
             by_key.setdefault(key, {})[_column_group(run, cell)] = flat
     rows: list[dict[str, Any]] = []
@@ -280,7 +292,7 @@ def stages_frame(runs: Sequence[LabelledRun]) -> pd.DataFrame:
                 rows.append(
                     {
                         "platform": _column_group(run, cell),
-                        **{k: getattr(cell, k) for k in KEY},
+                        **key_values(cell),
                         "stage": stage,
                         "mean_ms": mean,
                         "part_of_pipeline": not (stage.startswith("inference_") or stage == "end_to_end"),
@@ -300,7 +312,7 @@ def offline_frame(runs: Sequence[LabelledRun]) -> pd.DataFrame:
                 rows.append(
                     {
                         "platform": _column_group(run, cell),
-                        **{k: getattr(cell, k) for k in KEY},
+                        **key_values(cell),
                         "batch_size": int(sweep["batch_size"]),
                         "samples_per_s": throughput.get("samples_per_s"),
                         "p50_ms": latency.get("p50"),

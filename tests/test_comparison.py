@@ -440,3 +440,28 @@ def test_cli_missing_extra_is_refused_before_anything_is_written(
     assert code == 2
     assert "--parquet needs pyarrow: pip install 'portbench[report]'" in stderr
     assert not (tmp_path / "c.csv").exists()
+
+
+def test_cells_of_one_model_at_two_labels_and_runtimes_stay_separate_rows() -> None:
+    """The standard suite's ERNIE b1 and b8 cells share a model; runtimes share a CPU: four rows."""
+    from portbench.reports.charts import key_label
+    from tests.comparison_fixtures import cell, run
+
+    cells = []
+    for runtime, label, rate in (("paddle", "s64-b1", 500.0), ("paddle", "s64-b8", 2500.0),
+                                 ("openvino", "s64-b1", 2000.0), ("openvino", "s64-b8", 5000.0)):
+        one = cell(workload="ernie", task="cls", model="ernie-sentiment", samples_per_s=(rate, rate, rate))
+        one.cell_id = f"ernie/cls/ernie-sentiment@{label}/cpu/{runtime}/fp32/single-stream"
+        one.runtime = runtime
+        cells.append(one)
+    results = run("r1", three_hosts()[0].platform, cells)
+    frame = cells_frame([LabelledRun("host", Path("r1"), results)])
+    assert sorted(zip(frame["model"], frame["runtime"], frame["throughput_samples_per_s"], strict=True)) == [
+        ("ernie-sentiment@s64-b1", "openvino", 2000.0),
+        ("ernie-sentiment@s64-b1", "paddle", 500.0),
+        ("ernie-sentiment@s64-b8", "openvino", 5000.0),
+        ("ernie-sentiment@s64-b8", "paddle", 2500.0),
+    ]
+    assert len(wide_frame(frame)) == 4
+    labels = {key_label(row) for _, row in frame.iterrows()}
+    assert "ernie/cls ernie-sentiment@s64-b8 openvino fp32 single-stream" in labels and len(labels) == 4
