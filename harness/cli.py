@@ -526,6 +526,9 @@ def parity_command(run_dir: Path, reference_dir: Path | None, gates_file: Path |
 @click.option("--alpha", type=FiniteFloatRange(min=0, max=0.5, min_open=True), default=0.01,
               show_default=True,
               help="Significance level of the one-sided Mann–Whitney U test on the raw latencies.")
+@click.option("--normalise-host", is_flag=True,
+              help="Divide each timing process's latencies by its host-speed probe first (shared or "
+                   "virtual hosts whose speed drifts for minutes; raw.host_probe).")
 @click.option("--junit", "junit_file", type=click.Path(path_type=Path), default=None, metavar="FILE",
               help="Also write JUnit XML: one test case per cell, regressions as failures.")
 @click.option("--step-summary", "step_summary", type=click.Path(path_type=Path), default=None, metavar="FILE",
@@ -537,6 +540,7 @@ def compare(
     max_metric_drop: float,
     strict_manifest: bool,
     alpha: float,
+    normalise_host: bool,
     junit_file: Path | None,
     step_summary: Path | None,
 ) -> None:
@@ -548,7 +552,10 @@ def compare(
     from portbench.harness.compare import compare_runs
 
     baseline, current = load_results(baseline_dir), load_results(run_dir)
-    comparison = compare_runs(baseline, current, max_slowdown, max_metric_drop, strict_manifest, alpha)
+    comparison = compare_runs(
+        baseline, current, max_slowdown, max_metric_drop, strict_manifest, alpha,
+        normalise_host=normalise_host,
+    )
     console = make_console()
     for cell in comparison.cells:
         for difference in cell.manifest_differences:

@@ -46,6 +46,7 @@ differences are listed, and ``strict_manifest`` refuses them.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import warnings
@@ -89,6 +90,7 @@ class SpeedJudgement:
     # What the test treats as independent draws: every query ("queries"), or each worker process's
     # median ("processes", when both runs kept more than one process).
     unit: Literal["queries", "processes"] = "queries"
+    host_normalised: bool = False  # latencies divided by each process's host probe first
 
     def describe(self) -> str:
         if self.ratio is None or self.ratio_low is None or self.ratio_high is None:
@@ -99,6 +101,7 @@ class SpeedJudgement:
             f"{what} {self.ratio - 1:+.1%} (95% CI {self.ratio_low - 1:+.1%} … {self.ratio_high - 1:+.1%}), "
             f"p={p:.2g}, n={self.baseline_n}/{self.current_n}"
             + (" processes" if self.unit == "processes" else "")
+            + (", host-normalised" if self.host_normalised else "")
         )
         return f"{text}; {self.reason}" if self.reason else text
 
@@ -316,6 +319,31 @@ def process_medians(cell: CellResult, samples: Sequence[float]) -> list[float] |
     return [float(np.median(samples[a:b])) for a, b in itertools.pairwise(bounds)]
 
 
+def host_normalised(cell: CellResult, samples: Sequence[float]) -> list[float]:
+    """Each sample divided by the host probe of the process that took it (``harness.host_probe``):
+    latency in units of the host's speed at that minute. A clear error where the cell kept no probe."""
+    probes = cell.raw.get("host_probe")
+    sizes = cell.raw.get("latency_process_sizes") or [len(samples)]
+    if not isinstance(probes, list) or len(probes) != len(sizes) or not all(
+        isinstance(p, Mapping) and isinstance(p.get("probe_ms"), (int, float)) and p["probe_ms"] > 0
+        for p in probes
+    ):
+        raise PortbenchError(
+            f"{cell.cell_id}: --normalise-host needs a host probe for each timing process "
+            "(raw.host_probe, recorded by single-stream cells since results schema 1.2 of portbench 0.1)"
+        )
+    scaled: list[float] = []
+    start = 0
+    for size, probe in zip(sizes, probes, strict=True):
+        scaled += [v / float(probe["probe_ms"]) for v in samples[start : start + size]]
+        start += size
+    return scaled
+
+
+def _probe_version(cell: CellResult) -> set[Any]:
+    return {p.get("version") for p in cell.raw.get("host_probe") or [] if isinstance(p, Mapping)}
+
+
 def latency_samples(cell: CellResult) -> list[float]:
     """The raw per-query latencies (ms) of all trials, checked against the stored trial sizes."""
     samples = cell.raw.get("latency_ms") or []
@@ -354,6 +382,7 @@ def compare_cell(
     alpha: float = DEFAULT_ALPHA,
     tasks: Mapping[str, Any] | None = None,
     resamples: int = DEFAULT_RESAMPLES,
+    normalise_host: bool = False,
 ) -> CellComparison:
     problems: list[Problem] = []
     if baseline.status == "passed" and current.status != "passed":
@@ -382,11 +411,17 @@ def compare_cell(
 
     speed = None
     before_ms, after_ms = latency_samples(baseline), latency_samples(current)
+    if normalise_host and current.status == "passed" and before_ms and after_ms:
+        if _probe_version(baseline) != _probe_version(current):
+            raise PortbenchError(f"{current.cell_id}: the two runs' host probes are of different versions")
+        before_ms, after_ms = host_normalised(baseline, before_ms), host_normalised(current, after_ms)
     processes_before, processes_now = process_medians(baseline, before_ms), process_medians(current, after_ms)
     if current.status == "passed" and processes_before and processes_now:
         speed = judge_process_medians(processes_before, processes_now, max_slowdown, alpha)
     elif current.status == "passed" and (before_ms or after_ms):
         speed = judge_latency(before_ms, after_ms, max_slowdown, alpha, resamples)
+    if speed is not None and normalise_host:
+        speed = dataclasses.replace(speed, host_normalised=True)
     if speed is not None and speed.verdict == "regressed":
         problems.append(Problem("performance", f"latency {speed.describe()}, limit +{max_slowdown:.0%}"))
     return CellComparison(current.cell_id, _p50(baseline), _p50(current), speed, tuple(problems), differences)
@@ -400,13 +435,15 @@ def compare_runs(
     strict_manifest: bool = False,
     alpha: float = DEFAULT_ALPHA,
     resamples: int = DEFAULT_RESAMPLES,
+    normalise_host: bool = False,
 ) -> RunComparison:
     now = {c.cell_id: c for c in current.cells}
     before = {c.cell_id: c for c in baseline.cells}
     tasks = {**baseline.tasks, **current.tasks}
     compared = tuple(
         compare_cell(
-            cell, now[cell_id], max_slowdown, max_metric_drop, strict_manifest, alpha, tasks, resamples
+            cell, now[cell_id], max_slowdown, max_metric_drop, strict_manifest, alpha, tasks, resamples,
+            normalise_host,
         )
         for cell_id, cell in before.items()
         if cell_id in now and cell.status != "skipped"

@@ -40,6 +40,7 @@ def pool_processes(primary: CellResult, repeats: Sequence[CellResult]) -> None:
     latencies: list[float] = []
     trial_sizes: list[int] = []
     process_sizes: list[int] = []
+    probes: list[object] = []
     p50s: list[float] = []
     rates: list[float] = []
     total_samples = total_wall = 0.0
@@ -51,6 +52,7 @@ def pool_processes(primary: CellResult, repeats: Sequence[CellResult]) -> None:
         trial_sizes += list(cell.raw.get("latency_trial_sizes") or [len(samples)])
         # The primary may already hold earlier rounds' processes: pooling is done a round at a time.
         process_sizes += list(cell.raw.get("latency_process_sizes") or [len(samples)])
+        probes += list(cell.raw.get("host_probe") or [None])
         p50s += cell.trials.p50_ms
         rates += cell.trials.samples_per_s
         _, samples_done, wall = _queries_and_wall(cell)
@@ -59,6 +61,8 @@ def pool_processes(primary: CellResult, repeats: Sequence[CellResult]) -> None:
     primary.raw["latency_ms"] = latencies
     primary.raw["latency_trial_sizes"] = trial_sizes
     primary.raw["latency_process_sizes"] = process_sizes
+    if any(probe is not None for probe in probes):
+        primary.raw["host_probe"] = probes  # one per process, None where a process kept none
     primary.latency_ms = summarize_ms(latencies)
     primary.throughput = Throughput(
         samples_per_s=total_samples / total_wall, queries_per_s=len(latencies) / total_wall

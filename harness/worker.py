@@ -7,6 +7,7 @@ the runner starts, which adds the environment, logging and the reply pipe.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import resource
 import sys
@@ -38,6 +39,7 @@ from portbench.harness.audits import failure_reason as audit_failure
 from portbench.harness.config import CellPlan
 from portbench.harness.energy import EnergyMeter, energy_record
 from portbench.harness.first_shape import first_shape_record, measure_first_shapes
+from portbench.harness.host_probe import measure_host_speed
 from portbench.harness.measure import (
     Measurement,
     MeasureSettings,
@@ -275,9 +277,11 @@ def _int_list_param(params: Mapping[str, Any], key: str, default: Sequence[int])
 def _record_single_stream(
     plan: CellPlan, backend: Backend, queries: Sequence[Query], result: CellResult, meter: EnergyMeter
 ) -> list[int]:
+    before = measure_host_speed()  # outside the timed loops: see harness/host_probe.py
     trials = run_trials(
         queries, plan.measure, trials=plan.trials, synchronize=backend.synchronize, window=meter.window
     )
+    after = measure_host_speed()
     pooled = trials.pooled()
     result.energy = energy_record(meter, meter.windows[-1], pooled.samples)
     result.latency_ms = pooled.latency_summary()
@@ -287,6 +291,16 @@ def _record_single_stream(
     result.raw["latency_ms"] = pooled.latencies_ms
     result.raw["latency_trial_sizes"] = [len(t.latencies_ns) for t in trials.trials]
     result.raw["samples_per_query"] = [q.samples for q in queries]
+    # One entry per timing process (the runner's pooling appends the others'): the host's speed
+    # around this process's trials, the geometric mean of the probe before and after them.
+    result.raw["host_probe"] = [
+        {
+            "version": before["version"],
+            "probe_ms": math.sqrt(float(before["probe_ms"]) * float(after["probe_ms"])),
+            "before_ms": before["probe_ms"],
+            "after_ms": after["probe_ms"],
+        }
+    ]
     return sorted({q.samples for q in queries})
 
 

@@ -128,6 +128,21 @@ def test_pool_processes_appends_samples_and_pools_throughput_by_wall_time() -> N
     assert first.trials is not None and first.trials.p50_ms == (1.5, 3.5, 6.0)
     assert first.trials.median_p50_ms == pytest.approx(3.5)
     assert first.trials.cv_threshold == 0.07
+    assert "host_probe" not in first.raw  # neither process kept one: nothing invented
+
+
+@pytest.mark.fast
+def test_pool_processes_keeps_one_host_probe_per_process_in_order() -> None:
+    first = _probed([[10.0, 10.0], [11.0, 11.0]], [1.0, 1.1])  # already a pool of two
+    first.throughput = Throughput(samples_per_s=100.0, queries_per_s=100.0)
+    first.trials = _trials((10.0, 11.0), (100.0, 100.0))
+    third = _probed([[12.0, 12.0]], [1.2])
+    del third.raw["latency_process_sizes"]
+    third.throughput = Throughput(samples_per_s=80.0, queries_per_s=80.0)
+    third.trials = _trials((12.0,), (80.0,))
+    pool_processes(first, [third])
+    assert first.raw["latency_process_sizes"] == [2, 2, 2]
+    assert [p["probe_ms"] for p in first.raw["host_probe"]] == [1.0, 1.1, 1.2]
 
 
 @pytest.mark.fast
@@ -200,6 +215,11 @@ def test_smoke_with_two_processes_pools_both(tmp_path: Path, cache_dir: Path) ->
     # The smoke suite's two trials in each process.
     assert result["trials"]["trials"] == 4 and len(result["raw"]["latency_trial_sizes"]) == 4
     assert result["latency_ms"]["n"] == sum(sizes)
+    # One host probe per timing process, each the geometric mean of its before and after.
+    probes = result["raw"]["host_probe"]
+    assert len(probes) == 2 and all(
+        p["probe_ms"] == pytest.approx(math.sqrt(p["before_ms"] * p["after_ms"])) for p in probes
+    )
 
 
 @pytest.mark.fast
@@ -265,3 +285,59 @@ def test_runner_times_cells_again_round_robin_and_pools_each_round(tmp_path: Pat
     assert second.status == "failed" and "timing process 3 of 3" in (second.reason or "")
     assert "SIGKILL" in (second.reason or "")
     assert second.raw["latency_process_sizes"] == [4, 4]
+
+
+def _probed(samples_per_process: list[list[float]], probes_ms: list[float]) -> CellResult:
+    samples = [v for process in samples_per_process for v in process]
+    result = cell(samples)
+    result.raw["latency_trial_sizes"] = [len(p) for p in samples_per_process]
+    result.raw["latency_process_sizes"] = [len(p) for p in samples_per_process]
+    result.raw["host_probe"] = [{"version": 1, "probe_ms": v} for v in probes_ms]
+    return result
+
+
+@pytest.mark.fast
+def test_host_normalised_divides_each_process_by_its_own_probe() -> None:
+    from portbench.harness.compare import host_normalised
+
+    probed = _probed([[10.0, 10.0], [20.0, 20.0]], [1.0, 2.0])
+    assert host_normalised(probed, probed.raw["latency_ms"]) == [10.0, 10.0, 10.0, 10.0]
+
+
+@pytest.mark.fast
+def test_a_whole_host_slowdown_seen_by_the_probe_is_no_change_when_normalised() -> None:
+    # Tonight the host is 20 % slower: every process and its probe take 1.2 times as long.
+    steady = [[v] * 6 for v in STEADY]
+    base = _probed(steady, [5.0] * 5)
+    slow_host = _probed([[v * 1.2 for v in p] for p in steady], [6.0] * 5)
+    raw = compare_cell(base, slow_host).speed
+    assert raw is not None and raw.verdict == "regressed"
+    judged = compare_cell(base, slow_host, normalise_host=True).speed
+    assert judged is not None and judged.verdict == "no change" and judged.host_normalised
+    assert judged.ratio == pytest.approx(1.0)
+    # A slower program on the same host: the probe did not move, the regression stays.
+    slow_code = _probed([[v * 1.2 for v in p] for p in steady], [5.0] * 5)
+    still = compare_cell(base, slow_code, normalise_host=True)
+    assert still.speed is not None and still.speed.verdict == "regressed"
+    assert "host-normalised" in still.problems[0].message
+
+
+@pytest.mark.fast
+def test_normalising_without_probes_is_a_clear_error() -> None:
+    with pytest.raises(PortbenchError, match="needs a host probe for each timing process"):
+        compare_cell(cell([10.0] * 20), cell([10.0] * 20), normalise_host=True)
+    mixed = _probed([[10.0] * 4], [1.0])
+    other = _probed([[10.0] * 4], [1.0])
+    other.raw["host_probe"][0]["version"] = 2
+    with pytest.raises(PortbenchError, match="different versions"):
+        compare_cell(mixed, other, normalise_host=True)
+
+
+@pytest.mark.fast
+def test_the_host_probe_times_both_parts() -> None:
+    from portbench.harness.host_probe import PROBE_VERSION, measure_host_speed
+
+    probe = measure_host_speed()
+    assert probe["version"] == PROBE_VERSION
+    assert probe["compute_ms"] > 0 and probe["copy_ms"] > 0
+    assert probe["probe_ms"] == pytest.approx(math.sqrt(probe["compute_ms"] * probe["copy_ms"]))
