@@ -81,14 +81,17 @@ def test_gate_flags_a_15_percent_slowdown_and_stays_quiet_on_reruns(tmp_path: Pa
     assert figures["false_alarm_pairs"] == 0, figures["false_alarms"]
 
 
-def gate_figures(plain: list[Path], slowed: list[Path], only: list[str], normalise_host: bool) -> dict[str, Any]:
+def gate_figures(
+    plain: list[Path], slowed: list[Path], only: list[str], normalise_host: bool
+) -> dict[str, Any]:
     detected: Counter[str] = Counter()
     false_alarms: Counter[str] = Counter()
     verdicts: dict[str, list[str]] = {"slowed": [], "rerun": []}
     ratios: dict[str, list[float]] = {}
     for i in range(PAIRS):
-        slow = compare_runs(load_results(plain[i]), load_results(slowed[i]), normalise_host=normalise_host)
-        rerun = compare_runs(load_results(plain[i]), load_results(plain[i + 1]), normalise_host=normalise_host)
+        base = load_results(plain[i])
+        slow = compare_runs(base, load_results(slowed[i]), normalise_host=normalise_host)
+        rerun = compare_runs(base, load_results(plain[i + 1]), normalise_host=normalise_host)
         for cell in slow.cells:
             assert cell.speed is not None
             ratios.setdefault(cell.cell_id, []).append(round(cell.speed.ratio or 0.0, 4))
