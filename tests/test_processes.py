@@ -15,7 +15,7 @@ from test_compare import cell
 from portbench.errors import PortbenchError
 from portbench.harness.compare import compare_cell, judge_process_medians, processes_needed
 from portbench.harness.processes import pool_processes
-from portbench.harness.results import Throughput, TrialSummary, validate_document
+from portbench.harness.results import CellResult, Throughput, TrialSummary, validate_document
 from portbench.harness.suite import SuiteFileError, get_suite
 
 STEADY = [100.0, 102.0, 98.0, 101.0, 99.0]
