@@ -282,3 +282,12 @@ def test_compare_judges_process_medians_and_notes_single_process_runs(
     one = saved(tmp_path, "one", [cell(spread(10.0))])
     code, out, _ = cli(["compare", one, one], capsys)
     assert code == 0 and "1 cell(s) judged on queries of one worker process per run" in out
+
+
+def test_normalise_host_without_probes_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = saved(tmp_path, "base", [cell(spread(10.0))])
+    code, _, err = cli(["compare", base, base, "--normalise-host"], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert "needs a host probe for each timing process" in err and "Traceback" not in err
