@@ -105,3 +105,6 @@ class CellPlan:
     # extra ones, which only repeat the timed scenario (no accuracy pass, audits, stages or placement).
     processes: int = 1
     repeat: int = 0
+    # Placement keys an earlier cell of this run already profiled -> that cell's id (the worker
+    # then records a reference instead of profiling the same model and options again).
+    placement_measured: Mapping[str, str] = field(default_factory=dict)

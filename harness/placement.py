@@ -13,13 +13,18 @@ Three sources, all Paddle's own:
   ``phi missing <backend> kernel: <op>, ... fallback to CPU one!``), read from the cell's log.
 
 The pass runs after the timed loops on a predictor of its own (profiling slows every operator), so
-no measured figure carries its cost.
+no measured figure carries its cost. It runs once per model and predictor configuration in a run:
+a later cell that loads the same files with the same options (the system task's det model after the
+det task's, a scenario sweep over one model) records a copy marked ``measured_in`` that cell, since
+the optimized program and the fallbacks follow from the files, the device and the options alone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import gc
+import hashlib
 import json
 import os
 import re
@@ -34,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from portbench.backends.base import Backend, ModelFiles, PredictorOptions
+from portbench.harness.results import CellResult
 
 PROFILE_RUNS = 2
 OPTIMIZED_LEGACY = "_optimized.pdmodel"
@@ -245,3 +251,47 @@ def placement_for_role(
         "operators": operators,
         "fallbacks": [asdict(f) for f in fallbacks],
     }
+
+
+def placement_key(
+    backend: str, device: str, model_sha256: Mapping[str, str], options: PredictorOptions
+) -> str:
+    """What decides a role's placement: the backend and device, the model files' digests and every
+    predictor option that changes the optimized program (the engine cache folder does not)."""
+    identity = {
+        "backend": backend,
+        "device": device,
+        "model_sha256": dict(sorted(model_sha256.items())),
+        "precision": options.precision.value,
+        "cpu_threads": options.cpu_threads,
+        "ir_optim": options.ir_optim,
+        "dynamic_shapes": {
+            name: [list(bound) for bound in bounds] for name, bounds in sorted(options.dynamic_shapes.items())
+        },
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+def measured_placements(cells: Sequence[CellResult]) -> dict[str, str]:
+    """``placement key -> cell id`` of every role profiled by one of ``cells`` (copies excluded)."""
+    measured: dict[str, str] = {}
+    for cell in cells:
+        for role in ((cell.placement or {}).get("roles") or {}).values():
+            if "key" in role and "measured_in" not in role and "error" not in role:
+                measured.setdefault(role["key"], cell.cell_id)
+    return measured
+
+
+def fill_shared_placements(result: CellResult, cells: Sequence[CellResult]) -> None:
+    """Replace each ``{"key", "measured_in"}`` stub of ``result`` by a copy of the role record it
+    names, so every cell carries its placement in full; a stub whose source is gone stays a stub."""
+    roles = (result.placement or {}).get("roles") or {}
+    by_id = {cell.cell_id: cell for cell in cells}
+    for name, role in roles.items():
+        source_cell = by_id.get(role.get("measured_in", ""))
+        if source_cell is None or "op_total" in role:
+            continue
+        for source in ((source_cell.placement or {}).get("roles") or {}).values():
+            if source.get("key") == role["key"] and "measured_in" not in source:
+                roles[name] = {**copy.deepcopy(source), "measured_in": source_cell.cell_id}
+                break

@@ -27,6 +27,7 @@ from portbench.backends.runtimes.registry import create_runtime
 from portbench.errors import PortbenchError
 from portbench.harness.config import CellPlan, RunOptions
 from portbench.harness.parity import TaskCatalog
+from portbench.harness.placement import fill_shared_placements, measured_placements
 from portbench.harness.processes import pool_processes
 from portbench.harness.results import (
     SCHEMA_VERSION,
@@ -251,8 +252,11 @@ class Runner:
             if cell.skip_reason is not None:
                 result = new_cell_result(cell.plan, "skipped", cell.skip_reason)
             else:
-                outcome = self.cell_runner(cell.plan, self.options.cell_timeout_s)
+                measured = measured_placements(self.results.cells)
+                plan = dataclasses.replace(cell.plan, placement_measured=measured)
+                outcome = self.cell_runner(plan, self.options.cell_timeout_s)
                 result = outcome.result
+                fill_shared_placements(result, self.results.cells)
                 if outcome.input_error and result.reason:
                     self.input_errors.append(result.reason)
                 if outcome.outputs is not None:

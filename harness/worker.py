@@ -52,7 +52,12 @@ from portbench.harness.measure import (
     summarize_ms,
 )
 from portbench.harness.models import hash_model_files, sha256_file
-from portbench.harness.placement import parse_fallback_lines, placement_for_role, profile_model
+from portbench.harness.placement import (
+    parse_fallback_lines,
+    placement_for_role,
+    placement_key,
+    profile_model,
+)
 from portbench.harness.results import LEGACY_RUNTIME, CellResult, CellStatus, ModelRecord
 from portbench.harness.scenarios import Scenario, ScenarioContext, create_scenario
 from portbench.harness.workload import (
@@ -465,11 +470,12 @@ def _run_audits(
 
 
 def _measure_placement(
-    plan: CellPlan, backend: Backend, workload: Workload, prepared: PreparedTask,
-    sessions: Mapping[str, Session],
+    plan: CellPlan, backend: Backend, workload: Workload, prepared: PreparedTask, opened: OpenedModels
 ) -> dict[str, Any]:
     """Operator placement per model role, on predictors of its own (profiling slows every op), from
-    the feeds the stage split uses; the kernel-fallback lines come from this cell's log so far."""
+    the feeds the stage split uses; the kernel-fallback lines come from this cell's log so far. A
+    role an earlier cell of the run profiled with the same files and options is not profiled again:
+    it records the key and that cell, and the runner copies that cell's record in."""
     if plan.runtime != LEGACY_RUNTIME:
         # The op list and times come from Paddle Inference's profiler, which another runtime lacks.
         return {"unavailable": f"operator placement is read from Paddle Inference's profiler, "
@@ -482,20 +488,25 @@ def _measure_placement(
     if plan.log_path is not None and plan.log_path.is_file():
         log_text = plan.log_path.read_text(encoding="utf-8", errors="replace")
     fallbacks = parse_fallback_lines(log_text)
+    digests = {record.role: record.sha256 for record in opened.records}
     roles: dict[str, Any] = {}
-    for role, session in sessions.items():
+    for role, session in opened.sessions.items():
         role_feeds = [feed for s, feed, _ in feeds if s is session]
         if not role_feeds:
             continue
         options = dataclasses.replace(
             _predictor_options(plan), dynamic_shapes=workload.shape_ranges(plan.spec, role)
         )
+        key = placement_key(backend.name, backend.device, digests.get(role, {}), options)
+        if key in plan.placement_measured:
+            roles[role] = {"key": key, "measured_in": plan.placement_measured[key]}
+            continue
         try:
             counts, place, times = profile_model(backend, session.model, options, role_feeds)
         except Exception as exc:  # placement is evidence; a profiler failure must not lose the cell
             roles[role] = {"error": f"{type(exc).__name__}: {exc}"}
             continue
-        roles[role] = placement_for_role(backend.device, counts, place, times, fallbacks)
+        roles[role] = {**placement_for_role(backend.device, counts, place, times, fallbacks), "key": key}
     return {"roles": roles, "fallback_log": plan.log_path is not None}
 
 
@@ -565,7 +576,7 @@ def execute_cell(plan: CellPlan) -> CellRun:
             _run_audits(backend, prepared, queries, tap, outputs, audit_settings, result)
         if not repeat:
             _measure_inference_stages(prepared, result)
-            result.placement = _measure_placement(plan, backend, workload, prepared, opened.sessions)
+            result.placement = _measure_placement(plan, backend, workload, prepared, opened)
         result.manifest = build_manifest(
             backend=backend.name,
             precision=plan.precision.value,

@@ -135,10 +135,13 @@ def _top_operators(operators: Sequence[Mapping[str, Any]]) -> str:
 
 def _placement_note(role: Mapping[str, Any]) -> str:
     if role["device"] == "cpu":
-        return f"all {role['op_total']} operators run on the CPU"
-    if role["ops_on_cpu"]:
-        return f"{role['ops_on_cpu']} of {role['op_total']} operators fell back to the CPU"
-    return f"no kernel-fallback line in the log: all {role['op_total']} operators ran on {role['device']}"
+        note = f"all {role['op_total']} operators run on the CPU"
+    elif role["ops_on_cpu"]:
+        note = f"{role['ops_on_cpu']} of {role['op_total']} operators fell back to the CPU"
+    else:
+        note = f"no kernel-fallback line in the log: all {role['op_total']} operators ran on {role['device']}"
+    # Profiled once per model and options in a run: later cells carry that cell's record.
+    return f"{note} (profiled in {role['measured_in']})" if role.get("measured_in") else note
 
 
 def placement_rows(results: RunResults) -> tuple[list[PlacementRow], list[str]]:
@@ -155,6 +158,9 @@ def placement_rows(results: RunResults) -> tuple[list[PlacementRow], list[str]]:
         for role_name, role in record.get("roles", {}).items():
             if "error" in role:
                 missing.append(f"{cell.cell_id} ({role_name}): profiling failed: {role['error']}")
+                continue
+            if "op_total" not in role:  # a reference whose measuring cell is not in these results
+                missing.append(f"{cell.cell_id} ({role_name}): profiled in {role.get('measured_in')}")
                 continue
             share = role.get("time_share_on_cpu")
             rows.append(

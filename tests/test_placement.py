@@ -6,20 +6,30 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from portbench.backends.base import Precision, PredictorOptions
+from portbench.harness import api
+from portbench.harness.config import CellPlan, RunOptions
 from portbench.harness.placement import (
     Fallback,
     OpTime,
+    fill_shared_placements,
+    measured_placements,
     optimized_op_counts,
     parse_fallback_lines,
     parse_profile_report,
     placement_for_role,
+    placement_key,
 )
 from portbench.harness.results import CellResult, RunResults
+from portbench.harness.runner import CellOutcome, Runner
+from portbench.harness.suite import get_suite
+from portbench.harness.worker import new_cell_result
 from portbench.reports.markdown import render_markdown
 
 pytestmark = pytest.mark.fast
@@ -218,3 +228,70 @@ def test_summary_shows_energy_first_shape_and_placement() -> None:
     assert "| b | det page | 640x640 | 900.0 | 40.0 | +860.0 |" in text
     assert "1 of 4 operators fell back to the CPU" in text and "| lookup_table |" in text
     assert "| 4 | 3 | 1 | 25% |" in text
+
+
+# --- one profile per model and options in a run ---------------------------------------------------
+
+
+def test_placement_key_follows_files_device_and_options_but_not_the_cache_folder(tmp_path: Path) -> None:
+    digests = {"inference.pdmodel": "a" * 64, "inference.pdiparams": "b" * 64}
+    options = PredictorOptions(cpu_threads=2, cache_dir=tmp_path / "one")
+    key = placement_key("cpu", "cpu", digests, options)
+    assert placement_key("cpu", "cpu", dict(reversed(digests.items())), options) == key
+    assert placement_key("cpu", "cpu", digests, replace(options, cache_dir=tmp_path / "two")) == key
+    different = [
+        placement_key("npu", "npu:0", digests, options),
+        placement_key("cpu", "cpu", {**digests, "inference.pdiparams": "c" * 64}, options),
+        placement_key("cpu", "cpu", digests, replace(options, precision=Precision.INT8)),
+        placement_key("cpu", "cpu", digests, replace(options, cpu_threads=1)),
+        placement_key("cpu", "cpu", digests, replace(options, ir_optim=False)),
+        placement_key("cpu", "cpu", digests, replace(options, dynamic_shapes={"x": ((1,), (2,), (3,))})),
+    ]
+    assert len({key, *different}) == 1 + len(different)
+
+
+def _profiled(key: str) -> dict[str, Any]:
+    return {**placement_for_role("cpu", {"conv2d": 3, "relu": 2}, "CPU", [], []), "key": key}
+
+
+def test_runner_profiles_a_model_once_and_copies_the_record_into_later_cells(tmp_path: Path) -> None:
+    """Two cells load the same det model (det task, system task) and the system task also a rec
+    model: the second cell's plan names the first as the det model's source; its stub becomes a
+    copy of that record marked with the cell it came from, and the rec record stays its own."""
+    options = RunOptions(suite="smoke", backends=("cpu",), cache_dir=tmp_path / "cache")
+    planned = [p for p in api.plan_run(get_suite("smoke"), options, tmp_path).cells if p.skip_reason is None]
+    first, second = planned[0].plan.cell_id, planned[1].plan.cell_id
+    seen: list[dict[str, str]] = []
+
+    def run(plan: CellPlan, timeout_s: float) -> CellOutcome:
+        seen.append(dict(plan.placement_measured))
+        result = new_cell_result(plan, "passed")
+        if plan.cell_id == first:
+            result.placement = {"roles": {"det": _profiled("det-key")}, "fallback_log": True}
+        else:
+            det = {"key": "det-key", "measured_in": plan.placement_measured["det-key"]}
+            result.placement = {"roles": {"det": det, "rec": _profiled("rec-key")}, "fallback_log": True}
+        return CellOutcome(result)
+
+    results = RunResults(run_id="r", started_at="2026-12-02T00:00:00+00:00", portbench_version="0",
+                         suite="smoke", platform={}, request=options.to_dict())  # fmt: skip
+    list(Runner(results, tmp_path, options, run).run(planned[:2]))
+    assert seen == [{}, {"det-key": first}]
+    copied = results.cells[1].placement["roles"]  # type: ignore[index]
+    assert copied["det"] == {**_profiled("det-key"), "measured_in": first}
+    assert "measured_in" not in copied["rec"] and copied["rec"]["op_total"] == 5
+    saved = json.loads((tmp_path / "results.json").read_text())["cells"][1]["placement"]["roles"]["det"]
+    assert saved["measured_in"] == first and saved["op_total"] == 5
+    # A third cell would reuse both records, and the report says where the copy was profiled.
+    assert measured_placements(results.cells) == {"det-key": first, "rec-key": second}
+    text = render_markdown(results)
+    assert f"all 5 operators run on the CPU (profiled in {first})" in text
+
+
+def test_a_reference_whose_profiled_cell_is_missing_is_listed_not_rendered() -> None:
+    stub = {"roles": {"det": {"key": "k", "measured_in": "gone"}}}
+    results = RunResults(run_id="r", started_at="2026-12-02T00:00:00+00:00", portbench_version="0",
+                         suite="s", platform={}, cells=[_cell("a", placement=stub)])  # fmt: skip
+    fill_shared_placements(results.cells[0], results.cells)
+    assert results.cells[0].placement == stub
+    assert "- a (det): profiled in gone" in render_markdown(results)
