@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -42,3 +45,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One cache for the whole test session, so generated datasets are built once."""
     return tmp_path_factory.mktemp("portbench-cache")
+
+
+@dataclass(frozen=True)
+class SmokeRun:
+    """The session's one real run of the smoke suite on the CPU (``smoke_run``)."""
+
+    run_dir: Path
+    prometheus_file: Path  # what the run itself wrote with --prometheus
+    completed: subprocess.CompletedProcess[str]
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> SmokeRun:
+    """``portbench run --suite smoke --backend cpu --prometheus FILE``, once per session: the tests
+    that only read a real run (its results, summary, logs, outputs and export) share it instead of
+    each running smoke again (about a minute on two cores each). Copy it before writing into it."""
+    base = tmp_path_factory.mktemp("smoke-run")
+    run_dir, prometheus_file = base / "run", base / "node" / "portbench.prom"
+    completed = subprocess.run(
+        [sys.executable, "-m", "portbench.harness.cli", "run", "--suite", "smoke", "--backend", "cpu",
+         "--out", str(run_dir), "--cache-dir", str(cache_dir), "--prometheus", str(prometheus_file)],
+        capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    return SmokeRun(run_dir, prometheus_file, completed)

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import SmokeRun
 
 from portbench.backends.base import Precision
 from portbench.harness.models import find_model_files
@@ -314,11 +315,8 @@ def test_wrong_dataset_format(tmp_path: Path, cache_dir: Path) -> None:
     assert_one_line_error(result, "det_gt.txt:1")
 
 
-def test_smoke_suite_end_to_end(tmp_path: Path, cache_dir: Path) -> None:
-    out = tmp_path / "run"
-    result = portbench("run", "--suite", "smoke", "--backend", "cpu", "--out", str(out),
-                       "--cache-dir", str(cache_dir))
-    assert result.returncode == 0, result.stderr
+def test_smoke_suite_end_to_end(smoke_run: SmokeRun, tmp_path: Path) -> None:
+    out = smoke_run.run_dir
     saved = json.loads((out / "results.json").read_text())
     validate_document(saved)
     cells = {c["task"]: c for c in saved["cells"]}
@@ -342,9 +340,35 @@ def test_smoke_suite_end_to_end(tmp_path: Path, cache_dir: Path) -> None:
     assert saved["platform"]["paddle"]["version"] == "3.2.2"
     summary = (out / "summary.md").read_text()
     assert "ppocrv4-mobile-det" in summary and saved["run_id"] in summary
-    # Reports only read results: rendering again from the file works and validates it.
-    again = portbench("report", str(out))
+    # Reports only read results: rendering again from the file works and validates it (in a copy:
+    # the session's other tests read this run too).
+    copy = tmp_path / "run"
+    copy.mkdir()
+    shutil.copy(out / "results.json", copy / "results.json")
+    again = portbench("report", str(copy))
     assert again.returncode == 0, again.stderr
+    assert saved["run_id"] in (copy / "summary.md").read_text()
+
+
+def test_smoke_run_profiles_each_model_once_and_every_cell_carries_its_placement(smoke_run: SmokeRun) -> None:
+    cells = {c["task"]: c for c in json.loads((smoke_run.run_dir / "results.json").read_text())["cells"]}
+    det = cells["det"]["placement"]["roles"]["det"]
+    # PP-OCRv4 det is a convolutional network, and on the CPU backend every operator runs on the CPU.
+    assert det["device"] == "cpu" and "measured_in" not in det
+    assert det["op_total"] == sum(o["count"] for o in det["operators"]) == det["ops_on_cpu"] > 0
+    assert any("conv2d" in o["op"] for o in det["operators"])
+    assert any(o["time_share"] for o in det["operators"])  # the profiler's times were read
+    # The system task loads the same det files with the same options: not profiled a second time.
+    copied = cells["system"]["placement"]["roles"]["det"]
+    assert copied["measured_in"] == cells["det"]["cell_id"]
+    assert copied["operators"] == det["operators"] and copied["key"] == det["key"]
+    profiled = [
+        role["key"] for c in cells.values() for role in (c["placement"] or {}).get("roles", {}).values()
+        if "measured_in" not in role
+    ]  # fmt: skip
+    assert len(profiled) == len(set(profiled))
+    summary = (smoke_run.run_dir / "summary.md").read_text()
+    assert f"(profiled in {cells['det']['cell_id']})" in summary
 
 
 @pytest.fixture(scope="module")
