@@ -187,6 +187,7 @@ def run_cell(tmp_path: Path, cache_dir: Path, backend: str, cheat: str = "") -> 
     return cell
 
 
+@pytest.mark.heavy  # tox -e heavy: a real server cell via the CLI (the audits on fakes stay default)
 def test_a_real_cpu_server_cell_passes_both_audits(tmp_path: Path, cache_dir: Path) -> None:
     cell = run_cell(tmp_path, cache_dir, "cpu")
     assert cell["status"] == "passed", cell["reason"] or cell["_stderr"]
@@ -200,6 +201,7 @@ def test_a_real_cpu_server_cell_passes_both_audits(tmp_path: Path, cache_dir: Pa
     assert all(c > s for c, s in zip(final["completed_s"], final["scheduled_s"], strict=True))
 
 
+@pytest.mark.heavy  # tox -e heavy: a real server cell via the CLI (the audits on fakes stay default)
 @pytest.mark.parametrize(("cheat", "failing"), [("stale", "outputs"), ("repeat", "cache")])
 def test_each_audit_fails_a_cheating_backend(
     tmp_path: Path, cache_dir: Path, cheat: str, failing: str

@@ -377,6 +377,7 @@ def test_openvino_reads_the_pdmodel_and_records_the_f32_hint() -> None:
         assert float(np.abs(bf16.run(feed)[0] - expected).max()) > 1e-3
 
 
+@pytest.mark.heavy  # tox -e heavy: conversions and cells on three runtimes
 def test_ernie_pir_export_runs_on_both_runtimes_through_onnx(onnx_cache: Path, cache_dir: Path) -> None:
     from ernie_fixtures import TINY_RECIPE
 
@@ -404,6 +405,7 @@ def test_ernie_pir_export_runs_on_both_runtimes_through_onnx(onnx_cache: Path, c
         assert float(np.abs(got - expected).max()) < 1e-4
 
 
+@pytest.mark.heavy  # tox -e heavy: conversions and cells on three runtimes
 def test_smoke_rec_on_three_runtimes_is_judged_against_the_paddle_reference(
     tmp_path: Path, cache_dir: Path
 ) -> None:
@@ -444,6 +446,7 @@ def test_smoke_rec_on_three_runtimes_is_judged_against_the_paddle_reference(
     assert "onnxruntime" in summary and "openvino" in summary
 
 
+@pytest.mark.heavy  # tox -e heavy: conversions and cells on three runtimes
 def test_ernie_int8_on_onnx_runtime_is_a_calibrated_qdq_model_judged_against_paddle_fp32(
     tmp_path: Path, cache_dir: Path
 ) -> None:
