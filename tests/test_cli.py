@@ -350,7 +350,7 @@ def test_smoke_suite_end_to_end(smoke_run: SmokeRun, tmp_path: Path) -> None:
     assert saved["run_id"] in (copy / "summary.md").read_text()
 
 
-def test_smoke_run_profiles_each_model_once_and_every_cell_carries_its_placement(smoke_run: SmokeRun) -> None:
+def test_smoke_run_profiles_each_model_once_and_records_its_placement(smoke_run: SmokeRun) -> None:
     cells = {c["task"]: c for c in json.loads((smoke_run.run_dir / "results.json").read_text())["cells"]}
     det = cells["det"]["placement"]["roles"]["det"]
     # PP-OCRv4 det is a convolutional network, and on the CPU backend every operator runs on the CPU.
@@ -358,17 +358,13 @@ def test_smoke_run_profiles_each_model_once_and_every_cell_carries_its_placement
     assert det["op_total"] == sum(o["count"] for o in det["operators"]) == det["ops_on_cpu"] > 0
     assert any("conv2d" in o["op"] for o in det["operators"])
     assert any(o["time_share"] for o in det["operators"])  # the profiler's times were read
-    # The system task loads the same det files with the same options: not profiled a second time.
-    copied = cells["system"]["placement"]["roles"]["det"]
-    assert copied["measured_in"] == cells["det"]["cell_id"]
-    assert copied["operators"] == det["operators"] and copied["key"] == det["key"]
+    # The smoke cells load five different models: each profiled once, none twice.
     profiled = [
-        role["key"] for c in cells.values() for role in (c["placement"] or {}).get("roles", {}).values()
+        role["key"] for c in cells.values() for role in ((c["placement"] or {}).get("roles") or {}).values()
         if "measured_in" not in role
     ]  # fmt: skip
-    assert len(profiled) == len(set(profiled))
-    summary = (smoke_run.run_dir / "summary.md").read_text()
-    assert f"(profiled in {cells['det']['cell_id']})" in summary
+    assert len(profiled) == len(set(profiled)) >= 4
+    assert "Operator placement" in (smoke_run.run_dir / "summary.md").read_text()
 
 
 @pytest.fixture(scope="module")

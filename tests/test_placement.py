@@ -295,3 +295,42 @@ def test_a_reference_whose_profiled_cell_is_missing_is_listed_not_rendered() -> 
     fill_shared_placements(results.cells[0], results.cells)
     assert results.cells[0].placement == stub
     assert "- a (det): profiled in gone" in render_markdown(results)
+
+
+def test_the_worker_profiles_a_role_only_when_no_earlier_cell_did(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from portbench.harness import worker
+    from portbench.harness.results import ModelRecord
+
+    session = type("FakeSession", (), {"model": "det-files"})()
+    record = ModelRecord("det", "m", "p", {"inference.pdmodel": "a" * 64})
+    opened = worker.OpenedModels({"det": session}, [record], {}, None)  # type: ignore[dict-item]
+
+    class Backend:
+        name, device = "cpu", "cpu"
+
+    class Workload:
+        def shape_ranges(self, spec: object, role: str) -> dict[str, Any]:
+            return {}
+
+    class Prepared:
+        def staged_feeds(self) -> list[tuple[object, list[Any], int]]:
+            return [(session, [], 1)]
+
+    profiled: list[object] = []
+
+    def profile(backend: object, files: object, options: object, feeds: object) -> Any:
+        profiled.append(files)
+        return Counter({"conv2d": 2}), "CPU", []
+
+    monkeypatch.setattr(worker, "profile_model", profile)
+    options = RunOptions(suite="smoke", backends=("cpu",), cache_dir=tmp_path)
+    plan = replace(api.plan_run(get_suite("smoke"), options, tmp_path).cells[0].plan, log_path=None)
+    fakes: Any = (Backend(), Workload(), Prepared(), opened)
+    first = worker._measure_placement(plan, *fakes)
+    key = first["roles"]["det"]["key"]
+    assert profiled == ["det-files"] and first["roles"]["det"]["op_total"] == 2
+    again = worker._measure_placement(replace(plan, placement_measured={key: "ocr/det/earlier"}), *fakes)
+    assert profiled == ["det-files"]  # not profiled a second time
+    assert again["roles"]["det"] == {"key": key, "measured_in": "ocr/det/earlier"}
