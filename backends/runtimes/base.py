@@ -35,6 +35,11 @@ Int8Route = Literal["paddle-ptq", "onnx-qdq"]
 ONNX_QDQ_INT8 = "ONNX Runtime QDQ (static, calibrated)"
 
 
+def no_precisions(reason: str) -> dict[Precision, PrecisionSupport]:
+    """The precision table for a backend a runtime does not drive: every precision refused."""
+    return {p: PrecisionSupport.unsupported(reason) for p in Precision}
+
+
 @dataclass(frozen=True)
 class OnnxModel:
     """An ONNX conversion of a Paddle model (built and cached by ``harness.onnx_export``)."""
