@@ -18,7 +18,6 @@ module import time, so the harness stays importable without them.
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
 import tempfile
 import time
@@ -43,6 +42,7 @@ from portbench.harness.quantize import (
     keep_fp32_until_passing,
     selected_batches,
 )
+from portbench.installed import distribution_version
 
 METHODS = ("MinMax", "Entropy", "Percentile")
 DEFAULT_OP_TYPES = ("MatMul", "Gemm", "Conv")
@@ -110,13 +110,7 @@ def _require_onnxruntime() -> Any:
 
 
 def _versions() -> dict[str, str]:
-    found = {}
-    for name in ("onnxruntime", "onnx"):
-        try:
-            found[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            found[name] = "not installed"
-    return found
+    return {name: distribution_version(name) or "not installed" for name in ("onnxruntime", "onnx")}
 
 
 def quantizable_nodes(model_file: Path, op_types: Sequence[str] = DEFAULT_OP_TYPES) -> list[tuple[str, str]]:
