@@ -18,8 +18,6 @@ here and then its static QDQ quantization (``harness.onnx_quantize``; the worker
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,7 +25,7 @@ from typing import Any
 from portbench.backends.base import ModelFiles
 from portbench.backends.runtimes.base import OnnxModel
 from portbench.errors import ModelError
-from portbench.harness.artifacts import ArtifactStore, sha256_file
+from portbench.harness.artifacts import ArtifactStore, canonical_sha256, sha256_file
 from portbench.installed import distribution_version
 
 OPSET = 17  # LayerNormalization is a single op from 17 (ERNIE); the PP-OCR models convert at 11-17
@@ -55,7 +53,7 @@ def conversion_key(files: ModelFiles, opset: int = OPSET) -> tuple[str, dict[str
         },
     }
     keyed = {k: v for k, v in provenance.items() if k != "source"}
-    key = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()
+    key = canonical_sha256(keyed)
     return key, provenance
 
 
