@@ -123,6 +123,12 @@ MONITORING_OPTIONS = (
 )
 
 
+# CI's job summary, for ``run`` and ``compare``.
+step_summary_option = click.option(
+    "--step-summary", "step_summary", type=click.Path(path_type=Path), default=None, metavar="FILE",
+    help="Also write a Markdown summary (appended to $GITHUB_STEP_SUMMARY whenever that is set).")
+
+
 def monitoring_options(command: Any) -> Any:
     """The monitoring exports ``run`` and ``report`` share (read by :class:`MonitoringExports`)."""
     for option in reversed(MONITORING_OPTIONS):
@@ -177,8 +183,7 @@ def cli() -> None:
 @monitoring_options
 @click.option("--junit", "junit_file", type=click.Path(path_type=Path), default=None, metavar="FILE",
               help="Also write JUnit XML: one test case per cell (CI test reports).")
-@click.option("--step-summary", "step_summary", type=click.Path(path_type=Path), default=None, metavar="FILE",
-              help="Also write a Markdown summary (appended to $GITHUB_STEP_SUMMARY whenever that is set).")
+@step_summary_option
 def run(
     suite_name: str,
     sets: tuple[str, ...],
@@ -522,8 +527,7 @@ def parity_command(run_dir: Path, reference_dir: Path | None, gates_file: Path |
               help="Significance level of the one-sided Mann–Whitney U test on the raw latencies.")
 @click.option("--junit", "junit_file", type=click.Path(path_type=Path), default=None, metavar="FILE",
               help="Also write JUnit XML: one test case per cell, regressions as failures.")
-@click.option("--step-summary", "step_summary", type=click.Path(path_type=Path), default=None, metavar="FILE",
-              help="Also write a Markdown summary (appended to $GITHUB_STEP_SUMMARY whenever that is set).")
+@step_summary_option
 def compare(
     baseline_dir: Path,
     run_dir: Path,
