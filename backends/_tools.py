@@ -7,7 +7,6 @@ accelerator (or with a half-installed SDK) is the normal case, not an error.
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import re
 import shutil
 import subprocess
@@ -16,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
+
+from portbench.installed import distribution_version  # re-exported: backends read it from here
 
 TOOL_TIMEOUT_S = 15.0
 MIB = 1 << 20
@@ -99,13 +100,6 @@ def device_nodes(pattern: str, root: Path = Path("/dev")) -> list[Path]:
         return sorted(root.glob(pattern))
     except OSError:
         return []
-
-
-def distribution_version(name: str) -> str | None:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return None
 
 
 def import_paddle() -> tuple[ModuleType | None, str]:

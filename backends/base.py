@@ -129,6 +129,13 @@ class StageTimes:
     compute: float = 0.0
     d2h: float = 0.0
 
+    def add(self, start: float, copied_in: float, computed: float, copied_out: float) -> None:
+        """Book one call from its four clock readings: before the inputs are copied in, once they
+        are, once compute is done, and once the outputs are copied out."""
+        self.h2d += copied_in - start
+        self.compute += computed - copied_in
+        self.d2h += copied_out - computed
+
 
 class Session(Protocol):
     """One loaded model on one runtime, with named numpy inputs and outputs (in model order).
@@ -196,10 +203,7 @@ class InferenceSession:
         self._backend.synchronize()
         t2 = clock()
         outputs = [handle.copy_to_cpu() for handle in self._outputs]
-        t3 = clock()
-        times.h2d += t1 - t0
-        times.compute += t2 - t1
-        times.d2h += t3 - t2
+        times.add(t0, t1, t2, clock())
         return outputs
 
     def clone(self) -> InferenceSession:

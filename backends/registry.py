@@ -23,34 +23,9 @@ ENTRY_POINT_GROUP = "portbench.backends"
 BACKENDS = Registry[Backend]("backend", Backend, BUILTIN_BACKENDS, ENTRY_POINT_GROUP)
 
 
-def backend_targets() -> dict[str, str]:
-    """Every backend name with its ``module:Class`` target; built-ins win over plugins."""
-    return BACKENDS.targets()
-
-
-def backend_names() -> list[str]:
-    return BACKENDS.names()
-
-
-def backend_class(name: str) -> type[Backend]:
-    return BACKENDS.load(name)
-
-
-def backend_classes() -> dict[str, type[Backend]]:
-    """Every backend class that imports, by name, for registries reading class declarations.
-
-    A third-party backend that fails to import (a missing SDK, a broken plugin) is left out rather
-    than raised: recording a run or listing platforms must not depend on it. ``backend_class``
-    still raises for it, which is where ``portbench backends`` reports the error.
-    """
-    classes: dict[str, type[Backend]] = {}
-    for name in backend_targets():
-        try:
-            classes[name] = backend_class(name)
-        except Exception:  # any import-time failure of a plugin module, including TypeError above
-            continue
-    return classes
-
-
-def create_backend(name: str, device_id: int = 0) -> Backend:
-    return backend_class(name)(device_id=device_id)
+# The names the rest of portbench calls; the behaviour is the Registry's.
+backend_targets = BACKENDS.targets
+backend_names = BACKENDS.names
+backend_class = BACKENDS.load
+backend_classes = BACKENDS.loadable
+create_backend = BACKENDS.create

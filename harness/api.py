@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from portbench.backends.base import Backend, Precision
-from portbench.backends.registry import backend_names, create_backend
+from portbench.backends.registry import BACKENDS, backend_names, create_backend
 from portbench.backends.runtimes.base import Runtime
-from portbench.backends.runtimes.registry import create_runtime, runtime_names
+from portbench.backends.runtimes.registry import RUNTIMES, create_runtime
 from portbench.errors import BackendUnavailableError, PortbenchError, UnknownNameError
 from portbench.files import ensure_directory
 from portbench.harness import platform_info
@@ -111,11 +111,9 @@ def _backends(options: RunOptions) -> dict[str, Backend]:
 def _runtimes(names: Iterable[str]) -> dict[str, Runtime]:
     """The runtimes a run uses, each installed here (a clear error naming the extra otherwise).
     Probing finds the modules without importing them: no runtime lives in this process."""
-    known = runtime_names()
     runtimes: dict[str, Runtime] = {}
     for name in names:
-        if name not in known:
-            raise UnknownNameError("runtime", name, known)
+        RUNTIMES.check([name])
         runtime = create_runtime(name)
         status = runtime.probe()
         if not status.available:
@@ -182,10 +180,7 @@ def plan_run(suite: Suite, options: RunOptions, out_dir: Path | None = None) -> 
     ``options.backends`` empty means every available backend, ``options.precisions`` empty the
     suite's own; the plan's options hold what was chosen (and are recorded in the results)."""
     catalog = TaskCatalog()
-    known = backend_names()
-    for name in options.backends:  # names first: cheap, and the commonest typo
-        if name not in known:
-            raise UnknownNameError("backend", name, known)
+    BACKENDS.check(options.backends)  # names first: cheap, and the commonest typo
     runtimes = _runtimes(options.runtimes or suite.runtimes)
     _check_model_dirs(options.model_dirs)
     _check_dataset_dirs(options.dataset_dirs, [t.workload for t in suite.cells])

@@ -35,6 +35,12 @@ DEFAULT_FILES_FIELD = "sha256"
 Builder = Callable[[Path], Mapping[str, Any] | None]
 
 
+def canonical_sha256(value: Mapping[str, Any]) -> str:
+    """sha256 of ``value`` as JSON with sorted keys: equal mappings, equal digests. Of everything an
+    entry is built from, it is the entry's key."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -119,6 +125,28 @@ class Artifact:
     manifest: Mapping[str, Any]
     built: bool
     rebuilt_because: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CachedBuild:
+    """What a cached builder hands its caller, beside the built files (a subclass names those):
+    the entry's key, its manifest (the provenance), and how this call got it: from the cache, or
+    built, with why a cached copy was replaced."""
+
+    cache_key: str
+    provenance: dict[str, Any]
+    from_cache: bool = False
+    rebuilt_because: str | None = None
+
+    def recorded(self, **extra: Any) -> dict[str, Any]:
+        """The provenance as a cell's results store it: the manifest, ``extra``, and how this call
+        got the entry."""
+        return {
+            **self.provenance,
+            **extra,
+            "from_cache": self.from_cache,
+            "rebuilt_because": self.rebuilt_because,
+        }
 
 
 class ArtifactStore:

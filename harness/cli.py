@@ -36,7 +36,7 @@ from portbench.harness.quantize import DEFAULT_OP_TYPES
 from portbench.harness.results import CellResult, RunResults, load_results
 from portbench.harness.runner import PlannedCell, suite_for
 from portbench.harness.suite import DEFAULT_SUITE, Suite, builtin_suite_names, get_suite, resolve_suite
-from portbench.harness.workload import workload_names
+from portbench.harness.workload import WORKLOADS, workload_names
 
 STATUS_STYLE = {"passed": "green", "failed": "bold red", "skipped": "yellow"}
 # Waits much longer than this overflow the OS poll the runner waits on (about 24 days of milliseconds).
@@ -69,15 +69,12 @@ def parse_precisions(text: str) -> tuple[Precision, ...]:
 
 def parse_runtimes(text: str) -> tuple[str, ...]:
     """``--runtimes paddle,onnxruntime``: known names, in order, each once (UnknownNameError: exit 2)."""
-    from portbench.backends.runtimes.registry import runtime_names
+    from portbench.backends.runtimes.registry import RUNTIMES
 
     parsed = tuple(dict.fromkeys(r.strip().lower() for r in text.split(",") if r.strip()))
     if not parsed:
-        raise PortbenchError(f"--runtimes needs at least one of {', '.join(runtime_names())}")
-    known = runtime_names()
-    for name in parsed:
-        if name not in known:
-            raise UnknownNameError("runtime", name, known)
+        raise PortbenchError(f"--runtimes needs at least one of {', '.join(RUNTIMES.names())}")
+    RUNTIMES.check(parsed)
     return parsed
 
 
@@ -105,8 +102,7 @@ def parse_datasets(values: Sequence[str], workloads: Sequence[str]) -> dict[str,
                     "say which one it is for, e.g. --dataset ocr=DIR"
                 )
             workload, path = workloads[0], value
-        if workload not in workload_names():
-            raise UnknownNameError("workload", workload, workload_names())
+        WORKLOADS.check([workload])
         parsed[workload] = Path(path).expanduser()
         if not parsed[workload].exists():
             raise PortbenchError(f"dataset {path} does not exist")
@@ -125,6 +121,12 @@ MONITORING_OPTIONS = (
     click.option("--mlflow-experiment", default="portbench", show_default=True, metavar="NAME",
                  help="The MLflow experiment the runs go to."),
 )
+
+
+# CI's job summary, for ``run`` and ``compare``.
+step_summary_option = click.option(
+    "--step-summary", "step_summary", type=click.Path(path_type=Path), default=None, metavar="FILE",
+    help="Also write a Markdown summary (appended to $GITHUB_STEP_SUMMARY whenever that is set).")
 
 
 def monitoring_options(command: Any) -> Any:
@@ -181,8 +183,7 @@ def cli() -> None:
 @monitoring_options
 @click.option("--junit", "junit_file", type=click.Path(path_type=Path), default=None, metavar="FILE",
               help="Also write JUnit XML: one test case per cell (CI test reports).")
-@click.option("--step-summary", "step_summary", type=click.Path(path_type=Path), default=None, metavar="FILE",
-              help="Also write a Markdown summary (appended to $GITHUB_STEP_SUMMARY whenever that is set).")
+@step_summary_option
 def run(
     suite_name: str,
     sets: tuple[str, ...],
@@ -531,8 +532,7 @@ def parity_command(run_dir: Path, reference_dir: Path | None, gates_file: Path |
                    "virtual hosts whose speed drifts for minutes; raw.host_probe).")
 @click.option("--junit", "junit_file", type=click.Path(path_type=Path), default=None, metavar="FILE",
               help="Also write JUnit XML: one test case per cell, regressions as failures.")
-@click.option("--step-summary", "step_summary", type=click.Path(path_type=Path), default=None, metavar="FILE",
-              help="Also write a Markdown summary (appended to $GITHUB_STEP_SUMMARY whenever that is set).")
+@step_summary_option
 def compare(
     baseline_dir: Path,
     run_dir: Path,

@@ -18,9 +18,6 @@ here and then its static QDQ quantization (``harness.onnx_quantize``; the worker
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,7 +25,8 @@ from typing import Any
 from portbench.backends.base import ModelFiles
 from portbench.backends.runtimes.base import OnnxModel
 from portbench.errors import ModelError
-from portbench.harness.artifacts import ArtifactStore, sha256_file
+from portbench.harness.artifacts import ArtifactStore, canonical_sha256, sha256_file
+from portbench.installed import distribution_version
 
 OPSET = 17  # LayerNormalization is a single op from 17 (ERNIE); the PP-OCR models convert at 11-17
 FIX_REVISION = 1  # bump when the repair below changes: cached conversions are rebuilt
@@ -37,10 +35,7 @@ MANIFEST = "conversion.json"
 
 
 def _version(distribution: str) -> str:
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return "missing"
+    return distribution_version(distribution) or "missing"
 
 
 def conversion_key(files: ModelFiles, opset: int = OPSET) -> tuple[str, dict[str, Any]]:
@@ -58,7 +53,7 @@ def conversion_key(files: ModelFiles, opset: int = OPSET) -> tuple[str, dict[str
         },
     }
     keyed = {k: v for k, v in provenance.items() if k != "source"}
-    key = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()
+    key = canonical_sha256(keyed)
     return key, provenance
 
 

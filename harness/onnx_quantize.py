@@ -17,9 +17,6 @@ module import time, so the harness stays importable without them.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
-import json
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -31,23 +28,23 @@ from typing import Any
 import numpy as np
 
 from portbench.errors import UnknownNameError
-from portbench.harness.artifacts import ArtifactStore, sha256_file
+from portbench.harness.artifacts import CachedBuild, canonical_sha256, sha256_file
 from portbench.harness.quantize import (
-    MAX_LISTED_IDS,
     CalibrationError,
     CalibrationSet,
     QuantizationError,
-    SearchTrial,
-    feeds_digest,
+    SearchResult,
     ids_digest,
-    keep_fp32_until_passing,
+    leading_batches,
+    quantization_store,
+    search_kept_fp32,
     selected_batches,
 )
+from portbench.installed import distribution_version
 
 METHODS = ("MinMax", "Entropy", "Percentile")
 DEFAULT_OP_TYPES = ("MatMul", "Gemm", "Conv")
 MODEL_FILE = "model.int8.onnx"
-PROVENANCE_FILE = "quantization.json"
 QUANTIZED_DIR = "quantized-onnx"
 PROVENANCE_FORMAT = 1
 INSTALL_HINT = "pip install 'portbench[onnxruntime]'"
@@ -79,24 +76,13 @@ class OnnxQuantizeSettings:
 
 
 @dataclass(frozen=True)
-class OnnxQuantized:
+class OnnxQuantized(CachedBuild):
     """A QDQ model in the cache; ``provenance`` is its ``quantization.json``."""
 
     model_file: Path
-    cache_key: str
-    provenance: dict[str, Any]
-    from_cache: bool = False
-    rebuilt_because: str | None = None
 
 
-@dataclass(frozen=True)
-class OnnxSearchResult:
-    kept_fp32: list[str]
-    metric: float
-    passed: bool
-    trials: list[SearchTrial]
-    model: OnnxQuantized
-    sensitivity: list[tuple[str, float]]
+OnnxSearchResult = SearchResult[OnnxQuantized]
 
 
 def _require_onnxruntime() -> Any:
@@ -110,13 +96,7 @@ def _require_onnxruntime() -> Any:
 
 
 def _versions() -> dict[str, str]:
-    found = {}
-    for name in ("onnxruntime", "onnx"):
-        try:
-            found[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            found[name] = "not installed"
-    return found
+    return {name: distribution_version(name) or "not installed" for name in ("onnxruntime", "onnx")}
 
 
 def quantizable_nodes(model_file: Path, op_types: Sequence[str] = DEFAULT_OP_TYPES) -> list[tuple[str, str]]:
@@ -245,7 +225,7 @@ def _cache_key(source_sha256: str, settings: OnnxQuantizeSettings, ids: Sequence
         "calibration_feeds_sha256": digest,
         "versions": _versions(),
     }
-    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+    return canonical_sha256(identity)
 
 
 def quantize_onnx(
@@ -256,38 +236,23 @@ def quantize_onnx(
     model_name: str = "model",
 ) -> OnnxQuantized:
     """The QDQ model of ``source`` calibrated on the leading batches of ``calibration``, cached."""
-    batches, used_ids = selected_batches(calibration, settings.calibration_samples, settings.batch_size)
-    feeds = list(calibration.feeds[:batches])
+    used = leading_batches(calibration, settings.calibration_samples, settings.batch_size)
     source_sha256 = sha256_file(source) if source.is_file() else ""
     if not source_sha256:
         raise QuantizationError(f"ONNX model {source} does not exist")
-    digest = feeds_digest(feeds)
-    key = _cache_key(source_sha256, settings, used_ids, digest)
-    store = ArtifactStore(
-        cache_root / QUANTIZED_DIR,
-        manifest=PROVENANCE_FILE,
-        files_field="files",
-        required=(MODEL_FILE,),
-        error=QuantizationError,
-    )
+    key = _cache_key(source_sha256, settings, used.sample_ids, used.feeds_sha256)
+    store = quantization_store(cache_root / QUANTIZED_DIR, (MODEL_FILE,))
 
     def build(staging: Path) -> dict[str, Any]:
         started = time.time()
-        targets = quantize_onnx_file(source, feeds, settings, staging / MODEL_FILE)
+        targets = quantize_onnx_file(source, used.feeds, settings, staging / MODEL_FILE)
         return {
             "format": PROVENANCE_FORMAT,
             "route": "onnxruntime quantize_static (QDQ)",
             "cache_key": key,
             "source": {"name": model_name, "model_file": str(source), "sha256": source_sha256},
             "settings": asdict(settings),
-            "calibration": {
-                "source": calibration.source,
-                "sample_count": len(used_ids),
-                "batches": len(feeds),
-                "sample_ids_sha256": ids_digest(used_ids),
-                "sample_ids": list(used_ids) if len(used_ids) <= MAX_LISTED_IDS else None,
-                "feeds_sha256": digest,
-            },
+            "calibration": used.record(),
             "versions": _versions(),
             "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "build_seconds": round(time.time() - started, 2),
@@ -298,8 +263,13 @@ def quantize_onnx(
 
     label = "".join(c if c.isalnum() or c in "._-" else "-" for c in model_name)[:48] or "model"
     artifact = store.build(f"{label}-{key[:16]}", key, build)
-    built, because = artifact.built, artifact.rebuilt_because
-    return OnnxQuantized(artifact.directory / MODEL_FILE, key, dict(artifact.manifest), not built, because)
+    return OnnxQuantized(
+        artifact.directory / MODEL_FILE,
+        cache_key=key,
+        provenance=dict(artifact.manifest),
+        from_cache=not artifact.built,
+        rebuilt_because=artifact.rebuilt_because,
+    )
 
 
 # ONNX TensorProto element types of the inputs these models take (onnx.TensorProto enum values).
@@ -403,24 +373,21 @@ def exclusion_search(
     the one parity gates (the calibration or a validation split)."""
     if not 0.0 < gate <= 1.0:
         raise QuantizationError(f"gate must be in (0, 1], got {gate}")
-    models: dict[tuple[str, ...], OnnxQuantized] = {}
 
-    def attempt(excluded: tuple[str, ...]) -> float:
+    def build(excluded: tuple[str, ...]) -> OnnxQuantized:
         current = OnnxQuantizeSettings(**{**asdict(settings), "nodes_to_exclude": excluded})
-        models[excluded] = quantize_onnx(source, calibration, current, cache_root, model_name)
-        metric = float(evaluate(models[excluded].model_file))
+        return quantize_onnx(source, calibration, current, cache_root, model_name)
+
+    def note(excluded: tuple[str, ...], metric: float) -> None:
         if log is not None:
             log(f"ONNX INT8 with {len(excluded)} node(s) in FP32: metric {metric:.4f}")
-        return metric
 
-    ranking: list[tuple[str, float]] = []
-
-    def rank() -> Sequence[tuple[str, float]]:
-        ranking.extend(node_sensitivity(source, calibration, settings))
-        return ranking
-
-    kept, trials = keep_fp32_until_passing(
-        rank, tuple(settings.nodes_to_exclude), attempt, gate * reference_metric, max_excluded
+    return search_kept_fp32(
+        build,
+        lambda model: evaluate(model.model_file),
+        lambda: node_sensitivity(source, calibration, settings),
+        tuple(settings.nodes_to_exclude),
+        gate * reference_metric,
+        max_excluded,
+        note,
     )
-    last = trials[-1]
-    return OnnxSearchResult(list(kept), last.metric, last.passed, trials, models[tuple(kept)], ranking)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib.metadata
 import importlib.util
 import os
 import platform
@@ -23,6 +22,7 @@ import psutil
 
 from portbench.backends.cpuinfo import describe_cpu
 from portbench.backends.cpuinfo import read_text as _read_text
+from portbench.installed import distribution_version
 
 # -- operating system ------------------------------------------------------------------------------
 
@@ -133,13 +133,6 @@ def read_os_release() -> OsRelease:
 # -- software stack ----------------------------------------------------------------------------------
 
 
-def _distribution_version(name: str) -> str | None:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
 def parse_paddle_commit(version_module_text: str) -> str | None:
     match = PADDLE_COMMIT.search(version_module_text)
     return match.group(1) if match else None
@@ -156,7 +149,7 @@ def paddle_plugins() -> tuple[str, ...]:
 
 def describe_paddle() -> dict[str, Any]:
     """The installed Paddle build, read from package metadata: importing paddle here is too slow."""
-    installed = {name: v for name in PADDLE_DISTRIBUTIONS if (v := _distribution_version(name))}
+    installed = {name: v for name in PADDLE_DISTRIBUTIONS if (v := distribution_version(name))}
     distribution = next(iter(installed), None)
     commit = None
     spec = importlib.util.find_spec("paddle") if distribution else None
@@ -168,7 +161,7 @@ def describe_paddle() -> dict[str, Any]:
         "version": installed.get(distribution) if distribution else None,
         "commit": commit,
         "builds": installed,
-        "plugins": {name: v for name in paddle_plugins() if (v := _distribution_version(name))},
+        "plugins": {name: v for name in paddle_plugins() if (v := distribution_version(name))},
     }
 
 

@@ -29,13 +29,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
 from portbench.backends.base import ModelFiles
 from portbench.errors import PortbenchError, UnknownNameError
-from portbench.harness.artifacts import ArtifactStore
+from portbench.harness.artifacts import ArtifactStore, CachedBuild, canonical_sha256
 from portbench.harness.models import hash_model_files
 from portbench.harness.platform_info import describe_paddle
 
@@ -53,6 +53,8 @@ SKIP_QUANT_NAMESCOPE = "/skip_quant"
 PIR_FLAG = "FLAGS_enable_pir_api"
 _CHILD_ERROR_EXIT = 3
 _LABEL_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+
+Model = TypeVar("Model")  # what a quantization route builds: QuantizedModel, or the ONNX route's
 
 
 class QuantizationError(PortbenchError):
@@ -114,14 +116,31 @@ class CalibrationSet:
 
 
 @dataclass(frozen=True)
-class QuantizedModel:
+class CalibrationBatches:
+    """The leading batches of a :class:`CalibrationSet` that one quantization calibrates on."""
+
+    feeds: list[Mapping[str, np.ndarray]]
+    sample_ids: tuple[str, ...]
+    source: str
+    feeds_sha256: str
+
+    def record(self) -> dict[str, Any]:
+        """The provenance's ``calibration`` entry: which samples, identified by their digests."""
+        return {
+            "source": self.source,
+            "sample_count": len(self.sample_ids),
+            "batches": len(self.feeds),
+            "sample_ids_sha256": ids_digest(self.sample_ids),
+            "sample_ids": list(self.sample_ids) if len(self.sample_ids) <= MAX_LISTED_IDS else None,
+            "feeds_sha256": self.feeds_sha256,
+        }
+
+
+@dataclass(frozen=True)
+class QuantizedModel(CachedBuild):
     """An INT8 model in the cache. ``rebuilt_because`` says why a cached copy was replaced."""
 
     files: ModelFiles
-    cache_key: str
-    provenance: dict[str, Any]
-    from_cache: bool = False
-    rebuilt_because: str | None = None
 
 
 @dataclass(frozen=True)
@@ -138,14 +157,16 @@ class SearchTrial:
 
 
 @dataclass(frozen=True)
-class SearchResult:
-    """Outcome of :func:`sensitive_ops_search`: ``kept_fp32`` are every op left in FP32 at the end."""
+class SearchResult(Generic[Model]):
+    """Outcome of an FP32-fallback search (:func:`sensitive_ops_search`, the ONNX route's
+    ``exclusion_search``): ``kept_fp32`` are every op left in FP32 at the end, ``model`` the last
+    one built, ``sensitivity`` the ranking, if it had to be computed."""
 
     kept_fp32: list[str]
     metric: float
     passed: bool
     trials: list[SearchTrial]
-    model: QuantizedModel
+    model: Model
     sensitivity: list[tuple[str, float]] = field(default_factory=list)
 
 
@@ -200,6 +221,21 @@ def _selected_batches(calibration: CalibrationSet, settings: QuantizeSettings) -
     return selected_batches(calibration, settings.calibration_samples, settings.batch_size)
 
 
+def leading_batches(calibration: CalibrationSet, samples: int, batch_size: int) -> CalibrationBatches:
+    """The batches :func:`selected_batches` picks, with their ids and the digest of their feeds."""
+    batches, used_ids = selected_batches(calibration, samples, batch_size)
+    feeds = list(calibration.feeds[:batches])
+    return CalibrationBatches(feeds, used_ids, calibration.source, feeds_digest(feeds))
+
+
+def quantization_store(root: Path, required: tuple[str, ...]) -> ArtifactStore:
+    """The cache of one quantization route: entries under ``root``, each described by its
+    ``quantization.json`` (provenance and the sha256 of every file, under ``files``)."""
+    return ArtifactStore(
+        root, manifest=PROVENANCE_FILE, files_field="files", required=required, error=QuantizationError
+    )
+
+
 def feeds_digest(feeds: Sequence[Mapping[str, np.ndarray]]) -> str:
     digest = hashlib.sha256()
     for feed in feeds:
@@ -242,8 +278,7 @@ def cache_key_for(
 ) -> str:
     """sha256 over everything that shapes the quantized artifact (not batch size or sample cap as such:
     those act through the ids they select)."""
-    identity = _cache_identity(source_digests, settings, sample_ids, feeds_digest, version)
-    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+    return canonical_sha256(_cache_identity(source_digests, settings, sample_ids, feeds_digest, version))
 
 
 def _label(model_name: str | None, source_digests: Mapping[str, str]) -> str:
@@ -270,19 +305,11 @@ def quantize_model(
     one-line notes (a corrupted cached copy being rebuilt).
     """
     _require_legacy(source)
-    batches, used_ids = _selected_batches(calibration, settings)
-    feeds = list(calibration.feeds[:batches])
+    used = leading_batches(calibration, settings.calibration_samples, settings.batch_size)
     source_digests = hash_model_files(source)
     version = paddle_version()
-    feeds_sha256 = feeds_digest(feeds)
-    key = cache_key_for(source_digests, settings, used_ids, feeds_sha256, version)
-    store = ArtifactStore(
-        cache_root / QUANTIZED_DIR,
-        manifest=PROVENANCE_FILE,
-        files_field="files",
-        required=(MODEL_FILENAME, PARAMS_FILENAME),
-        error=QuantizationError,
-    )
+    key = cache_key_for(source_digests, settings, used.sample_ids, used.feeds_sha256, version)
+    store = quantization_store(cache_root / QUANTIZED_DIR, (MODEL_FILENAME, PARAMS_FILENAME))
     name = f"{_label(model_name, source_digests)}-{key[:16]}"
 
     def build(staging: Path) -> dict[str, Any]:
@@ -297,7 +324,7 @@ def quantize_model(
                 "batch_size": settings.batch_size,
                 "out_dir": str(staging),
             },
-            feeds,
+            used.feeds,
             timeout_s,
         )
         return {
@@ -311,14 +338,7 @@ def quantize_model(
             },
             "algo": settings.algo,
             "settings": asdict(settings),
-            "calibration": {
-                "source": calibration.source,
-                "sample_count": len(used_ids),
-                "batches": len(feeds),
-                "sample_ids_sha256": ids_digest(used_ids),
-                "sample_ids": list(used_ids) if len(used_ids) <= MAX_LISTED_IDS else None,
-                "feeds_sha256": feeds_sha256,
-            },
+            "calibration": used.record(),
             "paddle": version,
             "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "build_seconds": round(time.time() - started, 2),
@@ -333,8 +353,8 @@ def quantize_model(
     artifact = store.build(name, key, build, on_rebuild=(lambda p: log(reason(p))) if log else None)
     return QuantizedModel(
         _artifact_files(artifact.directory),
-        key,
-        dict(artifact.manifest),
+        cache_key=key,
+        provenance=dict(artifact.manifest),
         from_cache=not artifact.built,
         rebuilt_because=reason(artifact.rebuilt_because) if artifact.rebuilt_because else None,
     )
@@ -439,7 +459,7 @@ def sensitive_ops_search(
     cache_root: Path,
     model_name: str | None = None,
     log: Callable[[str], None] | None = None,
-) -> SearchResult:
+) -> SearchResult[QuantizedModel]:
     """Quantize everything; while ``evaluate(int8) < gate * reference_metric``, keep the next most
     sensitive op (see :func:`op_sensitivity`) in FP32 and rebuild, up to ``max_skipped`` extra ops.
 
@@ -449,32 +469,52 @@ def sensitive_ops_search(
         raise QuantizationError(f"gate must be in (0, 1], got {gate}")
     if max_skipped < 0:
         raise QuantizationError(f"max_skipped must not be negative, got {max_skipped}")
-    models: dict[tuple[str, ...], QuantizedModel] = {}
+    threshold = gate * reference_metric
 
-    def attempt(skipped: tuple[str, ...]) -> float:
-        models[skipped] = quantize_model(
-            source,
-            calibration,
-            replace(settings, skip_ops=skipped),
-            cache_root,
-            model_name=model_name,
-            log=log,
-        )
-        metric = float(evaluate(models[skipped].files))
+    def build(skipped: tuple[str, ...]) -> QuantizedModel:
+        skipping = replace(settings, skip_ops=skipped)
+        return quantize_model(source, calibration, skipping, cache_root, model_name=model_name, log=log)
+
+    def note(skipped: tuple[str, ...], metric: float) -> None:
         if log is not None:
-            threshold = gate * reference_metric
             log(f"INT8 with {len(skipped)} op(s) in FP32: metric {metric:.4f} (gate {threshold:.4f})")
-        return metric
 
+    return search_kept_fp32(
+        build,
+        lambda model: evaluate(model.files),
+        lambda: op_sensitivity(source, calibration, settings),
+        tuple(settings.skip_ops),
+        threshold,
+        max_skipped,
+        note,
+    )
+
+
+def search_kept_fp32(
+    build: Callable[[tuple[str, ...]], Model],
+    evaluate: Callable[[Model], float],
+    rank: Callable[[], Sequence[tuple[str, float]]],
+    initial: tuple[str, ...],
+    threshold: float,
+    max_kept: int,
+    note: Callable[[tuple[str, ...], float], None],
+) -> SearchResult[Model]:
+    """:func:`keep_fp32_until_passing` over real models: ``build`` quantizes with an FP32 set,
+    ``evaluate`` scores the model, ``note`` hears each score; ``rank`` runs once, if at all."""
+    models: dict[tuple[str, ...], Model] = {}
     ranking: list[tuple[str, float]] = []
 
-    def rank() -> Sequence[tuple[str, float]]:
-        ranking.extend(op_sensitivity(source, calibration, settings))
+    def attempt(kept: tuple[str, ...]) -> float:
+        models[kept] = build(kept)
+        metric = float(evaluate(models[kept]))
+        note(kept, metric)
+        return metric
+
+    def ranked() -> Sequence[tuple[str, float]]:
+        ranking.extend(rank())
         return ranking
 
-    kept, trials = keep_fp32_until_passing(
-        rank, tuple(settings.skip_ops), attempt, gate * reference_metric, max_skipped
-    )
+    kept, trials = keep_fp32_until_passing(ranked, initial, attempt, threshold, max_kept)
     last = trials[-1]
     return SearchResult(list(kept), last.metric, last.passed, trials, models[kept], sensitivity=ranking)
 

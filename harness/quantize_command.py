@@ -101,7 +101,7 @@ def task_metric(target: QuantizeTarget, files: ModelFiles, precision: Precision)
 
 
 def search(target: QuantizeTarget, settings: QuantizeSettings, cache_dir: Path, gate: float,
-           max_skipped: int, log: Callable[[str], None]) -> tuple[float, SearchResult]:
+           max_skipped: int, log: Callable[[str], None]) -> tuple[float, SearchResult[QuantizedModel]]:
     reference = task_metric(target, target.files, Precision.FP32)
     log(f"FP32 reference {search_metric(target)} = {reference:.4f}")
     result = sensitive_ops_search(

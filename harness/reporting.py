@@ -51,10 +51,9 @@ REPORTS = Registry[Report]("report", Report, BUILTIN_REPORTS, ENTRY_POINT_GROUP)
 RUN_REPORTS = ("summary", "terminal")
 
 
-def create_report(name: str, **options: Any) -> Report:
-    """An instance of report ``name``; ``options`` go to its constructor (a report whose destination
-    is not a file, such as a Pushgateway URL, takes it here)."""
-    return REPORTS.load(name)(**options)
+# ``create_report(name, **options)``: the options go to the report's constructor (a report whose
+# destination is not a file, such as a Pushgateway URL, takes it there).
+create_report = REPORTS.create
 
 
 def render(
@@ -103,7 +102,7 @@ EVIDENCE = Registry[EvidenceBundler](
 
 
 def create_evidence_bundler(name: str = "evidence") -> EvidenceBundler:
-    return EVIDENCE.load(name)()
+    return EVIDENCE.create(name)
 
 
 # --- Comparisons: several runs (hosts, nights) rendered together -------------------------------
@@ -206,4 +205,4 @@ COMPARISON_REPORTS = Registry[ComparisonReport](
 def render_comparison(
     name: str, comparison: Comparison, console: Console, destination: Path | None = None
 ) -> list[Path]:
-    return COMPARISON_REPORTS.load(name)().render(comparison, destination, console)
+    return COMPARISON_REPORTS.create(name).render(comparison, destination, console)

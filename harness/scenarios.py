@@ -67,10 +67,5 @@ ENTRY_POINT_GROUP = "portbench.scenarios"
 SCENARIOS = Registry[Scenario]("scenario", Scenario, BUILTIN_SCENARIOS, ENTRY_POINT_GROUP)
 
 
-def scenario_names() -> list[str]:
-    """Every scenario a suite may name, without importing any of them."""
-    return SCENARIOS.names()
-
-
-def create_scenario(name: str) -> Scenario:
-    return SCENARIOS.load(name)()
+scenario_names = SCENARIOS.names  # every scenario a suite may name, none imported
+create_scenario = SCENARIOS.create

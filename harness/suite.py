@@ -170,6 +170,15 @@ class _Checker:
             raise self.error(where, f"expected a whole number, got {_show(value)}")
         return value
 
+    def names(
+        self, table: Mapping[str, Any], key: str, where: str, default: str, known: Sequence[str]
+    ) -> list[str]:
+        """A non-empty array of names out of ``known`` (``[default]`` when the key is absent)."""
+        value = table.get(key, [default])
+        if not isinstance(value, list) or not value or any(name not in known for name in value):
+            raise self.error(where, f"expected a non-empty array of {', '.join(known)}, got {_show(value)}")
+        return value
+
     def _get(self, table: Mapping[str, Any], key: str, where: str, default: Any, what: str) -> Any:
         if key in table:
             return table[key]
@@ -317,24 +326,9 @@ def parse_suite(
     name = check.string(header, "name", "suite.name")
     if not name.strip():
         raise check.error("suite.name", "expected a non-empty string")
-    precisions_value = header.get("precisions", ["fp32"])
     known_precisions = [p.value for p in Precision]
-    if (
-        not isinstance(precisions_value, list)
-        or not precisions_value
-        or any(p not in known_precisions for p in precisions_value)
-    ):
-        raise check.error("suite.precisions", f"expected a non-empty array of {', '.join(known_precisions)}, "
-                                              f"got {_show(precisions_value)}")
-    runtimes_value = header.get("runtimes", [DEFAULT_RUNTIME])
-    known_runtimes = runtime_names()
-    if (
-        not isinstance(runtimes_value, list)
-        or not runtimes_value
-        or any(r not in known_runtimes for r in runtimes_value)
-    ):
-        raise check.error("suite.runtimes", f"expected a non-empty array of {', '.join(known_runtimes)}, "
-                                            f"got {_show(runtimes_value)}")
+    precisions_value = check.names(header, "precisions", "suite.precisions", "fp32", known_precisions)
+    runtimes_value = check.names(header, "runtimes", "suite.runtimes", DEFAULT_RUNTIME, runtime_names())
     trials = check.whole(header, "trials", "suite.trials", 3)
     if trials < 1:
         raise check.error("suite.trials", f"expected a whole number >= 1, got {trials}")

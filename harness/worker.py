@@ -122,9 +122,7 @@ def _quantized(
         model_name=workload.model_name(plan.spec, role),
         log=lambda note: print(f"portbench: {note}", file=sys.stderr),
     )
-    provenance = dict(quantized.provenance)
-    provenance.update(from_cache=quantized.from_cache, rebuilt_because=quantized.rebuilt_because)
-    return quantized.files, provenance
+    return quantized.files, quantized.recorded()
 
 
 def _predictor_options(plan: CellPlan) -> PredictorOptions:
@@ -179,13 +177,10 @@ def _qdq_model(
         plan.spec.cache_dir,
         model_name=workload.model_name(plan.spec, role),
     )
-    provenance = dict(quantized.provenance)
     # The Paddle files the conversion came from, as the Paddle route records its source.
     paddle_digests = converted.provenance.get("source_sha256", {})
-    provenance.update(
-        paddle_source={"path": str(converted.source.directory), "sha256": dict(paddle_digests)},
-        from_cache=quantized.from_cache,
-        rebuilt_because=quantized.rebuilt_because,
+    provenance = quantized.recorded(
+        paddle_source={"path": str(converted.source.directory), "sha256": dict(paddle_digests)}
     )
     return OnnxModel(quantized.model_file, converted.source, converted.provenance), provenance
 

@@ -418,13 +418,9 @@ ENTRY_POINT_GROUP = "portbench.workloads"
 WORKLOADS = Registry[Workload]("workload", Workload, BUILTIN_WORKLOADS, ENTRY_POINT_GROUP)
 
 
-def workload_names() -> list[str]:
-    return WORKLOADS.names()
-
-
-def create_workload(name: str) -> Workload:
-    """The workload registered as ``name``; imported only now (listing suites must not load Paddle)."""
-    return WORKLOADS.load(name)()
+workload_names = WORKLOADS.names
+# Imported only when created: listing suites must not load Paddle.
+create_workload = WORKLOADS.create
 
 
 def registered_models() -> dict[str, tuple[ModelEntry, Workload]]:

@@ -19,17 +19,13 @@ from rich.console import Console
 from portbench.errors import PortbenchError
 from portbench.harness.reporting import Report
 from portbench.harness.results import CellResult, RunResults, write_atomic
+from portbench.installed import distribution_version
 
 _64_BIT_ARCHITECTURES = ("x86_64", "amd64", "aarch64", "arm64", "loongarch64", "ppc64le", "s390x", "riscv64")
 
 
 def _pytest_benchmark_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("pytest-benchmark")
-    except PackageNotFoundError:
-        return "5.0.0"
+    return distribution_version("pytest-benchmark") or "5.0.0"
 
 
 def machine_id(platform: Mapping[str, Any]) -> str:

@@ -280,7 +280,7 @@ def test_search_keeps_the_most_sensitive_ops_until_the_gate_passes(
     ) -> quantize.QuantizedModel:
         built.append(settings.skip_ops)
         return quantize.QuantizedModel(
-            ModelFiles(Path(",".join(settings.skip_ops) or "all"), Path("p")), "k", {}
+            ModelFiles(Path(",".join(settings.skip_ops) or "all"), Path("p")), cache_key="k", provenance={}
         )
 
     ranking = [("op_b", 0.9), ("op_a", 0.5), ("op_c", 0.1)]
@@ -320,7 +320,7 @@ def test_search_stops_at_max_skipped_and_reports_failure(
         cache_root: Path,
         **_: object,
     ) -> quantize.QuantizedModel:
-        return quantize.QuantizedModel(ModelFiles(Path("m"), Path("p")), "k", {})
+        return quantize.QuantizedModel(ModelFiles(Path("m"), Path("p")), cache_key="k", provenance={})
 
     monkeypatch.setattr(quantize, "quantize_model", fake_quantize)
     monkeypatch.setattr(quantize, "op_sensitivity", lambda *a, **k: [("x", 1.0), ("y", 0.5), ("z", 0.1)])

@@ -9,7 +9,6 @@ process that times other cells, so only worker processes load it.
 
 from __future__ import annotations
 
-import importlib.metadata
 import importlib.util
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -26,6 +25,7 @@ from portbench.backends.base import (
     PredictorOptions,
     Session,
 )
+from portbench.installed import distribution_version
 
 ModelFormat = Literal["paddle", "onnx"]
 # Where a runtime's INT8 model comes from: Paddle's static PTQ (when the backend needs a quantized
@@ -33,6 +33,11 @@ ModelFormat = Literal["paddle", "onnx"]
 # conversion (``harness.onnx_quantize``), calibrated on the workload's calibration split.
 Int8Route = Literal["paddle-ptq", "onnx-qdq"]
 ONNX_QDQ_INT8 = "ONNX Runtime QDQ (static, calibrated)"
+
+
+def no_precisions(reason: str) -> dict[Precision, PrecisionSupport]:
+    """The precision table for a backend a runtime does not drive: every precision refused."""
+    return {p: PrecisionSupport.unsupported(reason) for p in Precision}
 
 
 @dataclass(frozen=True)
@@ -85,13 +90,7 @@ class Runtime(ABC):
         return Availability.yes(versions)
 
     def versions(self) -> dict[str, str | None]:
-        found: dict[str, str | None] = {}
-        for distribution in self.distributions:
-            try:
-                found[distribution] = importlib.metadata.version(distribution)
-            except importlib.metadata.PackageNotFoundError:
-                found[distribution] = None
-        return found
+        return {distribution: distribution_version(distribution) for distribution in self.distributions}
 
     @abstractmethod
     def targets(self) -> Mapping[str, Target]:

@@ -32,7 +32,14 @@ from portbench.backends.base import (
     StageTimes,
 )
 from portbench.backends.cpu import default_threads
-from portbench.backends.runtimes.base import ONNX_QDQ_INT8, ModelFormat, OnnxModel, Runtime, Target
+from portbench.backends.runtimes.base import (
+    ONNX_QDQ_INT8,
+    ModelFormat,
+    OnnxModel,
+    Runtime,
+    Target,
+    no_precisions,
+)
 from portbench.errors import SessionUnavailableError
 
 CPU = "CPUExecutionProvider"
@@ -141,10 +148,7 @@ class OnnxRuntimeSession:
         binding.synchronize_outputs()
         t2 = clock()
         outputs = [np.asarray(o) for o in binding.copy_outputs_to_cpu()]
-        t3 = clock()
-        times.h2d += t1 - t0
-        times.compute += t2 - t1
-        times.d2h += t3 - t2
+        times.add(t0, t1, t2, clock())
         return outputs
 
     def clone(self) -> Session:
@@ -180,7 +184,7 @@ class OnnxRuntimeRuntime(Runtime):
         provider = BACKEND_PROVIDER.get(backend.name)
         if provider is None:
             reason = f"onnxruntime does not drive backend {backend.name}"
-            return {p: PrecisionSupport.unsupported(reason) for p in Precision}
+            return no_precisions(reason)
         no_fp16 = "the FP32 ONNX conversion has no FP16 variant here (only TensorRT/CANN cast it)"
         table = {
             Precision.FP32: PrecisionSupport.via(f"{provider} FP32"),

@@ -28,7 +28,7 @@ from portbench.backends.base import (
     StageTimes,
 )
 from portbench.backends.cpu import default_threads
-from portbench.backends.runtimes.base import ModelFormat, OnnxModel, Runtime, Target
+from portbench.backends.runtimes.base import ModelFormat, OnnxModel, Runtime, Target, no_precisions
 
 # OpenVINO device names; only CPU has a portbench backend to stand for it.
 DEVICES = {"CPU": "cpu", "GPU": None, "NPU": None}
@@ -98,10 +98,7 @@ class OpenVinoSession:
         self._request.infer()
         t2 = clock()
         outputs = [np.array(self._request.get_output_tensor(i).data) for i in range(len(self.output_names))]
-        t3 = clock()
-        times.h2d += t1 - t0
-        times.compute += t2 - t1
-        times.d2h += t3 - t2
+        times.add(t0, t1, t2, clock())
         return outputs
 
     def clone(self) -> Session:
@@ -135,7 +132,7 @@ class OpenVinoRuntime(Runtime):
     def precisions(self, backend: Backend) -> Mapping[Precision, PrecisionSupport]:
         if backend.name != "cpu":
             reason = "openvino drives only backend cpu here (its GPU/NPU devices have no portbench backend)"
-            return {p: PrecisionSupport.unsupported(reason) for p in Precision}
+            return no_precisions(reason)
         has_bf16 = bool(self._flags & {"avx512_bf16", "amx_bf16"})
         return {
             Precision.FP32: PrecisionSupport.via("OpenVINO CPU, INFERENCE_PRECISION_HINT=f32"),

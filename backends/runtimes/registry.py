@@ -19,9 +19,5 @@ ENTRY_POINT_GROUP = "portbench.runtimes"
 RUNTIMES = Registry[Runtime]("runtime", Runtime, BUILTIN_RUNTIMES, ENTRY_POINT_GROUP)
 
 
-def runtime_names() -> list[str]:
-    return RUNTIMES.names()
-
-
-def create_runtime(name: str) -> Runtime:
-    return RUNTIMES.load(name)()
+runtime_names = RUNTIMES.names
+create_runtime = RUNTIMES.create

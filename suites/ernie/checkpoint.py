@@ -74,8 +74,9 @@ def check_state_matches(state: Mapping[str, np.ndarray], config: ErnieConfig, so
             )
 
 
-def load_checkpoint(directory: Path) -> ErnieForSequenceClassification:
-    """An eval-mode classifier from a PaddleNLP checkpoint directory (no conversion of names)."""
+def checked_checkpoint(directory: Path) -> tuple[ErnieConfig, dict[str, np.ndarray]]:
+    """The config a checkpoint's weights really have, checked against every parameter shape, and
+    the weights; raises :class:`CheckpointError`."""
     config = read_checkpoint_config(directory)
     state = read_state(directory / STATE_FILE)
     classifier_bias = state.get("classifier.bias")
@@ -83,6 +84,12 @@ def load_checkpoint(directory: Path) -> ErnieForSequenceClassification:
         # Older configs omit the class count; the classifier itself states it.
         config = replace(config, num_labels=int(classifier_bias.shape[0]))
     check_state_matches(state, config, directory / STATE_FILE)
+    return config, state
+
+
+def load_checkpoint(directory: Path) -> ErnieForSequenceClassification:
+    """An eval-mode classifier from a PaddleNLP checkpoint directory (no conversion of names)."""
+    config, state = checked_checkpoint(directory)
     model = ErnieForSequenceClassification(config)
     expected = expected_parameter_shapes(config)
     # Paddle's stub says Tensor; set_state_dict takes numpy arrays too (and copies them in).

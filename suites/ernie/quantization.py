@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +32,7 @@ from portbench.harness.quantize import (
     QuantizeSettings,
     export_legacy_program,
 )
-from portbench.suites.ernie.checkpoint import (
-    STATE_FILE,
-    check_state_matches,
-    read_checkpoint_config,
-    read_state,
-)
+from portbench.suites.ernie.checkpoint import STATE_FILE, checked_checkpoint
 from portbench.suites.ernie.export import INPUT_NAMES
 from portbench.suites.ernie.modeling import ErnieConfig, ErnieForSequenceClassification
 from portbench.suites.ernie.tokenizer import ErnieTokenizer
@@ -91,13 +86,7 @@ def ernie_quantize_settings(algo: str | None = None, skip_ops: Sequence[str] = (
 def checkpoint_config(directory: Path) -> ErnieConfig:
     """The config a checkpoint's weights really have (older configs omit the class count), checked
     against every parameter shape; raises :class:`CheckpointError`."""
-    config = read_checkpoint_config(directory)
-    state = read_state(directory / STATE_FILE)
-    classifier_bias = state.get("classifier.bias")
-    if classifier_bias is not None and classifier_bias.ndim == 1 and not config.labels:
-        config = replace(config, num_labels=int(classifier_bias.shape[0]))
-    check_state_matches(state, config, directory / STATE_FILE)
-    return config
+    return checked_checkpoint(directory)[0]
 
 
 def cached_legacy_export(

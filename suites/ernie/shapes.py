@@ -9,8 +9,6 @@ logits mean nothing, and every result built from these models must say ``synthet
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,7 @@ import paddle
 
 from portbench.backends.base import ModelFiles
 from portbench.errors import ModelError, UnknownNameError
-from portbench.harness.artifacts import ArtifactStore
+from portbench.harness.artifacts import ArtifactStore, canonical_sha256
 from portbench.harness.models import find_model_files
 from portbench.suites.ernie.export import export_inference
 from portbench.suites.ernie.modeling import ErnieConfig, ErnieForSequenceClassification
@@ -92,7 +90,7 @@ def ensure_synthetic_model(models_root: Path, shape: str, seed: int = SYNTHETIC_
     spec = get_shape(shape)
     directory = synthetic_model_dir(models_root, shape, seed)
     identity = {"architecture": spec.paddlenlp_name, "config": spec.config.to_dict(), "seed": seed}
-    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+    key = canonical_sha256(identity)
 
     def build(staging: Path) -> dict[str, Any]:
         paddle.seed(seed)

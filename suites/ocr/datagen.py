@@ -31,7 +31,7 @@ from PIL import Image, ImageDraw, ImageFont
 from PIL import __version__ as pillow_version
 
 from portbench.errors import DatasetError, UnknownNameError
-from portbench.harness.artifacts import ArtifactStore, sha256_file, write_manifest
+from portbench.harness.artifacts import ArtifactStore, canonical_sha256, sha256_file, write_manifest
 from portbench.suites.ocr.datasets import (
     DET_LABEL_FILE,
     MANIFEST_FILE,
@@ -112,7 +112,7 @@ def _dataset_digest(spec: SynthSpec) -> str:
         "spec": _spec_json(spec),
         "inputs": _resources().input_digests(),
     }
-    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+    return canonical_sha256(identity)
 
 
 def generate(spec: SynthSpec, root: Path) -> OcrDataset:
@@ -647,7 +647,7 @@ def _write_dataset(spec: SynthSpec, root: Path) -> dict[str, Any]:
         ],
         "dictionary": {"file": "ppocr_keys_v1.txt", "sha256": resources.dictionary_sha256},
         "libraries": {"pillow": pillow_version, "opencv": cv2.__version__, "numpy": np.__version__},
-        "content_sha256": hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest(),
+        "content_sha256": canonical_sha256(files),
         "files": files,
         "samples": samples,
     }

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib.metadata
 import importlib.util
 import math
 import multiprocessing
@@ -37,6 +36,7 @@ from portbench.harness.measure import MeasureSettings, run_trials
 from portbench.harness.results import CellResult, LatencySummary
 from portbench.harness.suite import Suite
 from portbench.harness.workload import Query
+from portbench.installed import distribution_version
 from portbench.suites.ocr import datagen
 from portbench.suites.ocr.datasets import DetSample, load_image, load_user_dataset
 from portbench.suites.ocr.metrics import GroundTruthLine, SystemCounts, evaluate_system
@@ -238,10 +238,7 @@ class PeerResult:
 
 
 def _version(distribution: str) -> str:
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
+    return distribution_version(distribution) or "not installed"
 
 
 def measure_rapidocr(
