@@ -40,7 +40,7 @@ from portbench.harness.results import (
 from portbench.harness.scenarios import create_scenario
 from portbench.harness.suite import Suite, get_suite
 from portbench.harness.worker import new_cell_result, utc_now, worker_main
-from portbench.harness.workload import TaskSpec
+from portbench.harness.workload import TaskSpec, Workload
 
 LOG_TAIL_LINES = 8
 KILL_GRACE_S = 5.0
@@ -112,6 +112,8 @@ def plan_cells(
                 )
                 if not options.selects(cell_id):
                     continue
+                if workload is not None:
+                    _check_int8_roles(workload, spec, cell_id)
                 plan = CellPlan(
                     cell_id=cell_id,
                     spec=spec,
@@ -137,6 +139,15 @@ def plan_cells(
                     skip = how.how if how else f"{backend_name} does not declare {precision.value}"
                 planned.append(PlannedCell(plan, skip))
     return planned
+
+
+def _check_int8_roles(workload: Workload, spec: TaskSpec, cell_id: str) -> None:
+    """A misspelt ``int8_roles`` fails the plan, before any cell runs (an hour of measuring later is
+    too late)."""
+    try:
+        workload.int8_roles(spec)
+    except PortbenchError as exc:
+        raise PortbenchError(f"cell {cell_id}: {exc}") from None
 
 
 OUTPUTS_DIR = "outputs"

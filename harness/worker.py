@@ -185,6 +185,13 @@ def _qdq_model(
     return OnnxModel(quantized.model_file, converted.source, converted.provenance), provenance
 
 
+def _role_precision(int8: bool) -> dict[str, Any]:
+    """What an INT8 cell's ``quantization`` record says of one role before its provenance is added."""
+    if int8:
+        return {"precision": "int8"}
+    return {"precision": "fp32", "reason": "not in the cell's int8_roles: its FP32 model runs"}
+
+
 def _open_sessions(
     backend: Backend, workload: Workload, plan: CellPlan, runtime: Runtime | None = None
 ) -> OpenedModels:
@@ -192,10 +199,16 @@ def _open_sessions(
     runtime = runtime or create_runtime(plan.runtime)
     opened = OpenedModels({}, [], {}, None)
     synthetic = workload.synthetic_weights(plan.spec)
-    int8 = plan.precision is Precision.INT8
-    paddle_ptq = int8 and runtime.int8_route == "paddle-ptq" and backend.int8_needs_quantized_model
-    onnx_qdq = int8 and runtime.int8_route == "onnx-qdq"
+    int8_cell = plan.precision is Precision.INT8
+    int8_roles = workload.int8_roles(plan.spec) if int8_cell else ()
+    # role -> its precision in this cell, and the INT8 model's provenance: INT8 cells only
+    quantization: dict[str, dict[str, Any]] = {}
     for role, source_files in workload.models_for(plan.spec).items():
+        int8 = role in int8_roles
+        paddle_ptq = int8 and runtime.int8_route == "paddle-ptq" and backend.int8_needs_quantized_model
+        onnx_qdq = int8 and runtime.int8_route == "onnx-qdq"
+        if int8_cell:
+            quantization[role] = _role_precision(int8)
         name = workload.model_name(plan.spec, role)
         source = workload.model_source(plan.spec, role)
         files = source_files
@@ -203,7 +216,7 @@ def _open_sessions(
             started = time.perf_counter()
             files, provenance = _quantized(workload, plan, role, source_files)
             opened.cold_start[f"{role}_quantize_s"] = time.perf_counter() - started
-            opened.quantization = {**(opened.quantization or {}), role: provenance}
+            quantization[role].update(provenance)
             name = f"{name}-int8-{provenance.get('settings', {}).get('algo', 'ptq')}"
             source = f"portbench post-training quantization of {workload.model_name(plan.spec, role)}"
         loaded = _runtime_model(runtime, files, plan, name, opened, role, force_onnx=onnx_qdq)
@@ -212,7 +225,7 @@ def _open_sessions(
             started = time.perf_counter()
             loaded, provenance = _qdq_model(workload, plan, role, loaded)
             opened.cold_start[f"{role}_quantize_s"] = time.perf_counter() - started
-            opened.quantization = {**(opened.quantization or {}), role: provenance}
+            quantization[role].update(provenance)
             name = f"{name}-int8-qdq-{provenance.get('settings', {}).get('method', 'MinMax')}"
             source = f"ONNX Runtime static QDQ quantization of {workload.model_name(plan.spec, role)}"
             record_path, record_sha256 = str(loaded.path.parent), {loaded.path.name: sha256_file(loaded.path)}
@@ -229,7 +242,12 @@ def _open_sessions(
             )
         )
         start = time.perf_counter()
-        role_options = dataclasses.replace(options, dynamic_shapes=workload.shape_ranges(plan.spec, role))
+        role_options = dataclasses.replace(
+            options,
+            dynamic_shapes=workload.shape_ranges(plan.spec, role),
+            # A role an INT8 cell keeps in FP32 gets an FP32 predictor (no INT8 kernels, no calibration).
+            precision=Precision.FP32 if int8_cell and not int8 else plan.precision,
+        )
         try:
             opened.sessions[role] = runtime.create_session(backend, loaded, role_options)
         except PortbenchError:
@@ -239,6 +257,7 @@ def _open_sessions(
             where = backend.name if runtime.name == "paddle" else f"{backend.name} with {runtime.name}"
             raise PortbenchError(f"cannot load model {files.directory} on {where}: {first_line}") from exc
         opened.cold_start[f"{role}_load_s"] = time.perf_counter() - start
+    opened.quantization = quantization or None
     return opened
 
 

@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 
 JSONValue = Any  # what json.dumps accepts
 
+# Cell parameter: the model roles an INT8 cell quantizes (``Workload.int8_roles``).
+INT8_ROLES_PARAM = "int8_roles"
+
 
 class QuantizationUnsupported(PortbenchError):
     """This workload/model cannot be quantized: its INT8 cells are skipped with this reason."""
@@ -322,6 +325,30 @@ class Workload(ABC):
     def roles(self, spec: TaskSpec) -> Sequence[str]:
         """The model roles the task of ``spec`` uses (keys of :meth:`models_for`), without building
         anything: the planner names a cell's model from them."""
+
+    def int8_roles(self, spec: TaskSpec) -> tuple[str, ...]:
+        """The roles an INT8 cell of ``spec`` runs in INT8 (the cell parameter ``int8_roles``; every
+        role of :meth:`roles` by default); the others run their FP32 model, so a pipeline can keep
+        its most sensitive model in FP32 (OCR system: det FP32, rec INT8)."""
+        roles = tuple(self.roles(spec))
+        chosen = spec.params.get(INT8_ROLES_PARAM)
+        if chosen is None:
+            return roles
+        if (
+            not isinstance(chosen, (list, tuple))
+            or not chosen
+            or not all(isinstance(role, str) for role in chosen)
+            or len(set(chosen)) != len(chosen)
+        ):
+            raise PortbenchError(
+                f"parameter {INT8_ROLES_PARAM} must be a non-empty list of distinct role names "
+                f"({', '.join(roles)}), got {chosen!r}"
+            )
+        unknown = [role for role in chosen if role not in roles]
+        if unknown:
+            raise UnknownNameError(f"{self.name} {spec.task} role (in {INT8_ROLES_PARAM})", unknown[0], roles)
+        # The task's own order, so two spellings of one choice name the same INT8 models.
+        return tuple(role for role in roles if role in chosen)
 
     def model_label(self, spec: TaskSpec) -> str:
         """The model a cell of ``spec`` runs, as cell ids, results and reports name it: the registered

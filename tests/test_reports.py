@@ -617,7 +617,7 @@ def test_subset_rows_of_cells_that_differ_by_label_are_distinct() -> None:
     assert "ernie-sentiment@s64-b8" in subset_lines[1]
 
 
-@pytest.mark.parametrize("suite_name", ["smoke", "standard", "ernie-shapes", "scenarios"])
+@pytest.mark.parametrize("suite_name", ["smoke", "standard", "ernie-shapes", "scenarios", "ocr-int8"])
 def test_no_two_rows_of_a_suite_read_the_same(suite_name: str) -> None:
     # Every cell of a real suite with identical numbers: only what identifies a cell can tell rows apart.
     from portbench.harness.suite import get_suite

@@ -361,6 +361,38 @@ TODAY = {
             ),
         ],
     },
+    # Added after the migration (per-role INT8, issue 11): recorded from its TOML file.
+    "ocr-int8": {
+        "description": (
+            "OCR INT8 matrix on the standard OCR data: det, rec, and the system task with both, rec only"
+            " or det only in INT8"
+        ),
+        "precisions": ("fp32", "int8"),
+        "trials": 3,
+        "measure": {
+            "warmup_queries": 10,
+            "min_queries": 20,
+            "max_queries": 1000,
+            "min_duration_s": 2.0,
+            "max_duration_s": 8.0,
+            "warmup_window": 5,
+            "warmup_stable_windows": 3,
+            "warmup_tolerance": 0.05,
+            "warmup_max_queries": 1000,
+            "warmup_max_s": 8.0,
+            "target_percentile": None,
+        },
+        "cells": [
+            ("ocr/det/ppocrv4-mobile-det/cpu/paddle/fp32/single-stream", "", "synth-standard", {}),
+            ("ocr/rec/ppocrv4-mobile-rec/cpu/paddle/fp32/single-stream", "", "synth-standard",
+             {"batch_size": 6}),
+            ("ocr/system/ppocrv4-mobile-system/cpu/paddle/fp32/single-stream", "", "synth-standard", {}),
+            ("ocr/system/ppocrv4-mobile-system@int8-rec/cpu/paddle/fp32/single-stream", "int8-rec",
+             "synth-standard", {"int8_roles": ("rec",)}),
+            ("ocr/system/ppocrv4-mobile-system@int8-det/cpu/paddle/fp32/single-stream", "int8-det",
+             "synth-standard", {"int8_roles": ("det",)}),
+        ],
+    },
     "scenarios": {
         "description": (
             "Offline batch sweeps (ERNIE reference 1/8/32, OCR rec 1/6/12), two concurrent streams on"
