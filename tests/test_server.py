@@ -517,3 +517,27 @@ def test_a_server_cell_without_a_final_run_or_a_source_has_no_energy_figure_and_
 class _Unavailable(ConstantDraw):
     def probe(self) -> Availability:
         return Availability.no("no such card")
+
+
+@pytest.mark.fast
+def test_reports_show_the_closest_invalid_rate_and_why() -> None:
+    from portbench.harness.results import RunResults
+    from portbench.reports.markdown import render_markdown
+
+    reason = "the closest final run, 313 queries/s, had 3 of 459 queries over the 130 ms bound"
+    cell = CellResult(
+        cell_id="ernie/cls/m/cpu/paddle/fp32/server", workload="ernie", task="cls", model="m",
+        backend="cpu", precision="fp32", scenario="server", dataset="d", status="passed",
+        server={"latency_bound_ms": 130.0, "percentile": 99.0, "rate_at_bound_qps": None, "tail_ms": 100.57,
+                "best_rate_qps": 313.2, "reason": reason,
+                "early_stopping": {"passed": False, "queries": 459, "overlatency": 3, "more_needed": 542}},
+    )  # fmt: skip
+    results = RunResults(
+        run_id="r", started_at="2026-12-01T00:00:00+00:00", portbench_version="0", suite="scenarios",
+        platform={}, cells=[cell],
+    )  # fmt: skip
+    markdown = render_markdown(results)
+    [row] = [line for line in markdown.splitlines() if line.startswith("| ernie/cls/")]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[3:6] == ["none met (closest 313.2, invalid)", "100.57", "not met: 542 more queries needed"]
+    assert f"- `{cell.cell_id}`: {reason}" in markdown
