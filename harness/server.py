@@ -754,36 +754,21 @@ def _warm_up(
     synchronize: Synchronize | None,
     clock: Clock = time.perf_counter_ns,
 ) -> ServerWarmup:
-    """Run every input once on every worker's predictors at once (first-shape costs stay out; the
-    workers warm up in parallel, as they will serve), then one timed pass on the first worker alone:
-    the single-stream service time that seeds the search."""
-    start = clock()
+    """Run every input once on every worker's predictors (first-shape costs stay out), then one timed
+    pass on the first worker for the single-stream service time that seeds the search.
 
-    def warm(queries: Sequence[Query]) -> None:
+    One worker after another, never at once: cloned Paddle predictors share their weights and
+    oneDNN's first call of a shape may reorder them; the one OCR cell warmed up in parallel here
+    failed afterwards ("The Filter tensor's layout should be ONEDNN, but got NCHW"), a race suspected,
+    not proven."""
+    start = clock()
+    count = 0
+    for queries in worker_queries:
         for query in queries:
             query.run()
             if synchronize is not None:
                 synchronize()
-
-    errors: list[BaseException] = []
-
-    def guarded(queries: Sequence[Query]) -> None:
-        try:
-            warm(queries)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [
-        threading.Thread(target=guarded, args=(qs,), name=f"portbench-server-warmup-{n}")
-        for n, qs in enumerate(worker_queries)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
-    count = sum(len(qs) for qs in worker_queries)
+            count += 1
     times = []
     for query in worker_queries[0]:
         t0 = clock()
