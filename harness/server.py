@@ -758,9 +758,7 @@ def _warm_up(
     pass on the first worker for the single-stream service time that seeds the search.
 
     One worker after another, never at once: cloned Paddle predictors share their weights and
-    oneDNN's first call of a shape may reorder them; the one OCR cell warmed up in parallel here
-    failed afterwards ("The Filter tensor's layout should be ONEDNN, but got NCHW"), a race suspected,
-    not proven."""
+    oneDNN's first call of a shape may reorder them, so first calls are kept apart."""
     start = clock()
     count = 0
     for queries in worker_queries:
