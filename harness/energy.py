@@ -203,26 +203,45 @@ class EnergyMeter:
         self.windows.append(window)
 
 
-def energy_record(meter: EnergyMeter, window: EnergyWindow | None, samples: int) -> dict[str, Any]:
-    """What results store for a cell: every reading with energy per sample and samples per joule,
-    and every source that gave none with its reason. Never a 0 standing in for "not measured"."""
+def energy_record(
+    meter: EnergyMeter,
+    window: EnergyWindow | None,
+    samples: int,
+    *,
+    queries: int | None = None,
+    absent_reason: str | None = None,
+) -> dict[str, Any]:
+    """What results store for a cell: every reading with energy per sample and samples per joule
+    (and per query and queries per joule where ``queries`` is given: the server scenario's unit),
+    and every source that gave none with its reason. Never a 0 standing in for "not measured".
+    ``absent_reason``: why there is no window to read (the sources themselves may be fine)."""
     readings: list[dict[str, Any]] = []
     problems = [*meter.unavailable, *(window.errors if window else [])]
+    if absent_reason is not None:
+        problems.append(SourceProblem("portbench", (), absent_reason))
     for reading in window.readings if window else []:
         entry: dict[str, Any] = asdict(reading)
-        if reading.energy_j > 0 and samples > 0:
-            entry["energy_per_sample_j"] = reading.energy_j / samples
-            entry["samples_per_j"] = samples / reading.energy_j
-        else:
-            entry["energy_per_sample_j"] = entry["samples_per_j"] = None
+        entry.update(_per_unit(reading.energy_j, samples, "sample"))
+        if queries is not None:
+            entry.update(_per_unit(reading.energy_j, queries, "query", plural="queries"))
         readings.append(entry)
-    return {
+    record: dict[str, Any] = {
         "available": bool(readings),
         "samples": samples,
         "window_s": window.seconds if window else None,
         "readings": readings,
         "unavailable": [{"source": p.source, "scopes": list(p.scopes), "reason": p.reason} for p in problems],
     }
+    if queries is not None:
+        record["queries"] = queries
+    return record
+
+
+def _per_unit(energy_j: float, count: int, unit: str, plural: str | None = None) -> dict[str, float | None]:
+    per, each = f"energy_per_{unit}_j", f"{plural or unit + 's'}_per_j"
+    if energy_j > 0 and count > 0:
+        return {per: energy_j / count, each: count / energy_j}
+    return {per: None, each: None}
 
 
 def describe_unavailable(record: Mapping[str, Any]) -> str:

@@ -31,6 +31,7 @@ import statistics
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -38,6 +39,7 @@ import numpy as np
 from scipy.stats import binom
 
 from portbench.errors import PortbenchError
+from portbench.harness.energy import EnergyMeter, EnergyWindow, energy_record
 from portbench.harness.measure import Clock, Synchronize, min_samples_for, summarize_ms
 from portbench.harness.results import CellResult, Throughput
 from portbench.harness.scenarios import Scenario, ScenarioContext
@@ -71,6 +73,8 @@ class ServerSettings:
     max_probes: int = 14
     final_attempts: int = 3
     backoff: float = 0.9
+    # Seconds the search (probes and final runs) may take; None: no cap.
+    search_budget_s: float | None = 600.0
 
     def __post_init__(self) -> None:
         if not self.latency_bound_ms > 0:
@@ -85,6 +89,8 @@ class ServerSettings:
             raise ServerSettingsError("server_final_queries must be positive")
         if self.start_rate is not None and not self.start_rate > 0:
             raise ServerSettingsError("server_start_rate must be positive")
+        if self.search_budget_s is not None and not self.search_budget_s > 0:
+            raise ServerSettingsError("server_search_budget_s must be positive")
         if not self.tolerance > 0 or not 0 < self.backoff < 1 or self.min_duration_s < 0:
             raise ServerSettingsError(
                 "need server_tolerance > 0, 0 < server_backoff < 1, server_min_duration_s >= 0"
@@ -112,6 +118,7 @@ class ServerSettings:
             "server_max_probes": ("max_probes", int),
             "server_final_attempts": ("final_attempts", int),
             "server_backoff": ("backoff", float),
+            "server_search_budget_s": ("search_budget_s", float),
         }
         values: dict[str, Any] = {"latency_bound_ms": _number(bound, "latency_bound_ms", float)}
         for key, (name, kind) in names.items():
@@ -201,7 +208,24 @@ def tail_latency_ms(latencies_ms: Sequence[float], percentile: float) -> float:
     return float(max(latencies_ms))
 
 
+def allowed_overlatency(queries: int, percentile: float) -> int:
+    """Queries a run of ``queries`` may have over the bound while its ``percentile`` stays within it
+    (nearest rank): none under 100 queries at p99."""
+    return math.floor(queries * (1.0 - percentile / 100.0) + 1e-9)
+
+
+def final_allowed_overlatency(queries: int, percentile: float, confidence: float) -> int:
+    """The most overlatency queries with which a final run of ``queries`` can still pass early
+    stopping (-1 when even none cannot: the run is shorter than the early-stopping minimum)."""
+    over = -1
+    while early_stopping_min_queries(over + 1, percentile, confidence) <= queries:
+        over += 1
+    return over
+
+
 # --- load generator -----------------------------------------------------------------------------
+
+STOP_CHECK_NS = 5_000_000  # how often the generator looks for queries already over the bound
 
 
 def poisson_schedule(rate: float, count: int, seed: int) -> np.ndarray:
@@ -214,8 +238,10 @@ def poisson_schedule(rate: float, count: int, seed: int) -> np.ndarray:
 
 @dataclass
 class ServerRun:
-    """One run at a target rate. Times are nanoseconds from the generator's start; ``worker`` says
-    which worker served each query."""
+    """One run at a target rate. Times are nanoseconds from the generator's start, for the queries
+    that completed; ``worker`` says which worker served each. A run stopped early (``stopped`` says
+    why) also keeps, for each query it never served, how long it had waited when it was dropped: a
+    lower bound of its latency."""
 
     rate: float
     seed: int | None
@@ -224,31 +250,49 @@ class ServerRun:
     completed_ns: list[int]
     worker: list[int]
     samples: int
+    planned: int | None = None  # queries scheduled; None: all of them completed
+    stopped: str | None = None
+    unserved_waited_ms: list[float] = field(default_factory=list)
 
     @property
     def latencies_ms(self) -> list[float]:
         return [(done - due) / 1e6 for done, due in zip(self.completed_ns, self.scheduled_ns, strict=True)]
 
     @property
+    def planned_queries(self) -> int:
+        return self.planned if self.planned is not None else len(self.scheduled_ns)
+
+    @property
     def wall_s(self) -> float:
-        return max(self.completed_ns) / 1e9
+        return max(self.completed_ns) / 1e9 if self.completed_ns else 0.0
+
+    def overlatency(self, bound_ms: float) -> int:
+        """Queries over the bound: served ones, and dropped ones that had already waited past it."""
+        served = sum(1 for v in self.latencies_ms if v > bound_ms)
+        return served + sum(1 for v in self.unserved_waited_ms if v > bound_ms)
+
+    def tail_floor_ms(self) -> float:
+        """The largest latency seen, counting a dropped query's wait (a lower bound on its latency)."""
+        return max([*self.latencies_ms, *self.unserved_waited_ms], default=0.0)
 
     def throughput(self) -> Throughput:
-        return Throughput(
-            samples_per_s=self.samples / self.wall_s, queries_per_s=len(self.completed_ns) / self.wall_s
-        )
+        wall = self.wall_s or float("inf")
+        return Throughput(samples_per_s=self.samples / wall, queries_per_s=len(self.completed_ns) / wall)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "target_qps": self.rate,
             "seed": self.seed,
             "queries": len(self.scheduled_ns),
-            "achieved_qps": len(self.completed_ns) / self.wall_s,
+            "planned_queries": self.planned_queries,
+            "stopped": self.stopped,
+            "achieved_qps": self.throughput().queries_per_s,
             "scheduled_s": [ns / 1e9 for ns in self.scheduled_ns],
             "issued_s": [ns / 1e9 for ns in self.issued_ns],
             "completed_s": [ns / 1e9 for ns in self.completed_ns],
             "worker": list(self.worker),
             "latency_ms": self.latencies_ms,
+            "unserved_waited_ms": list(self.unserved_waited_ms),
         }
 
 
@@ -261,9 +305,15 @@ def run_server(
     clock: Clock = time.perf_counter_ns,
     sleep: Callable[[float], None] = time.sleep,
     synchronize: Synchronize | None = None,
+    bound_ms: float | None = None,
+    stop_after_over: int | None = None,
 ) -> ServerRun:
     """Issue query ``i`` at ``schedule_s[i]`` to whichever of the workers is free; query ``i`` is
-    input ``i % len(queries)`` of that worker's own list (each list bound to its own predictors)."""
+    input ``i % len(queries)`` of that worker's own list (each list bound to its own predictors).
+
+    With ``bound_ms`` and ``stop_after_over`` the run stops as soon as more than ``stop_after_over``
+    queries are known to be over the bound — served over it, or still unserved and older than it —
+    when its verdict can no longer change: queries in service finish, queued ones are dropped."""
     if not worker_queries or any(not qs for qs in worker_queries):
         raise ValueError("the server scenario needs at least one worker, each with queries")
     count = len(schedule_s)
@@ -272,19 +322,55 @@ def run_server(
     completed = [0] * count
     served_by = [0] * count
     samples = [0] * count
+    done = [False] * count
+    unserved_waited_ms: list[float] = []
     pending: queue.SimpleQueue[int | None] = queue.SimpleQueue()
     errors: list[BaseException] = []
     failed = threading.Event()
+    stopped = threading.Event()
+    watch = bound_ms is not None and stop_after_over is not None
+    bound_ns = round((bound_ms or 0.0) * 1e6)
+    lock = threading.Lock()  # guards done, the over-the-bound count and the oldest-unfinished index
+    state = {"over_served": 0, "issued": 0, "oldest": 0, "finished": 0}
+    reason: list[str] = []
     start = clock()
+
+    def known_over(now: int) -> int:
+        with lock:
+            while state["oldest"] < state["issued"] and done[state["oldest"]]:
+                state["oldest"] += 1
+            late = 0
+            index = state["oldest"]
+            while index < state["issued"] and now - scheduled[index] > bound_ns:
+                late += not done[index]
+                index += 1
+            return state["over_served"] + late
+
+    def check() -> None:
+        if watch and not stopped.is_set():
+            over = known_over(clock() - start)
+            if over > (stop_after_over or 0):
+                reason.append(
+                    f"stopped after {state['finished']} of {count} queries: {over} over the "
+                    f"{bound_ms:g} ms bound, more than the {stop_after_over} the verdict allows"
+                )
+                stopped.set()
 
     def generate() -> None:
         for index, due in enumerate(scheduled):
-            while (wait := start + due - clock()) > 0 and not failed.is_set():
-                sleep(wait / 1e9)
-            if failed.is_set():
+            while (wait := start + due - clock()) > 0 and not failed.is_set() and not stopped.is_set():
+                sleep((min(wait, STOP_CHECK_NS) if watch else wait) / 1e9)
+                check()
+            if failed.is_set() or stopped.is_set():
                 break
             issued[index] = clock() - start
+            with lock:
+                state["issued"] = index + 1
             pending.put(index)
+            check()
+        while watch and not (failed.is_set() or stopped.is_set()) and state["finished"] < state["issued"]:
+            sleep(STOP_CHECK_NS / 1e9)
+            check()
         for _ in worker_queries:
             pending.put(None)
 
@@ -292,6 +378,10 @@ def run_server(
         queries = worker_queries[number]
         try:
             while (index := pending.get()) is not None:
+                if stopped.is_set() or failed.is_set():
+                    with lock:
+                        unserved_waited_ms.append((clock() - start - scheduled[index]) / 1e6)
+                    continue
                 query = queries[index % len(queries)]
                 query.run()
                 if synchronize is not None:
@@ -299,6 +389,10 @@ def run_server(
                 completed[index] = clock() - start
                 served_by[index] = number
                 samples[index] = query.samples
+                with lock:
+                    done[index] = True
+                    state["finished"] += 1
+                    state["over_served"] += completed[index] - scheduled[index] > bound_ns
         except BaseException as exc:
             errors.append(exc)
             failed.set()
@@ -313,35 +407,81 @@ def run_server(
         thread.join()
     if errors:
         raise errors[0]
-    return ServerRun(rate, seed, scheduled, issued, completed, served_by, sum(samples))
+    if not reason:
+        return ServerRun(rate, seed, scheduled, issued, completed, served_by, sum(samples))
+    # Queries never issued were due after the stop: they had not waited at all.
+    kept = [i for i in range(count) if done[i]]
+    return ServerRun(
+        rate,
+        seed,
+        [scheduled[i] for i in kept],
+        [issued[i] for i in kept],
+        [completed[i] for i in kept],
+        [served_by[i] for i in kept],
+        sum(samples[i] for i in kept),
+        planned=count,
+        stopped=reason[0],
+        unserved_waited_ms=unserved_waited_ms,
+    )
 
 
 # --- the search ---------------------------------------------------------------------------------
 
-Probe = Callable[[float, int, int], ServerRun]  # (rate, queries, seed) -> run
+
+@dataclass(frozen=True)
+class RunRequest:
+    """One run the search asks for: ``queries`` Poisson arrivals at ``rate`` from ``seed``;
+    ``stop_after_over`` ends it once more overlatency queries than that are known (None: run all).
+    ``final`` marks a final run, the only kind whose energy is metered."""
+
+    rate: float
+    queries: int
+    seed: int
+    bound_ms: float
+    stop_after_over: int | None = None
+    final: bool = False
+
+
+Probe = Callable[[RunRequest], ServerRun]
+MonotonicSeconds = Callable[[], float]
 
 
 @dataclass
 class ProbeRecord:
     rate: float
-    queries: int
+    queries: int  # planned
     seed: int
-    tail_ms: float
+    tail_ms: float  # percentile of a full probe; for a stopped one the largest latency known (a floor)
     passed: bool
     achieved_qps: float
+    overlatency: int = 0
+    completed: int = 0
+    stopped: str | None = None
 
 
 @dataclass
 class SearchResult:
-    """The search's probes, the final run at the rate found (None when no rate met the bound) and
-    whether the rate was bracketed from above (False: the system never saturated within the probes)."""
+    """The search's probes, its final attempts (every run kept; ``final`` is the one reported: the
+    valid one, else the closest to valid) and how the search ended.
+
+    ``saturated``: the rate was bracketed from above (False: the system never failed a probe);
+    ``stopped_by``: what ended the probing (bracket within tolerance, max_probes, the search budget,
+    the low-load floor, or no rate reached)."""
 
     settings: ServerSettings
     probes: list[ProbeRecord] = field(default_factory=list)
     final: ServerRun | None = None
+    final_index: int | None = None  # which of final_attempts / final_runs ``final`` is
+    final_runs: list[ServerRun] = field(default_factory=list)
     final_attempts: list[dict[str, Any]] = field(default_factory=list)
     early: EarlyStopping | None = None
     saturated: bool = False
+    stopped_by: str = ""
+    bracket: tuple[float | None, float | None] = (None, None)
+    spent_s: float = 0.0
+    capacity_qps: float | None = None
+    floor_qps: float | None = None
+    unrun_final: dict[str, float] | None = None  # the final run the budget left no room for
 
     @property
     def valid(self) -> bool:
@@ -349,6 +489,7 @@ class SearchResult:
             self.final is not None
             and self.early is not None
             and self.early.passed
+            and self.final.stopped is None
             and self._tail_ok(self.final)
         )
 
@@ -359,77 +500,242 @@ class SearchResult:
     def rate_at_bound(self) -> float | None:
         return self.final.rate if self.valid and self.final is not None else None
 
+    @property
+    def budget_exhausted(self) -> bool:
+        return self.stopped_by == "search_budget_s"
 
-def find_rate(probe: Probe, settings: ServerSettings, start_rate: float) -> SearchResult:
+    def best_probe(self) -> ProbeRecord | None:
+        """Without a final run: the highest passing probe, else the one closest to the bound (the
+        smallest tail, a floor for a stopped probe; the higher rate on a tie)."""
+        passed = [p for p in self.probes if p.passed]
+        if passed:
+            return max(passed, key=lambda p: p.rate)
+        if not self.probes:
+            return None
+        return min(self.probes, key=lambda p: (p.tail_ms, -p.rate))
+
+
+NEGLIGIBLE_LOAD = 0.05  # utilisation below which queueing cannot explain a tail over the bound
+
+
+def find_rate(
+    probe: Probe,
+    settings: ServerSettings,
+    start_rate: float,
+    *,
+    capacity_qps: float | None = None,
+    clock: MonotonicSeconds = time.monotonic,
+) -> SearchResult:
     """Bracket (double / halve), bisect geometrically to ``settings.tolerance``, confirm with a final
-    run of at least the early-stopping minimum, stepping the rate down while that run is not valid."""
-    found = SearchResult(settings)
+    run of at least the early-stopping minimum, stepping the rate down while that run is not valid.
+
+    Probes end as soon as their verdict is known (more overlatency queries than the percentile
+    allows), so an overloaded rate costs seconds, not a backlog. ``settings.search_budget_s`` caps
+    the whole search: no probe starts once it is spent, and no final run that cannot end within
+    it (its arrivals alone take queries / rate) starts at all. Halving stops at
+    the floor where the workers would be busy under ``NEGLIGIBLE_LOAD`` of ``capacity_qps`` (the
+    workers / single-stream service time): a tail over the bound there is the service time's own."""
+    found = SearchResult(settings, capacity_qps=capacity_qps)
     seed = settings.seed
+    began = clock()
+    budget = settings.search_budget_s
+
+    def spent() -> float:
+        return clock() - began
+
+    def final_queries(rate: float) -> int:
+        return max(settings.final_minimum, math.ceil(rate * settings.min_duration_s))
+
+    def no_room_for(rate: float, passing: float | None) -> bool:
+        """Whether a probe at ``rate`` (its arrivals take probe_queries / rate) would leave too little
+        of the budget for the final run at the highest passing rate so far."""
+        if budget is None:
+            return False
+        reserve = final_queries(passing) / passing if passing is not None else 0.0
+        return spent() + settings.probe_queries / rate + reserve > budget
 
     def passes(rate: float) -> bool:
         nonlocal seed
         seed += 1
-        run = probe(rate, settings.probe_queries, seed)
-        # A probe only steers the search (the final run is judged by early stopping): its interpolated
-        # percentile, not its maximum, so one scheduler hiccup on a loaded host does not halve the rate.
-        tail = float(np.percentile(np.asarray(run.latencies_ms, dtype=np.float64), settings.percentile))
-        # Short probes hide overload while the backlog is still under the bound: a system that did not
-        # keep up with the arrivals (completions lagging the schedule by more than a tenth) fails.
-        kept_up = run.throughput().queries_per_s >= MIN_KEPT_UP * len(run.scheduled_ns) / (
-            max(run.scheduled_ns) / 1e9
-        )
-        ok = tail <= settings.latency_bound_ms and kept_up
+        allowed = allowed_overlatency(settings.probe_queries, settings.percentile)
+        run = probe(RunRequest(rate, settings.probe_queries, seed, settings.latency_bound_ms, allowed))
+        over = run.overlatency(settings.latency_bound_ms)
+        if run.stopped is None:
+            latencies = np.asarray(run.latencies_ms, dtype=np.float64)
+            tail = float(np.percentile(latencies, settings.percentile))
+            # Short probes hide overload while the backlog is still under the bound: a system that did
+            # not keep up with the arrivals (completions lagging the schedule by a tenth) fails.
+            kept_up = run.throughput().queries_per_s >= MIN_KEPT_UP * len(run.scheduled_ns) / (
+                max(run.scheduled_ns) / 1e9
+            )
+            # The count, not an interpolated percentile: the final run's early stopping forgives no
+            # more, so a probe that passed with one query over would only send it to a doomed final.
+            ok = over <= allowed and kept_up
+        else:
+            tail, ok = run.tail_floor_ms(), False
         found.probes.append(
-            ProbeRecord(rate, settings.probe_queries, seed, tail, ok, run.throughput().queries_per_s)
-        )
+            ProbeRecord(
+                rate, settings.probe_queries, seed, tail, ok, run.throughput().queries_per_s,
+                overlatency=over, completed=len(run.completed_ns), stopped=run.stopped,
+            )
+        )  # fmt: skip
         return ok
 
     low: float | None = None
     high: float | None = None
     rate = start_rate
     floor = start_rate / 2**MAX_HALVINGS  # below this, probes take too long: no rate meets the bound
-    while len(found.probes) < settings.max_probes and (low is None or high is None) and rate >= floor:
+    if capacity_qps is not None:
+        floor = max(floor, NEGLIGIBLE_LOAD * capacity_qps)
+    found.floor_qps = floor
+    stopped_by = ""
+    while low is None or high is None:
+        if len(found.probes) >= settings.max_probes:
+            stopped_by = "max_probes"
+        elif rate < floor:
+            stopped_by = "floor"
+        elif no_room_for(rate, low):
+            stopped_by = "search_budget_s"
+        if stopped_by:
+            break
         if passes(rate):
             low = rate
             rate *= 2
         else:
             high = rate
             rate /= 2
-    while low is not None and high is not None and high / low > 1 + settings.tolerance:
-        if len(found.probes) >= settings.max_probes:
-            break
-        middle = math.sqrt(low * high)
-        if passes(middle):
-            low = middle
+    while not stopped_by and low is not None and high is not None:
+        if high / low <= 1 + settings.tolerance:
+            stopped_by = "tolerance"
+        elif len(found.probes) >= settings.max_probes:
+            stopped_by = "max_probes"
+        elif no_room_for(math.sqrt(low * high), low):
+            stopped_by = "search_budget_s"
         else:
-            high = middle
+            middle = math.sqrt(low * high)
+            if passes(middle):
+                low = middle
+            else:
+                high = middle
     found.saturated = high is not None
-    if low is None:
+    found.bracket = (low, high)
+    found.stopped_by = stopped_by
+    if low is None:  # the halving ran into the floor, max_probes or the budget
+        found.spent_s = spent()
         return found
 
     rate = low
-    for _ in range(settings.final_attempts):
+    for attempt in range(settings.final_attempts):
+        count = final_queries(rate)
+        # The arrivals alone take count / rate: a final run that cannot end within the budget is not
+        # started (a cut-short one could not pass early stopping anyway).
+        if budget is not None and spent() + count / rate > budget:
+            found.stopped_by = "search_budget_s"
+            found.unrun_final = {"target_qps": rate, "queries": count, "expected_s": count / rate}
+            break
         seed += 1
-        count = max(settings.final_minimum, math.ceil(rate * settings.min_duration_s))
-        run = probe(rate, count, seed)
+        last = attempt == settings.final_attempts - 1
+        # Every attempt but the last stops once early stopping cannot pass; the last runs in full so
+        # an invalid result still reports a whole latency distribution.
+        allowed = final_allowed_overlatency(count, settings.percentile, settings.confidence)
+        # A run too short to pass at all (server_final_queries under the minimum) still runs in full.
+        stop_after = None if last or allowed < 0 else allowed
+        run = probe(RunRequest(rate, count, seed, settings.latency_bound_ms, stop_after, final=True))
         early = early_stopping(
             run.latencies_ms, settings.latency_bound_ms, settings.percentile, settings.confidence
         )
-        tail = tail_latency_ms(run.latencies_ms, settings.percentile)
-        found.final, found.early = run, early
+        tail = tail_latency_ms(run.latencies_ms, settings.percentile) if run.completed_ns else None
+        found.final_runs.append(run)
         found.final_attempts.append(
             {
                 "target_qps": rate,
                 "queries": count,
+                "completed": len(run.completed_ns),
+                "stopped": run.stopped,
                 "seed": seed,
                 "tail_ms": tail,
+                "overlatency": run.overlatency(settings.latency_bound_ms),
                 "early_stopping": early.to_dict(),
             }
         )
+        found.final, found.early, found.final_index = run, early, attempt
         if found.valid:
             break
         rate *= settings.backoff
+    if not found.valid and found.final_runs:
+        _report_closest_attempt(found)
+    found.spent_s = spent()
     return found
+
+
+def _report_closest_attempt(found: SearchResult) -> None:
+    """No attempt was valid: report the complete one with the smallest share of queries over the
+    bound (the higher rate on a tie); a stopped attempt only where none completed."""
+    bound = found.settings.latency_bound_ms
+
+    def closeness(index: int) -> tuple[bool, float, float]:
+        run = found.final_runs[index]
+        share = run.overlatency(bound) / max(run.planned_queries, 1)
+        return (run.stopped is not None, share, -run.rate)
+
+    best = min(range(len(found.final_runs)), key=closeness)
+    run = found.final_runs[best]
+    found.final, found.final_index = run, best
+    found.early = early_stopping(
+        run.latencies_ms, bound, found.settings.percentile, found.settings.confidence
+    )
+
+
+def invalid_reason(found: SearchResult, warmup: ServerWarmup | None = None) -> str | None:
+    """Why no rate is reported, in a sentence a report can show; None for a valid result."""
+    if found.valid:
+        return None
+    settings = found.settings
+    bound = settings.latency_bound_ms
+    service = (
+        f"; single-stream service time {warmup.service_s * 1e3:.0f} ms median, "
+        f"{warmup.service_max_s * 1e3:.0f} ms max"
+        if warmup is not None
+        else ""
+    )
+    if found.final is None and found.unrun_final is not None:
+        unrun = found.unrun_final
+        return (
+            f"{unrun['target_qps']:.3g} queries/s passed its probes but was not confirmed: its final run "
+            f"({unrun['queries']:.0f} queries, at least {unrun['expected_s']:.0f} s) does not fit the "
+            f"search budget ({settings.search_budget_s:g} s, {found.spent_s:.0f} s spent){service}"
+        )
+    if found.final is None:
+        best = found.best_probe()
+        if best is None:
+            return f"no probe ran ({found.stopped_by} reached first)"
+        why = {
+            "floor": f"halving stopped at {found.floor_qps:.3g} queries/s, where the workers are busy "
+            f"under {NEGLIGIBLE_LOAD:.0%} of the time: queueing cannot explain the tail",
+            "search_budget_s": f"the search budget ({settings.search_budget_s:g} s) was spent",
+            "max_probes": f"server_max_probes ({settings.max_probes}) were spent",
+        }.get(found.stopped_by, found.stopped_by)
+        over = (
+            f"{best.overlatency} of {best.queries} queries over it"
+            if best.stopped is None
+            else f"{best.overlatency} queries over it when it stopped "
+            f"({best.completed} of {best.queries} served)"
+        )
+        return (
+            f"no probed rate met the {bound:g} ms bound: the closest, {best.rate:.3g} queries/s, had "
+            f"{over} (largest {best.tail_ms:.0f} ms); {why}{service}"
+        )
+    early = found.early
+    assert early is not None
+    run = found.final
+    tail = tail_latency_ms(run.latencies_ms, settings.percentile) if run.completed_ns else float("nan")
+    stopped = f", {run.stopped}" if run.stopped else ""
+    return (
+        f"the closest final run, {run.rate:.3g} queries/s, had {early.overlatency} of {early.queries} "
+        f"queries over the {bound:g} ms bound (p{settings.percentile:g} {tail:.0f} ms){stopped}; early "
+        f"stopping at confidence {settings.confidence:g} needs {early.needed} queries with that many "
+        f"over{service}"
+    )
 
 
 # --- the scenario -------------------------------------------------------------------------------
@@ -440,6 +746,7 @@ class ServerWarmup:
     queries: int
     seconds: float
     service_s: float  # median service time of one query on one worker, unloaded
+    service_max_s: float = 0.0
 
 
 def _warm_up(
@@ -448,7 +755,10 @@ def _warm_up(
     clock: Clock = time.perf_counter_ns,
 ) -> ServerWarmup:
     """Run every input once on every worker's predictors (first-shape costs stay out), then one timed
-    pass on the first worker for the service time that seeds the search."""
+    pass on the first worker for the single-stream service time that seeds the search.
+
+    One worker after another, never at once: cloned Paddle predictors share their weights and
+    oneDNN's first call of a shape may reorder them, so first calls are kept apart."""
     start = clock()
     count = 0
     for queries in worker_queries:
@@ -465,7 +775,10 @@ def _warm_up(
             synchronize()
         times.append((clock() - t0) / 1e9)
     count += len(times)
-    return ServerWarmup(count, (clock() - start) / 1e9, statistics.median(times))
+    return ServerWarmup(count, (clock() - start) / 1e9, statistics.median(times), max(times))
+
+
+TimedWindow = Callable[[], AbstractContextManager[object]]
 
 
 def search_server(
@@ -473,16 +786,30 @@ def search_server(
     settings: ServerSettings,
     *,
     synchronize: Synchronize | None = None,
+    final_window: TimedWindow | None = None,
 ) -> tuple[SearchResult, ServerWarmup]:
-    """Warm up, then :func:`find_rate` over real runs of ``worker_queries``."""
+    """Warm up, then :func:`find_rate` over real runs of ``worker_queries``; each final run (never a
+    probe) runs inside ``final_window()`` — the energy meter's window."""
     warmup = _warm_up(worker_queries, synchronize)
-    start = settings.start_rate or max(0.5 * len(worker_queries) / max(warmup.service_s, 1e-6), 1e-3)
+    capacity = len(worker_queries) / max(warmup.service_s, 1e-6)
+    start = settings.start_rate or max(0.5 * capacity, 1e-3)
 
-    def probe(rate: float, count: int, seed: int) -> ServerRun:
-        schedule = poisson_schedule(rate, count, seed)
-        return run_server(worker_queries, schedule.tolist(), rate=rate, seed=seed, synchronize=synchronize)
+    def probe(request: RunRequest) -> ServerRun:
+        schedule = poisson_schedule(request.rate, request.queries, request.seed)
 
-    return find_rate(probe, settings, start), warmup
+        def run() -> ServerRun:
+            return run_server(
+                worker_queries, schedule.tolist(), rate=request.rate, seed=request.seed,
+                synchronize=synchronize, bound_ms=request.bound_ms,
+                stop_after_over=request.stop_after_over,
+            )  # fmt: skip
+
+        if request.final and final_window is not None:
+            with final_window():
+                return run()
+        return run()
+
+    return find_rate(probe, settings, start, capacity_qps=capacity), warmup
 
 
 class ServerScenario(Scenario):
@@ -500,16 +827,34 @@ class ServerScenario(Scenario):
         ]
         if context.output_tap is not None:
             worker_queries = [context.output_tap.wrap(queries) for queries in worker_queries]
-        found, warmup = search_server(worker_queries, settings, synchronize=context.backend.synchronize)
+        meter = context.meter if context.meter is not None else EnergyMeter([])
+        first_window = len(meter.windows)
+        found, warmup = search_server(
+            worker_queries, settings, synchronize=context.backend.synchronize, final_window=meter.window
+        )
         result.params["latency_bound_ms"] = settings.latency_bound_ms
         result.params["server_workers"] = settings.workers
         record_search(found, warmup, result)
+        result.energy = server_energy(meter, meter.windows[first_window:], found)
         return sorted({q.samples for queries in worker_queries for q in queries})
+
+
+def server_energy(meter: EnergyMeter, windows: Sequence[EnergyWindow], found: SearchResult) -> dict[str, Any]:
+    """Energy of the reported final run (one meter window per final attempt, in order); probes are
+    never metered, so a search without a final run has no figure, and says why."""
+    if found.final is None or found.final_index is None:
+        return energy_record(
+            meter, None, 0, queries=0,
+            absent_reason="the search ended without a final run (see server.reason); probes are not metered",
+        )  # fmt: skip
+    window = windows[found.final_index]
+    return energy_record(meter, window, found.final.samples, queries=len(found.final.completed_ns))
 
 
 def record_search(found: SearchResult, warmup: ServerWarmup, result: CellResult) -> None:
     """Headline figures from the final run; every probe and every final attempt kept raw."""
     settings = found.settings
+    low, high = found.bracket
     summary: dict[str, Any] = {
         "latency_bound_ms": settings.latency_bound_ms,
         "percentile": settings.percentile,
@@ -517,14 +862,27 @@ def record_search(found: SearchResult, warmup: ServerWarmup, result: CellResult)
         "valid": found.valid,
         "saturated": found.saturated,
         "warmup_service_ms": warmup.service_s * 1e3,
+        "warmup_service_max_ms": warmup.service_max_s * 1e3,
         "settings": asdict(settings),
+        "search": {
+            "search_budget_s": settings.search_budget_s,
+            "spent_s": found.spent_s,
+            "budget_exhausted": found.budget_exhausted,
+            "stopped_by": found.stopped_by,
+            "bracket_qps": [low, high],
+            "capacity_estimate_qps": found.capacity_qps,
+            "floor_qps": found.floor_qps,
+        },
         "probes": [asdict(p) for p in found.probes],
         "final_attempts": found.final_attempts,
+        "reported_attempt": found.final_index,
         "early_stopping": found.early.to_dict() if found.early else None,
         "tail_ms": None,
         "p99_ms": None,
+        "best_rate_qps": found.rate_at_bound,
+        "best_tail_ms": None,
     }
-    if found.final is not None:
+    if found.final is not None and found.final.completed_ns:
         latencies = found.final.latencies_ms
         result.latency_ms = summarize_ms(latencies)
         result.throughput = found.final.throughput()
@@ -533,12 +891,19 @@ def record_search(found: SearchResult, warmup: ServerWarmup, result: CellResult)
         summary["tail_ms"] = tail_latency_ms(latencies, settings.percentile)
         summary["p99_ms"] = result.latency_ms.p99
         summary["achieved_qps"] = result.throughput.queries_per_s
+        summary["best_rate_qps"] = found.final.rate
+        summary["best_tail_ms"] = summary["tail_ms"]
+    elif (best := found.best_probe()) is not None:
+        summary["best_rate_qps"] = best.rate
+        summary["best_tail_ms"] = best.tail_ms
     result.warmup = {"queries": warmup.queries, "seconds": warmup.seconds, "stable": None}
     result.server = summary
-    if not found.valid:
-        why = (
-            "no probed rate met the bound"
-            if found.final is None
-            else "the final run did not meet the bound with early stopping"
+    reason = invalid_reason(found, warmup)
+    if reason is not None:
+        summary["reason"] = reason
+    elif found.budget_exhausted:
+        above = "no failing rate" if high is None else f"{high:.3g} queries/s failing"
+        summary["note"] = (
+            f"the search budget ({settings.search_budget_s:g} s) stopped the search with {low:.3g} "
+            f"queries/s passing and {above}: the rate is valid but may be below the capacity"
         )
-        summary["reason"] = why

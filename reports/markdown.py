@@ -214,8 +214,10 @@ def server_section(results: RunResults) -> list[str]:
     table = [
         (r.cell_id, r.backend, r.bound_ms, r.rate_qps, r.p99_ms, r.early_stopping, r.audits) for r in rows
     ]
+    notes = [f"- `{r.cell_id}`: {escape_inline(r.note)}" for r in rows if r.note]
     return [
-        "## Server scenario", "", SERVER_NOTE, "", *markdown_table(SERVER_COLUMNS, table, align_right_from=2)
+        "## Server scenario", "", SERVER_NOTE, "", *markdown_table(SERVER_COLUMNS, table, align_right_from=2),
+        *(["", *notes] if notes else []),
     ]
 
 

@@ -411,6 +411,7 @@ class ServerRow:
     p99_ms: str
     early_stopping: str
     audits: str
+    note: str = ""  # why no rate is valid, or that the search budget cut the search short
 
 
 def audits_text(audits: Mapping[str, Any]) -> str:
@@ -439,15 +440,25 @@ def server_rows(results: RunResults) -> list[ServerRow]:
             early_text = f"not met: {early.get('more_needed', '?')} more queries needed"
         rate = server.get("rate_at_bound_qps")
         tail = server.get("tail_ms")
+        best = server.get("best_rate_qps")
+        if isinstance(rate, (int, float)):
+            rate_text = format_rate(rate)
+        elif isinstance(best, (int, float)):
+            # Never a bare "none": the closest rate the search reached, marked invalid (see the note).
+            rate_text = f"none met (closest {format_rate(best)}, invalid)"
+            tail = tail if isinstance(tail, (int, float)) else server.get("best_tail_ms")
+        else:
+            rate_text = "none met"
         rows.append(
             ServerRow(
                 cell_id=cell.cell_id,
                 backend=cell.backend,
                 bound_ms=f"{server['latency_bound_ms']:g}",
-                rate_qps=format_rate(rate) if isinstance(rate, (int, float)) else "none met",
+                rate_qps=rate_text,
                 p99_ms=format_ms(tail) if isinstance(tail, (int, float)) else "-",
                 early_stopping=early_text,
                 audits=audits_text(cell.audits),
+                note=str(server.get("reason") or server.get("note") or ""),
             )
         )
     return rows

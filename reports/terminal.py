@@ -135,6 +135,9 @@ def print_server(results: RunResults, console: Console) -> None:
         table.add_row(r.cell_id, r.backend, r.bound_ms, r.rate_qps, r.p99_ms, r.early_stopping, r.audits)
     console.print(table)
     console.print(Text(SERVER_NOTE))
+    for r in rows:
+        if r.note:
+            console.print(Text(f"{r.cell_id}: {r.note}"))
 
 
 def print_summary(results: RunResults, console: Console) -> None:
