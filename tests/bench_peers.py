@@ -9,9 +9,10 @@ the standard suite's settings, each in its own process, one after another (see
 accuracy with RapidOCR on ONNX Runtime.
 
 Environment: ``PORTBENCH_PEER_RUNTIMES``, ``PORTBENCH_PEER_ENGINES``, ``PORTBENCH_PEER_DATASETS``
-(``standard,unseen``), ``PORTBENCH_PEER_THREADS`` (2), ``PORTBENCH_PEERS_JSON=FILE`` (the table and
-verdicts as JSON). The speed target is reported, pass or miss; it is asserted only with
-``PORTBENCH_PEERS_ASSERT_TARGET=1``.
+(``standard,unseen``), ``PORTBENCH_PEER_THREADS`` (2), ``PORTBENCH_PEER_DET_RESIZE`` (``pinned``:
+RapidOCR's detector on portbench's resize; ``native``: RapidOCR's own ladder),
+``PORTBENCH_PEERS_JSON=FILE`` (the table and verdicts as JSON). The speed target is reported, pass
+or miss; it is asserted only with ``PORTBENCH_PEERS_ASSERT_TARGET=1``.
 """
 
 from __future__ import annotations
@@ -56,7 +57,13 @@ def test_peer_benchmark_against_rapidocr(
         for name in config.engines:
             results.append(
                 peers.run_in_own_process(
-                    peers.measure_rapidocr, name, dataset, suite.measure, suite.trials, config.threads
+                    peers.measure_rapidocr,
+                    name,
+                    dataset,
+                    suite.measure,
+                    suite.trials,
+                    config.threads,
+                    config.det_resize,
                 )
             )
         for runtime in config.runtimes:
@@ -70,6 +77,7 @@ def test_peer_benchmark_against_rapidocr(
     table = peers.format_table(results, verdicts)
     with capsys.disabled():
         print(f"\npeer benchmark, {config.threads} threads, load average {os.getloadavg()}:\n{table}")
+        print(f"detection resize ({config.det_resize}): {peers.DET_RESIZE_POLICIES[config.det_resize]}")
         print("remaining differences:\n- " + "\n- ".join(peers.REMAINING_DIFFERENCES))
     for verdict in verdicts:
         record_property(f"ratio_{verdict.dataset}", verdict.ratio)
@@ -84,6 +92,8 @@ def test_peer_benchmark_against_rapidocr(
             "accuracy_tolerance": peers.ACCURACY_TOLERANCE,
             "platform": describe_platform(),
             "load_average_end": list(os.getloadavg()),
+            "det_resize": config.det_resize,
+            "det_resize_policy": peers.DET_RESIZE_POLICIES[config.det_resize],
             "remaining_differences": list(peers.REMAINING_DIFFERENCES),
             "results": [r.to_dict() for r in results],
             "verdicts": [v.to_dict() for v in verdicts],

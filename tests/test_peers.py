@@ -16,6 +16,7 @@ from portbench.harness.results import CellResult, LatencySummary
 from portbench.harness.suite import get_suite
 from portbench.suites.ocr import peers
 from portbench.suites.ocr.datasets import DetSample, TextLine
+from portbench.suites.ocr.preprocess import DetPreprocessConfig, det_resize_hw
 
 pytestmark = pytest.mark.fast  # contracts, planning, parity, reports with fakes: tox -e fast
 
@@ -53,15 +54,23 @@ def test_matched_settings_are_paddleocr_system_defaults_and_the_engine_thread_op
     assert paddle["cpu_math_library_num_threads"] == 3 and "intra_op_num_threads" not in paddle
 
 
-def fake_rapidocr(**overrides: object) -> SimpleNamespace:
+def ladder(max_wh: int) -> SimpleNamespace:
+    """RapidOCR 1.4's detector limit under limit_type "max", written out from its rule."""
+    limit = 960 if max_wh < 960 else 1500 if max_wh < 1500 else 2000
+    return SimpleNamespace(limit_side_len=limit, limit_type="max")
+
+
+def fake_rapidocr(*, det_limit: int = 960, **overrides: object) -> SimpleNamespace:
     post = SimpleNamespace(thresh=0.3, box_thresh=0.6, unclip_ratio=1.5, max_candidates=1000,
                            dilation_kernel=None, score_mode="fast")  # fmt: skip
     det = SimpleNamespace(limit_side_len=960, limit_type="max", mean=np.array([0.485, 0.456, 0.406]),
-                          std=np.array([0.229, 0.224, 0.225]), postprocess_op=post)  # fmt: skip
+                          std=np.array([0.229, 0.224, 0.225]), postprocess_op=post,
+                          get_preprocess=lambda max_wh: SimpleNamespace(limit_side_len=det_limit,
+                                                                         limit_type="max"))  # fmt: skip
     ocr = SimpleNamespace(use_cls=False, width_height_ratio=-1, text_score=0.5, text_det=det,
                           text_rec=SimpleNamespace(rec_batch_num=6))  # fmt: skip
     for key, value in overrides.items():
-        setattr(post if hasattr(post, key) else ocr, key, value)
+        setattr(post if hasattr(post, key) else det if hasattr(det, key) else ocr, key, value)
     return ocr
 
 
@@ -77,6 +86,40 @@ def test_a_setting_rapidocr_ignored_is_named() -> None:
         "det_box_thresh: asked 0.6, runs 0.5",
         "det_use_dilation: asked False, runs True",
     ]
+
+
+def test_the_limit_read_back_is_the_one_the_detector_picks_for_a_large_page() -> None:
+    # RapidOCR's attribute says 960, but its ladder detects a 1400 px page at 1500: that is named.
+    asked = peers.matched_settings(peers.PEER_ENGINES["rapidocr-onnxruntime"], threads=2)
+    native = peers.effective_settings(fake_rapidocr(get_preprocess=ladder))
+    assert native["det_limit_side_len"] == 1500
+    assert peers.settings_mismatch(asked, native) == ["det_limit_side_len: asked 960, runs 1500"]
+    # The native policy knowingly leaves that limit to RapidOCR; everything else is still checked.
+    assert peers.settings_mismatch(asked, native, unchecked=("det_limit_side_len",)) == []
+
+
+def test_rapidocrs_own_detector_follows_the_ladder_and_pinning_fixes_the_limit() -> None:
+    text_detect = pytest.importorskip("rapidocr_onnxruntime.ch_ppocr_det.text_detect")
+    engine = peers.PEER_ENGINES["rapidocr-onnxruntime"]
+    det = SimpleNamespace(limit_side_len=960, limit_type="max", mean=[0.485, 0.456, 0.406],
+                          std=[0.229, 0.224, 0.225])  # fmt: skip
+    det.get_preprocess = lambda max_wh: text_detect.TextDetector.get_preprocess(det, max_wh)
+    assert [det.get_preprocess(side).limit_side_len for side in (900, 1300, 1600)] == [960, 1500, 2000]
+    # A 1000 x 1300 page: the ladder leaves it at full size (rounded to 32: 992 x 1312).
+    page = np.zeros((1000, 1300, 3), dtype=np.uint8)
+    assert det.get_preprocess(1300).resize(page).shape[:2] == (992, 1312)
+
+    peers.pin_det_resize(SimpleNamespace(text_det=det), engine, DetPreprocessConfig())
+    assert [det.get_preprocess(side).limit_side_len for side in (900, 1300, 1600)] == [960, 960, 960]
+    # Pinned: 1300 -> 960 (ratio 960/1300), 1000 -> int(738.46) = 738 -> 23 * 32 = 736, as portbench.
+    assert det.get_preprocess(1300).resize(page).shape[:2] == (736, 960)
+    assert det_resize_hw(1000, 1300, DetPreprocessConfig()) == (736, 960)
+
+
+def test_an_unknown_resize_policy_is_refused_before_rapidocr_is_built() -> None:
+    ghost = dataclasses.replace(peers.PEER_ENGINES["rapidocr-paddle"], module="no_such_rapidocr_module")
+    with pytest.raises(peers.PeerSetupError, match="unknown detection resize policy 'ladder'; known: pinned"):
+        peers.build_rapidocr(ghost, threads=2, det_resize="ladder")
 
 
 # --- output and scoring -----------------------------------------------------------------------------
@@ -257,6 +300,11 @@ def test_environment_defaults() -> None:
     assert config.runtimes == ("paddle",) and config.threads == 2
     assert config.engines == ("rapidocr-onnxruntime", "rapidocr-paddle")
     assert config.datasets == ("standard", "unseen")
+    assert config.det_resize == "pinned"
+
+
+def test_environment_chooses_rapidocrs_native_resize() -> None:
+    assert peers.PeerConfig.from_environment({"PORTBENCH_PEER_DET_RESIZE": " native"}).det_resize == "native"
 
 
 def test_environment_lists_are_stripped_and_deduplicated() -> None:
@@ -278,6 +326,7 @@ def test_environment_lists_are_stripped_and_deduplicated() -> None:
         ("PORTBENCH_PEER_DATASETS", "icdar", "unknown icdar"),
         ("PORTBENCH_PEER_THREADS", "two", "whole number"),
         ("PORTBENCH_PEER_THREADS", "0", "at least 1"),
+        ("PORTBENCH_PEER_DET_RESIZE", "full", "must be one of pinned, native, got 'full'"),
     ],
 )
 def test_bad_environment_is_one_clear_error(variable: str, value: str, message: str) -> None:

