@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -168,19 +168,10 @@ class InferenceSession:
     asynchronous device is synchronised, so a returned ``run`` means the work is really done.
     """
 
-    def __init__(
-        self,
-        predictor: Any,
-        backend: Backend,
-        model: ModelFiles,
-        recreate: Callable[[], Any] | None = None,
-    ) -> None:
+    def __init__(self, predictor: Any, backend: Backend, model: ModelFiles) -> None:
         self._predictor = predictor
         self._backend = backend
         self.model = model
-        # Builds another predictor from the same Config, for backends whose clones must not share
-        # weights (Backend.independent_clones).
-        self._recreate = recreate
         self.input_names: list[str] = list(predictor.get_input_names())
         self.output_names: list[str] = list(predictor.get_output_names())
         self._inputs = [predictor.get_input_handle(n) for n in self.input_names]
@@ -216,10 +207,7 @@ class InferenceSession:
         return outputs
 
     def clone(self) -> InferenceSession:
-        """A predictor for a concurrent stream: sharing weights (Paddle's ``clone``), or a predictor
-        of its own where the backend says shared weights are unsafe."""
-        if self._backend.independent_clones and self._recreate is not None:
-            return InferenceSession(self._recreate(), self._backend, self.model, self._recreate)
+        """A predictor sharing weights, for concurrent streams."""
         return InferenceSession(self._predictor.clone(), self._backend, self.model)
 
 
@@ -234,8 +222,6 @@ class Backend(ABC):
 
     name: ClassVar[str]
     device_type: ClassVar[str]  # Paddle's device prefix: cpu, gpu, npu, mlu, xpu, dcu, iluvatar_gpu
-    # Concurrent streams get predictors of their own instead of Paddle's weight-sharing clones.
-    independent_clones: ClassVar[bool] = False
     description: ClassVar[str]
     # Prefixes of environment variables that change how fast this platform runs (read into the
     # run manifest, never set).
@@ -321,9 +307,7 @@ class Backend(ABC):
 
             reason = support.how if support else "not declared"
             raise PortbenchError(f"{self.name} cannot run {options.precision.value}: {reason}")
-        def build() -> Any:
-            config = self.new_config(model)
-            self.configure(config, options)
-            return paddle_infer.create_predictor(config)
-
-        return InferenceSession(build(), self, model, recreate=build)
+        config = self.new_config(model)
+        self.configure(config, options)
+        predictor = paddle_infer.create_predictor(config)
+        return InferenceSession(predictor, self, model)

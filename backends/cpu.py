@@ -51,11 +51,6 @@ class CpuBackend(Backend):
     device_type = "cpu"
     description = "Host CPU through Paddle Inference (oneDNN on x86)"
     paddle_builds = ("paddlepaddle",)
-    # Paddle 3.2.2 + oneDNN: after cloned PP-OCRv4 det predictors (shared weights) had served
-    # concurrently, the original failed with "The Filter tensor's layout should be ONEDNN, but got
-    # NCHW [fused_conv2d]" (the server scenario's cache audit, twice); the suspect is oneDNN
-    # reordering the shared filters in place. Predictors of their own cost a copy of the weights.
-    independent_clones = True
 
     def __init__(self, device_id: int = 0, flags: frozenset[str] | None = None, arch: str | None = None):
         super().__init__(device_id)
