@@ -586,7 +586,9 @@ def find_rate(
     rate = start_rate
     floor = start_rate / 2**MAX_HALVINGS  # below this, probes take too long: no rate meets the bound
     if capacity_qps is not None:
-        floor = max(floor, NEGLIGIBLE_LOAD * capacity_qps)
+        # The floor bounds the halving; the start rate itself (a suite's server_start_rate may sit
+        # below 5 % load on a fast model) is always probed.
+        floor = min(max(floor, NEGLIGIBLE_LOAD * capacity_qps), start_rate)
     found.floor_qps = floor
     stopped_by = ""
     while low is None or high is None:

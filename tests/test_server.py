@@ -353,6 +353,18 @@ def test_halving_stops_where_queueing_cannot_explain_the_tail() -> None:
 
 
 @pytest.mark.fast
+def test_a_start_rate_below_the_load_floor_is_still_probed() -> None:
+    """Capacity 1,000 queries/s puts the 5 % floor at 50; a suite asking to start at 20 gets its 20
+    probed (and passing, it doubles up), never "no probe ran"."""
+    settings = ServerSettings(latency_bound_ms=10.0, max_probes=2)
+    found = find_rate(
+        lambda q: fake_run(q.rate, q.queries, q.seed, 2.0), settings, start_rate=20.0, capacity_qps=1000.0
+    )
+    assert [p.rate for p in found.probes] == [20.0, 40.0]
+    assert found.floor_qps == 20.0 and found.stopped_by == "max_probes"
+
+
+@pytest.mark.fast
 def test_no_valid_final_run_reports_the_closest_one_and_why() -> None:
     """Probes pass at every rate; the three final attempts have 364, 3 and 63 queries of 459 over the
     bound (what the ERNIE reference's loaded run saw): the one with 3 over is reported, invalid, with
