@@ -315,8 +315,13 @@ def process_medians(cell: CellResult, samples: Sequence[float]) -> list[float] |
         )
     if len(sizes) < 2:
         return None
+    return [float(np.median(part)) for part in _per_process(samples, sizes)]
+
+
+def _per_process(samples: Sequence[float], sizes: Sequence[int]) -> list[Sequence[float]]:
+    """The samples split into each timing process's, by the stored per-process counts."""
     bounds = np.cumsum([0, *sizes])
-    return [float(np.median(samples[a:b])) for a, b in itertools.pairwise(bounds)]
+    return [samples[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 def host_normalised(cell: CellResult, samples: Sequence[float]) -> list[float]:
@@ -332,12 +337,11 @@ def host_normalised(cell: CellResult, samples: Sequence[float]) -> list[float]:
             f"{cell.cell_id}: --normalise-host needs a host probe for each timing process "
             "(raw.host_probe, recorded by single-stream cells since results schema 1.2 of portbench 0.1)"
         )
-    scaled: list[float] = []
-    start = 0
-    for size, probe in zip(sizes, probes, strict=True):
-        scaled += [v / float(probe["probe_ms"]) for v in samples[start : start + size]]
-        start += size
-    return scaled
+    return [
+        v / float(probe["probe_ms"])
+        for part, probe in zip(_per_process(samples, sizes), probes, strict=True)
+        for v in part
+    ]
 
 
 def _probe_version(cell: CellResult) -> set[Any]:

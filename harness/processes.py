@@ -20,13 +20,12 @@ from portbench.harness.results import CellResult, Throughput
 from portbench.harness.stats import summarize_trials
 
 
-def _queries_and_wall(cell: CellResult) -> tuple[int, float, float]:
-    """(queries, samples, wall seconds) of one process's timed loops, from what its result keeps."""
-    queries = len(cell.raw.get("latency_ms") or [])
+def _samples_and_wall(cell: CellResult, queries: int) -> tuple[float, float]:
+    """(samples, wall seconds) of one process's ``queries`` timed queries, from its throughput."""
     if cell.throughput is None or cell.throughput.queries_per_s <= 0:
         raise ValueError(f"{cell.cell_id}: a timed process without a throughput")
     wall = queries / cell.throughput.queries_per_s
-    return queries, cell.throughput.samples_per_s * wall, wall
+    return cell.throughput.samples_per_s * wall, wall
 
 
 def pool_processes(primary: CellResult, repeats: Sequence[CellResult]) -> None:
@@ -55,7 +54,7 @@ def pool_processes(primary: CellResult, repeats: Sequence[CellResult]) -> None:
         probes += list(cell.raw.get("host_probe") or [None])
         p50s += cell.trials.p50_ms
         rates += cell.trials.samples_per_s
-        _, samples_done, wall = _queries_and_wall(cell)
+        samples_done, wall = _samples_and_wall(cell, len(samples))
         total_samples += samples_done
         total_wall += wall
     primary.raw["latency_ms"] = latencies
