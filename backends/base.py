@@ -168,10 +168,13 @@ class InferenceSession:
     asynchronous device is synchronised, so a returned ``run`` means the work is really done.
     """
 
-    def __init__(self, predictor: Any, backend: Backend, model: ModelFiles) -> None:
+    def __init__(
+        self, predictor: Any, backend: Backend, model: ModelFiles, options: PredictorOptions | None = None
+    ) -> None:
         self._predictor = predictor
         self._backend = backend
         self.model = model
+        self._options = options  # what built it, for a clone of its own (Backend.clones_share_weights)
         self.input_names: list[str] = list(predictor.get_input_names())
         self.output_names: list[str] = list(predictor.get_output_names())
         self._inputs = [predictor.get_input_handle(n) for n in self.input_names]
@@ -207,8 +210,12 @@ class InferenceSession:
         return outputs
 
     def clone(self) -> InferenceSession:
-        """A predictor sharing weights, for concurrent streams."""
-        return InferenceSession(self._predictor.clone(), self._backend, self.model)
+        """A predictor for another concurrent stream: Paddle's ``clone()``, which shares the weights,
+        or, where the backend says shared weights are unsafe, a predictor of its own built the same
+        way from the same files."""
+        if not self._backend.clones_share_weights and self._options is not None:
+            return self._backend.create_session(self.model, self._options)
+        return InferenceSession(self._predictor.clone(), self._backend, self.model, self._options)
 
 
 class Backend(ABC):
@@ -240,6 +247,12 @@ class Backend(ABC):
     # INT8 through oneDNN or TensorRT runs a model that PTQ has already quantized; a backend that
     # quantizes weights itself at load time (XPU) takes the FP32 model.
     int8_needs_quantized_model: ClassVar[bool] = True
+
+    @property
+    def clones_share_weights(self) -> bool:
+        """Whether a session's ``clone()`` for a concurrent stream may be Paddle's weight-sharing
+        ``predictor.clone()``; False builds each stream a predictor of its own."""
+        return True
 
     def __init__(self, device_id: int = 0) -> None:
         self.device_id = device_id
@@ -310,4 +323,4 @@ class Backend(ABC):
         config = self.new_config(model)
         self.configure(config, options)
         predictor = paddle_infer.create_predictor(config)
-        return InferenceSession(predictor, self, model)
+        return InferenceSession(predictor, self, model, options)

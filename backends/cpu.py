@@ -61,6 +61,14 @@ class CpuBackend(Backend):
     def uses_onednn(self) -> bool:
         return self._arch in X86_ARCHITECTURES
 
+    @property
+    def clones_share_weights(self) -> bool:
+        # Paddle 3.2.2's oneDNN kernels rewrite shared weights in place: after weight-sharing clones
+        # of the OCR det predictor served concurrently, the original predictor failed ("The Filter
+        # tensor's layout should be ONEDNN, but got NCHW [operator < fused_conv2d > error]", three
+        # runs of the scenarios suite's OCR server cell); with predictors of their own it passed.
+        return not self.uses_onednn
+
     def probe(self) -> Availability:
         engine = "oneDNN" if self.uses_onednn else "native kernels"
         return Availability.yes(f"{self._arch}, {default_threads()} threads by default, {engine}")

@@ -4,9 +4,10 @@ search for the highest rate whose tail latency stays under a bound.
 A load generator thread, separate from the system under test, owns the clock: it draws a seeded
 Poisson schedule for the target rate (exponential inter-arrival gaps) and puts each query on a queue
 at its scheduled time. ``workers`` threads, each on its own cloned predictors, take queries from the
-queue and only predict. A query's latency runs from its *scheduled* arrival to its completion, so a
-system that stalls cannot hide the queue that builds behind it (no coordinated omission: a generator
-that waited for the system before issuing the next query would time only the service).
+queue and only predict; worker ``n`` is one OS thread for the whole search (:class:`WorkerThreads`).
+A query's latency runs from its *scheduled* arrival to its completion, so a system that stalls
+cannot hide the queue that builds behind it (no coordinated omission: a generator that waited for
+the system before issuing the next query would time only the service).
 
 Validity follows MLPerf LoadGen: a run at a rate passes when the tail percentile of its latencies is
 within the bound and LoadGen's early-stopping rule holds (``loadgen/early_stopping.cc``: with ``t``
@@ -31,9 +32,11 @@ import statistics
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import numpy as np
 from scipy.stats import binom
@@ -236,6 +239,44 @@ def poisson_schedule(rate: float, count: int, seed: int) -> np.ndarray:
     return np.cumsum(gaps)
 
 
+T = TypeVar("T")
+
+
+class WorkerThreads:
+    """One long-lived OS thread per server worker: worker ``n``'s warm-up, probes and final runs all
+    run on thread ``n``, for as long as the search lasts.
+
+    Fresh threads per run would be wrong twice over on Paddle's oneDNN CPU kernels, which keep
+    primitives and their memory per OS thread: each new thread pays primitive creation inside the
+    timed run, and Paddle 3.2.2's OCR det predictors driven from one set of new threads after another
+    fail with ``could not execute a primitive`` (measured here: at the third set of two threads;
+    twenty sets of runs on the same two threads pass)."""
+
+    def __init__(self, count: int) -> None:
+        if count < 1:
+            raise ValueError("the server scenario needs at least one worker thread")
+        self._executors = [
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"portbench-server-{n}")
+            for n in range(count)
+        ]
+
+    def __len__(self) -> int:
+        return len(self._executors)
+
+    def submit(self, number: int, job: Callable[[], T]) -> Future[T]:
+        return self._executors[number].submit(job)
+
+    def close(self) -> None:
+        for executor in self._executors:
+            executor.shutdown(wait=True)
+
+    def __enter__(self) -> WorkerThreads:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
 @dataclass
 class ServerRun:
     """One run at a target rate. Times are nanoseconds from the generator's start, for the queries
@@ -307,15 +348,19 @@ def run_server(
     synchronize: Synchronize | None = None,
     bound_ms: float | None = None,
     stop_after_over: int | None = None,
+    threads: WorkerThreads | None = None,
 ) -> ServerRun:
     """Issue query ``i`` at ``schedule_s[i]`` to whichever of the workers is free; query ``i`` is
     input ``i % len(queries)`` of that worker's own list (each list bound to its own predictors).
+    Worker ``n`` serves on ``threads``' thread ``n`` (None: threads of this run's own).
 
     With ``bound_ms`` and ``stop_after_over`` the run stops as soon as more than ``stop_after_over``
     queries are known to be over the bound — served over it, or still unserved and older than it —
     when its verdict can no longer change: queries in service finish, queued ones are dropped."""
     if not worker_queries or any(not qs for qs in worker_queries):
         raise ValueError("the server scenario needs at least one worker, each with queries")
+    if threads is not None and len(threads) != len(worker_queries):
+        raise ValueError(f"{len(worker_queries)} workers need as many threads, not {len(threads)}")
     count = len(schedule_s)
     scheduled = [round(s * 1e9) for s in schedule_s]
     issued = [0] * count
@@ -397,14 +442,14 @@ def run_server(
             errors.append(exc)
             failed.set()
 
-    threads = [threading.Thread(target=generate, name="portbench-loadgen")] + [
-        threading.Thread(target=serve, args=(n,), name=f"portbench-server-{n}")
-        for n in range(len(worker_queries))
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with ExitStack() as owned:
+        pool = threads if threads is not None else owned.enter_context(WorkerThreads(len(worker_queries)))
+        generator = threading.Thread(target=generate, name="portbench-loadgen")
+        generator.start()
+        serving = [pool.submit(n, partial(serve, n)) for n in range(len(worker_queries))]
+        generator.join()
+        for future in serving:
+            future.result()  # serve keeps its own errors
     if errors:
         raise errors[0]
     if not reason:
@@ -754,28 +799,31 @@ class ServerWarmup:
 def _warm_up(
     worker_queries: Sequence[Sequence[Query]],
     synchronize: Synchronize | None,
+    threads: WorkerThreads,
     clock: Clock = time.perf_counter_ns,
 ) -> ServerWarmup:
-    """Run every input once on every worker's predictors (first-shape costs stay out), then one timed
-    pass on the first worker for the single-stream service time that seeds the search.
+    """Run every input once on every worker's predictors, on that worker's own thread (first-shape
+    and per-thread primitive costs stay out of the probes), then one timed pass on the first worker
+    for the single-stream service time that seeds the search.
 
     One worker after another, never at once: cloned Paddle predictors share their weights and
     oneDNN's first call of a shape may reorder them, so first calls are kept apart."""
-    start = clock()
-    count = 0
-    for queries in worker_queries:
+
+    def timed_pass(queries: Sequence[Query]) -> list[float]:
+        times = []
         for query in queries:
+            t0 = clock()
             query.run()
             if synchronize is not None:
                 synchronize()
-            count += 1
-    times = []
-    for query in worker_queries[0]:
-        t0 = clock()
-        query.run()
-        if synchronize is not None:
-            synchronize()
-        times.append((clock() - t0) / 1e9)
+            times.append((clock() - t0) / 1e9)
+        return times
+
+    start = clock()
+    count = 0
+    for number, queries in enumerate(worker_queries):
+        count += len(threads.submit(number, partial(timed_pass, queries)).result())
+    times = threads.submit(0, partial(timed_pass, worker_queries[0])).result()
     count += len(times)
     return ServerWarmup(count, (clock() - start) / 1e9, statistics.median(times), max(times))
 
@@ -792,26 +840,27 @@ def search_server(
 ) -> tuple[SearchResult, ServerWarmup]:
     """Warm up, then :func:`find_rate` over real runs of ``worker_queries``; each final run (never a
     probe) runs inside ``final_window()`` — the energy meter's window."""
-    warmup = _warm_up(worker_queries, synchronize)
-    capacity = len(worker_queries) / max(warmup.service_s, 1e-6)
-    start = settings.start_rate or max(0.5 * capacity, 1e-3)
+    with WorkerThreads(len(worker_queries)) as threads:
+        warmup = _warm_up(worker_queries, synchronize, threads)
+        capacity = len(worker_queries) / max(warmup.service_s, 1e-6)
+        start = settings.start_rate or max(0.5 * capacity, 1e-3)
 
-    def probe(request: RunRequest) -> ServerRun:
-        schedule = poisson_schedule(request.rate, request.queries, request.seed)
+        def probe(request: RunRequest) -> ServerRun:
+            schedule = poisson_schedule(request.rate, request.queries, request.seed)
 
-        def run() -> ServerRun:
-            return run_server(
-                worker_queries, schedule.tolist(), rate=request.rate, seed=request.seed,
-                synchronize=synchronize, bound_ms=request.bound_ms,
-                stop_after_over=request.stop_after_over,
-            )  # fmt: skip
+            def run() -> ServerRun:
+                return run_server(
+                    worker_queries, schedule.tolist(), rate=request.rate, seed=request.seed,
+                    synchronize=synchronize, bound_ms=request.bound_ms,
+                    stop_after_over=request.stop_after_over, threads=threads,
+                )  # fmt: skip
 
-        if request.final and final_window is not None:
-            with final_window():
-                return run()
-        return run()
+            if request.final and final_window is not None:
+                with final_window():
+                    return run()
+            return run()
 
-    return find_rate(probe, settings, start, capacity_qps=capacity), warmup
+        return find_rate(probe, settings, start, capacity_qps=capacity), warmup
 
 
 class ServerScenario(Scenario):

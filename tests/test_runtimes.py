@@ -356,6 +356,35 @@ def test_a_provider_missing_from_the_wheel_is_refused_not_run_on_the_cpu(onnx_ca
         OnnxRuntimeRuntime().create_session(create_backend("cuda"), converted, THREADS)
 
 
+def test_cpu_clones_share_weights_only_where_paddle_runs_without_onednn() -> None:
+    assert CpuBackend(arch="x86_64").clones_share_weights is False  # oneDNN rewrites shared weights
+    assert CpuBackend(arch="aarch64").clones_share_weights is True
+
+
+@pytest.mark.skipif(not CpuBackend().uses_onednn, reason="oneDNN runs on x86 only")
+def test_a_onednn_clone_is_a_predictor_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    files = _ppocr(DET)
+    session = CpuBackend().create_session(files, THREADS)
+    feed = [np.random.default_rng(3).random((1, 3, 320, 480), dtype=np.float32)]
+    (expected,) = session.run(feed)
+
+    import paddle.inference
+
+    built = []
+    create_predictor = paddle.inference.create_predictor
+
+    def counting(config: object) -> object:
+        built.append(config)
+        return create_predictor(config)
+
+    monkeypatch.setattr(paddle.inference, "create_predictor", counting)
+    clone = session.clone()
+    assert len(built) == 1  # a predictor built from a Config of its own, not predictor.clone()
+    assert clone.model == files
+    assert np.array_equal(clone.run(feed)[0], expected)
+    assert np.array_equal(session.run(feed)[0], expected)
+
+
 def test_openvino_reads_the_pdmodel_and_records_the_f32_hint() -> None:
     files = _ppocr(REC)
     feed = [np.random.default_rng(5).random((6, 3, 48, 320), dtype=np.float32)]

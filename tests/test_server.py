@@ -162,6 +162,27 @@ def test_bad_server_parameters_are_user_errors(params: dict[str, object], messag
         ServerSettings.from_params(params, None)
 
 
+def test_each_worker_serves_the_whole_search_from_one_thread_of_its_own() -> None:
+    """Warm-up, every probe and every final run of worker n on one OS thread, never the caller's:
+    Paddle's oneDNN caches primitives per thread, and its predictors fail when driven from one fresh
+    thread after another (README "Server scenario")."""
+    seen: list[set[int]] = [set(), set()]
+
+    def recording(worker: int) -> Query:
+        def run() -> None:
+            seen[worker].add(threading.get_ident())
+            time.sleep(0.002)
+
+        return Query(run=run)
+
+    settings = ServerSettings(latency_bound_ms=50.0, confidence=0.5, probe_queries=16, max_probes=4)
+    found, warmup = search_server([[recording(0)], [recording(1)]], settings)
+    assert warmup.queries == 3  # one input per worker, then the timed pass on worker 0
+    assert len(found.probes) >= 2  # several runs, each of which once started threads of its own
+    assert all(len(threads) == 1 for threads in seen), seen
+    assert seen[0] != seen[1] and threading.get_ident() not in seen[0] | seen[1]
+
+
 def test_rate_search_on_a_fake_system_with_fixed_service_time() -> None:
     """Two workers, 20 ms each: capacity 100 queries/s. Above it the backlog grows by (1/100 - 1/r)
     per query, so 64 queries pass a 150 ms bound only while 64 (0.01 - 1/r) <= 0.15: r <= 131 (Poisson
