@@ -457,7 +457,7 @@ TODAY = {
                 "",
                 "synth-standard",
                 {"latency_bound_ms": 800, "server_workers": 2, "server_probe_queries": 24,
-                 "server_confidence": 0.9, "server_tolerance": 0.15, "server_search_budget_s": 300,
+                 "server_confidence": 0.5, "server_tolerance": 0.15, "server_search_budget_s": 900,
                  "server_final_attempts": 6, "server_backoff": 0.8},
             ),
         ],
