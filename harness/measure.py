@@ -39,6 +39,8 @@ Synchronize = Callable[[], None]
 # Wraps exactly the timed loops (warm-up excluded), e.g. an energy meter's window; one per loop
 # group: all trials of single-stream, each batch size of offline, the common run of multi-stream.
 TimedWindow = Callable[[], AbstractContextManager[object]]
+# Held for each step of a lockstep-timed loop (warm-up, each trial): ``harness.lockstep.Turns.turn``.
+Turn = Callable[[], AbstractContextManager[object]]
 
 
 def _no_window() -> AbstractContextManager[object]:
@@ -339,15 +341,23 @@ def run_trials(
     clock: Clock = time.perf_counter_ns,
     synchronize: Synchronize | None = None,
     window: TimedWindow = _no_window,
+    turn: Turn = _no_window,
 ) -> TrialsResult:
-    """Warm up once, then ``trials`` timed loops; the per-trial medians decide stability."""
+    """Warm up once, then ``trials`` timed loops; the per-trial medians decide stability.
+
+    ``turn`` wraps the warm-up and each trial: a lockstep partner process (``harness.lockstep``)
+    runs its own step between two of ours, never during one."""
     if not queries:
         raise ValueError("no queries to time")
     if trials < 1:
         raise MeasureSettingsError("trials must be at least 1")
-    warmup = warm_up_until_stable(queries, settings, clock=clock, synchronize=synchronize)
+    with turn():
+        warmup = warm_up_until_stable(queries, settings, clock=clock, synchronize=synchronize)
+    measured = []
     with window():
-        measured = [_timed_loop(queries, settings, clock, synchronize) for _ in range(trials)]
+        for _ in range(trials):
+            with turn():
+                measured.append(_timed_loop(queries, settings, clock, synchronize))
     summary = summarize_trials(
         [float(np.percentile(m.latencies_ns, 50)) / 1e6 for m in measured],
         [m.samples / m.wall_s if m.wall_s > 0 else 0.0 for m in measured],

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from portbench.harness.config import CellPlan
     from portbench.harness.energy import EnergyMeter
     from portbench.harness.results import CellResult
+    from portbench.harness.turns import Turns
     from portbench.harness.workload import PreparedTask, Query
 
 
@@ -40,6 +41,9 @@ class ScenarioContext:
     # Power sources probed for the cell: a scenario times its loops inside ``meter.window()`` so the
     # energy of exactly the timed work is recorded (``harness.energy``); None: no energy recorded.
     meter: EnergyMeter | None = None
+    # Set when the cell is timed in lockstep with a partner process (``harness.lockstep``): a
+    # scenario that supports it (single-stream) holds ``turns.turn()`` for each step it times.
+    turns: Turns | None = None
 
 
 class Scenario(ABC):
@@ -51,6 +55,10 @@ class Scenario(ABC):
     # Whether the runner may time the cell again in further worker processes (``suite.processes``)
     # and pool their latencies: true where the headline is the latency distribution of one loop.
     repeatable: ClassVar[bool] = False
+    # Whether the scenario honours ``ScenarioContext.turns`` (every timed step inside a turn), so
+    # ``portbench ab`` may time it in lockstep with a partner process; one that ignored the turns
+    # would leave its partner waiting.
+    lockstep: ClassVar[bool] = False
 
     @abstractmethod
     def record(self, context: ScenarioContext, result: CellResult) -> list[int]:

@@ -15,6 +15,7 @@ import time
 import traceback
 import warnings
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -60,6 +61,7 @@ from portbench.harness.placement import (
 )
 from portbench.harness.results import LEGACY_RUNTIME, CellResult, CellStatus, ModelRecord
 from portbench.harness.scenarios import Scenario, ScenarioContext, create_scenario
+from portbench.harness.turns import Turns
 from portbench.harness.workload import (
     AccuracyResult,
     PreparedTask,
@@ -294,13 +296,22 @@ def _int_list_param(params: Mapping[str, Any], key: str, default: Sequence[int])
 
 
 def _record_single_stream(
-    plan: CellPlan, backend: Backend, queries: Sequence[Query], result: CellResult, meter: EnergyMeter
+    plan: CellPlan,
+    backend: Backend,
+    queries: Sequence[Query],
+    result: CellResult,
+    meter: EnergyMeter,
+    turns: Turns | None = None,
 ) -> list[int]:
-    before = measure_host_speed()  # outside the timed loops: see harness/host_probe.py
+    turn = turns.turn if turns is not None else nullcontext
+    with turn():  # the probe, too, must not run while a lockstep partner times
+        before = measure_host_speed()  # outside the timed loops: see harness/host_probe.py
     trials = run_trials(
-        queries, plan.measure, trials=plan.trials, synchronize=backend.synchronize, window=meter.window
+        queries, plan.measure, trials=plan.trials, synchronize=backend.synchronize, window=meter.window,
+        turn=turn,
     )
-    after = measure_host_speed()
+    with turn():
+        after = measure_host_speed()
     pooled = trials.pooled()
     result.energy = energy_record(meter, meter.windows[-1], pooled.samples)
     result.latency_ms = pooled.latency_summary()
@@ -405,12 +416,13 @@ def _measure_scenario(
     queries: Sequence[Query],
     result: CellResult,
     output_tap: OutputTap | None = None,
+    turns: Turns | None = None,
 ) -> list[int]:
     """Run the cell's scenario (``harness.scenarios`` registry) and record it; returns the batch
     sizes measured (for the manifest)."""
     # Host sources (RAPL, the BMC) first, then the device's own; probed once per cell.
     meter = EnergyMeter([*host_power_sources(), *backend.power_sources()])
-    context = ScenarioContext(plan, backend, prepared, sessions, queries, output_tap, meter)
+    context = ScenarioContext(plan, backend, prepared, sessions, queries, output_tap, meter, turns)
     return create_scenario(plan.scenario).record(context, result)
 
 
@@ -423,11 +435,14 @@ class SingleStreamScenario(Scenario):
     name = "single-stream"
     description = "one query after another, repeated trials"
     repeatable = True
+    lockstep = True
 
     def record(self, context: ScenarioContext, result: CellResult) -> list[int]:
         tap = context.output_tap
         queries = tap.wrap(context.queries) if tap is not None else context.queries
-        return _record_single_stream(context.plan, context.backend, queries, result, _meter_of(context))
+        return _record_single_stream(
+            context.plan, context.backend, queries, result, _meter_of(context), context.turns
+        )
 
 
 class OfflineScenario(Scenario):
@@ -530,8 +545,9 @@ class CellRun:
     outputs: dict[str, Any] | None = None  # per-sample outputs of the accuracy pass
 
 
-def execute_cell(plan: CellPlan) -> CellRun:
-    """Run one cell in this process. Raises PortbenchError for problems the user can fix."""
+def execute_cell(plan: CellPlan, turns: Turns | None = None) -> CellRun:
+    """Run one cell in this process. Raises PortbenchError for problems the user can fix.
+    ``turns``: the cell is timed in lockstep with a partner process (``harness.lockstep``)."""
     started = utc_now()
     wall_start = time.perf_counter()
     backend = create_backend(plan.backend, plan.device_id)
@@ -584,7 +600,7 @@ def execute_cell(plan: CellPlan) -> CellRun:
             OutputTap(sample_indices(len(queries), audit_settings.samples, audit_settings.seed))
             if audit_settings else None
         )
-        batch_sizes = _measure_scenario(plan, backend, prepared, opened.sessions, queries, result, tap)
+        batch_sizes = _measure_scenario(plan, backend, prepared, opened.sessions, queries, result, tap, turns)
         result.resources["cpu_percent"] = process.cpu_percent(None)
         if audit_settings is not None and tap is not None:
             _run_audits(backend, prepared, queries, tap, outputs, audit_settings, result)
@@ -630,7 +646,9 @@ def _device_info_dict(backend: Backend) -> dict[str, Any] | None:
         return {"error": f"{type(exc).__name__}: {exc}"}
 
 
-def worker_main(plan: CellPlan, reply: Any, environment: Mapping[str, str]) -> None:
+def worker_main(
+    plan: CellPlan, reply: Any, environment: Mapping[str, str], turns: Turns | None = None
+) -> None:
     """Process entry point: environment for this device, output to the cell's log, reply on a pipe."""
     os.environ.update(environment)
     warnings.filterwarnings("ignore", message="No ccache found")
@@ -642,7 +660,7 @@ def worker_main(plan: CellPlan, reply: Any, environment: Mapping[str, str]) -> N
         sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
         sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
     try:
-        run = execute_cell(plan)
+        run = execute_cell(plan, turns)
         reply.send(("ok", run.result.to_dict(), run.outputs))
     except (QuantizationUnsupported, SessionUnavailableError) as exc:
         reply.send(("skipped", str(exc), None))
