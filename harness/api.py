@@ -18,6 +18,7 @@ from portbench.harness.models import check_model_dir
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from portbench.errors import BackendUnavailableError, PortbenchError, UnknownNam
 from portbench.files import ensure_directory
 from portbench.harness import platform_info
 from portbench.harness.config import RunOptions
+from portbench.harness.lockstep import PairRunner, Side, lockstep_pair, time_in_lockstep
 from portbench.harness.models import check_model_dir
 from portbench.harness.parity import ReferenceSet, TaskCatalog, apply_parity, load_reference
 from portbench.harness.results import CellResult, RunResults, save_results
@@ -246,3 +248,54 @@ def run(
 ) -> RunResults:
     """Plan, run, judge and save in one call; returns the results (also in ``out_dir``)."""
     return execute(plan_run(suite, options, out_dir), observer).results
+
+
+@dataclass
+class AbOutcome:
+    baseline: RunOutcome
+    candidate: RunOutcome
+    lockstep_id: str
+
+
+def with_environment(plan: RunPlan, environment: Mapping[str, str]) -> RunPlan:
+    """``plan`` with ``environment`` added to every cell's worker environment, each cell timed in one
+    process of its own (the A/B pairs replace ``suite.processes``)."""
+    cells = [
+        PlannedCell(
+            dataclasses.replace(c.plan, environment={**c.plan.environment, **environment}, processes=1),
+            c.skip_reason,
+        )
+        for c in plan.cells
+    ]
+    return dataclasses.replace(plan, cells=cells)
+
+
+def execute_ab(
+    baseline: RunPlan,
+    candidate: RunPlan,
+    environments: tuple[Mapping[str, str], Mapping[str, str]],
+    pairs: int,
+    observer: RunObserver | None = None,
+    cell_runner: Callable[..., CellOutcome] = run_cell_in_worker,
+    pair_runner: PairRunner = lockstep_pair,
+) -> AbOutcome:
+    """Run both plans in full (accuracy, parity, one timing process each), then time every
+    single-stream cell in ``pairs`` lockstep pairs of processes (``harness.lockstep``), so that
+    ``harness.compare`` can judge the candidate against the baseline measured at the same moments."""
+    if pairs < 1:
+        raise PortbenchError(f"--pairs must be at least 1, got {pairs}")
+    plans = (with_environment(baseline, environments[0]), with_environment(candidate, environments[1]))
+    outcomes = [execute(plan, observer, cell_runner) for plan in plans]
+    lockstep_id = uuid.uuid4().hex
+    sides = [
+        Side(plan.results, plan.run_dir, environment)
+        for plan, environment in zip(plans, environments, strict=True)
+    ]
+    time_in_lockstep(
+        plans[0].cells, sides[0], sides[1], pairs, lockstep_id, plans[0].options.cell_timeout_s,
+        pair_runner, observer.cell_started if observer else None,
+    )
+    for plan in plans:
+        plan.results.finished_at = utc_now()
+        save_results(plan.results, plan.run_dir)
+    return AbOutcome(outcomes[0], outcomes[1], lockstep_id)

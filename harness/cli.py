@@ -14,7 +14,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
@@ -37,6 +37,9 @@ from portbench.harness.results import CellResult, RunResults, load_results
 from portbench.harness.runner import PlannedCell, suite_for
 from portbench.harness.suite import DEFAULT_SUITE, Suite, builtin_suite_names, get_suite, resolve_suite
 from portbench.harness.workload import WORKLOADS, workload_names
+
+if TYPE_CHECKING:
+    from portbench.harness.compare import RunComparison
 
 STATUS_STYLE = {"passed": "green", "failed": "bold red", "skipped": "yellow"}
 # Waits much longer than this overflow the OS poll the runner waits on (about 24 days of milliseconds).
@@ -548,7 +551,6 @@ def compare(
 
     Exit codes: 0 no regression, 1 a cell failed or is missing, 2 bad input, 3 performance
     regression, 4 accuracy or parity regression."""
-    from portbench.harness import ci_outputs
     from portbench.harness.compare import compare_runs
 
     baseline, current = load_results(baseline_dir), load_results(run_dir)
@@ -556,6 +558,19 @@ def compare(
         baseline, current, max_slowdown, max_metric_drop, strict_manifest, alpha,
         normalise_host=normalise_host,
     )
+    _gate(baseline, current, comparison, junit_file, step_summary)
+
+
+def _gate(
+    baseline: RunResults,
+    current: RunResults,
+    comparison: RunComparison,
+    junit_file: Path | None,
+    step_summary: Path | None,
+) -> None:
+    """Print a comparison, write its JUnit file and step summary, and exit with its code."""
+    from portbench.harness import ci_outputs
+
     console = make_console()
     for cell in comparison.cells:
         for difference in cell.manifest_differences:
@@ -586,6 +601,122 @@ def compare(
     code = ci_outputs.compare_exit_code(comparison)
     if code:
         sys.exit(code)
+
+
+def parse_environment(values: Sequence[str], option: str) -> dict[str, str]:
+    """``KEY=VALUE`` pairs, as ``--baseline-env`` and ``--candidate-env`` take them."""
+    parsed: dict[str, str] = {}
+    for value in values:
+        key, sep, text = value.partition("=")
+        if not sep or not key or not (key.replace("_", "a").isalnum() and not key[0].isdigit()):
+            raise PortbenchError(f"{option} {value!r}: expected NAME=VALUE, NAME a variable name")
+        parsed[key] = text
+    return parsed
+
+
+@cli.command("ab")
+@click.option("--suite", "suite_name", default="smoke", show_default=True,
+              help="Built-in suite name or path to a suite TOML file.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a suite setting.")
+@click.option("--backend", "backends", multiple=True, help="Backend(s) to run; default: every available one.")
+@click.option("--only", "only", multiple=True, metavar="TEXT", help="Only cells whose id contains TEXT.")
+@click.option("--mode", type=click.Choice(["both", "performance"]), default="performance", show_default=True,
+              help="performance: timing only; both: also accuracy and parity on each side.")
+@click.option("--threads", type=click.IntRange(min=0), default=0,
+              help="CPU math threads per predictor (0 = the backend's default).")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
+              help="Where built models and datasets are kept (default ~/.cache/portbench).")
+@click.option("--timeout", "cell_timeout_s", type=FiniteFloatRange(min=0, min_open=True),
+              default=DEFAULT_CELL_TIMEOUT_S, show_default=True, help="Seconds one worker process may take.")
+@click.option("--baseline-env", "baseline_env", multiple=True, metavar="NAME=VALUE",
+              help="Environment of the baseline side's worker processes (repeatable).")
+@click.option("--candidate-env", "candidate_env", multiple=True, metavar="NAME=VALUE",
+              help="Environment of the candidate side's worker processes (repeatable).")
+@click.option("--pairs", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Lockstep pairs of timing processes per cell.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
+              help="New directory: the two runs go to OUT/baseline and OUT/candidate.")
+@click.option("--max-slowdown", type=FiniteFloatRange(min=0), default=0.10, show_default=True,
+              help="Largest tolerated slowdown (a fraction), as in compare.")
+@click.option("--max-metric-drop", type=FiniteFloatRange(min=0), default=0.005, show_default=True,
+              help="Largest tolerated absolute drop of any accuracy metric.")
+@click.option("--alpha", type=FiniteFloatRange(min=0, max=0.5, min_open=True), default=0.01,
+              show_default=True, help="Significance level of the one-sided test on the lockstep pairs.")
+@click.option("--junit", "junit_file", type=click.Path(path_type=Path), default=None, metavar="FILE",
+              help="Also write JUnit XML: one test case per cell, regressions as failures.")
+@step_summary_option
+def ab(
+    suite_name: str,
+    sets: tuple[str, ...],
+    backends: tuple[str, ...],
+    only: tuple[str, ...],
+    mode: str,
+    threads: int,
+    cache_dir: Path | None,
+    cell_timeout_s: float,
+    baseline_env: tuple[str, ...],
+    candidate_env: tuple[str, ...],
+    pairs: int,
+    out_dir: Path,
+    max_slowdown: float,
+    max_metric_drop: float,
+    alpha: float,
+    junit_file: Path | None,
+    step_summary: Path | None,
+) -> None:
+    """Time a baseline and a candidate side by side, trial for trial, and gate the candidate.
+
+    The two sides are the same suite in worker processes that differ only in the environment given
+    (--baseline-env, --candidate-env: Paddle flags, a PYTHONPATH to another build, ...). Each single-
+    stream cell is timed in --pairs pairs of processes that take turns, so both meet the same host;
+    then the candidate is compared with the baseline as `portbench compare` does, on the pairs.
+
+    Exit codes: as compare (0, 1 a cell failed, 2 bad input, 3 performance, 4 accuracy)."""
+    from portbench.harness import api
+    from portbench.harness.compare import compare_runs
+
+    environments = (
+        parse_environment(baseline_env, "--baseline-env"), parse_environment(candidate_env, "--candidate-env")
+    )
+    dirs = (out_dir / "baseline", out_dir / "candidate")
+    for run_dir in dirs:
+        if (run_dir / "results.json").exists():
+            raise PortbenchError(f"{run_dir} already holds a run: give a new --out directory")
+    suite = resolve_suite(suite_name, sets, workloads=workload_names())
+    options = RunOptions(
+        suite=suite.name,
+        backends=tuple(dict.fromkeys(backends)),
+        mode=cast(Mode, mode),
+        cpu_threads=threads,
+        cache_dir=ensure_directory(cache_dir or default_cache_dir(), "cache directory"),
+        cell_timeout_s=cell_timeout_s,
+        only=only,
+    )
+    plans = [api.plan_run(suite, options, run_dir) for run_dir in dirs]
+    console = make_console(stderr=True)
+    console.print(
+        f"portbench {__version__}: A/B of suite [bold]{suite.name}[/], {pairs} lockstep pair(s) per cell "
+        f"→ {dirs[0]}, {dirs[1]}"
+    )
+    try:
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=console, transient=False,
+        ) as progress:
+            task = progress.add_task("", total=None)
+            observer = ProgressObserver(progress, task)
+            outcome = api.execute_ab(plans[0], plans[1], environments, pairs, observer)
+    except KeyboardInterrupt:
+        console.print("[bold red]interrupted[/]: finished cells and pairs are saved in both runs")
+        sys.exit(130)
+    for side in (outcome.baseline, outcome.candidate):
+        _write_reports(side.results, side.run_dir)
+        if side.input_errors:
+            raise PortbenchError(side.input_errors[0])
+    comparison = compare_runs(
+        outcome.baseline.results, outcome.candidate.results, max_slowdown, max_metric_drop, alpha=alpha
+    )
+    _gate(outcome.baseline.results, outcome.candidate.results, comparison, junit_file, step_summary)
 
 
 @cli.command("backends")

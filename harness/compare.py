@@ -89,18 +89,20 @@ class SpeedJudgement:
     reason: str | None = None  # why inconclusive
     # What the test treats as independent draws: every query ("queries"), or each worker process's
     # median ("processes", when both runs kept more than one process).
-    unit: Literal["queries", "processes"] = "queries"
+    # ("lockstep pairs", when both runs were timed together by ``portbench ab``: the unit is each
+    # pair of processes' mean log ratio of adjacent trials).
+    unit: Literal["queries", "processes", "lockstep pairs"] = "queries"
     host_normalised: bool = False  # latencies divided by each process's host probe first
 
     def describe(self) -> str:
         if self.ratio is None or self.ratio_low is None or self.ratio_high is None:
             return f"{self.verdict}: {self.reason}"
         p = self.p_slower if self.ratio >= 1 else self.p_faster
-        what = "process medians" if self.unit == "processes" else "median"
+        what = {"processes": "process medians", "lockstep pairs": "lockstep trials"}.get(self.unit, "median")
         text = (
             f"{what} {self.ratio - 1:+.1%} (95% CI {self.ratio_low - 1:+.1%} … {self.ratio_high - 1:+.1%}), "
             f"p={p:.2g}, n={self.baseline_n}/{self.current_n}"
-            + (" processes" if self.unit == "processes" else "")
+            + (f" {self.unit}" if self.unit != "queries" else "")
             + (", host-normalised" if self.host_normalised else "")
         )
         return f"{text}; {self.reason}" if self.reason else text
@@ -285,6 +287,115 @@ def judge_process_medians(
     )
 
 
+def _pairs_needed(spread: float, effect: float, alpha: float, most: int = 1000) -> int:
+    """The fewest pairs whose one-sided t-test at ``alpha`` has power ``POWER`` against ``effect``
+    given the spread between pairs: the usual normal approximation with t quantiles, found by
+    counting up, since the quantiles depend on the count."""
+    from scipy import stats
+
+    for n in range(2, most):
+        t_sum = float(stats.t.ppf(1 - alpha, n - 1) + stats.t.ppf(POWER, n - 1))
+        if n >= (t_sum * spread / effect) ** 2:
+            return n
+    return most
+
+
+def judge_lockstep(
+    pair_log_ratios: Sequence[Sequence[float]],
+    max_slowdown: float = DEFAULT_MAX_SLOWDOWN,
+    alpha: float = DEFAULT_ALPHA,
+) -> SpeedJudgement:
+    """The verdict on lockstep pairs (``portbench ab``): for each pair of processes, the log ratios
+    current / baseline of its adjacent trials' medians. Each pair's mean is one draw (the pair, not
+    the trial, is the independent unit: a process may be slow as a whole); a one-sample t-test on
+    them, one-sided, and its 95 % interval. With a single pair the trials are the draws, which
+    cannot see a difference between processes, and the reason says so."""
+    from scipy import stats
+
+    if not pair_log_ratios or any(len(pair) == 0 for pair in pair_log_ratios):
+        raise ValueError("need at least one lockstep pair with trials")
+    draws = (
+        np.asarray([float(np.mean(pair)) for pair in pair_log_ratios])
+        if len(pair_log_ratios) > 1
+        else np.asarray(pair_log_ratios[0], dtype=float)
+    )
+    if not np.all(np.isfinite(draws)):
+        raise PortbenchError("lockstep trial medians must be finite and positive")
+    n = len(pair_log_ratios)
+    difference = float(draws.mean())
+    if len(draws) < 2 or float(np.std(draws)) == 0.0:
+        p_slower = 0.0 if difference > 0 else 1.0
+        p_faster = 0.0 if difference < 0 else 1.0
+        low = high = difference
+    else:
+        p_slower = float(stats.ttest_1samp(draws, 0.0, alternative="greater").pvalue)
+        p_faster = float(stats.ttest_1samp(draws, 0.0, alternative="less").pvalue)
+        interval = stats.ttest_1samp(draws, 0.0).confidence_interval(CONFIDENCE)
+        low, high = float(interval.low), float(interval.high)
+    ratio, ratio_low, ratio_high = math.exp(difference), math.exp(low), math.exp(high)
+    verdict = _verdict(ratio, ratio_low, ratio_high, p_slower, p_faster, max_slowdown, alpha)
+    reason = None
+    if n == 1:
+        reason = "one lockstep pair: its trials are the draws, so a slow process is not seen (--pairs 5)"
+    elif verdict == "inconclusive":
+        spread = float(np.std(draws, ddof=1))
+        needed = _pairs_needed(spread, math.log1p(max_slowdown), alpha)
+        reason = (
+            f"spread between lockstep pairs {spread:.1%}: telling a {max_slowdown:.0%} change from it "
+            f"needs about {needed} pairs (--pairs {needed})"
+        )
+    return SpeedJudgement(
+        verdict, n, n, ratio, ratio_low, ratio_high, p_slower, p_faster, reason, unit="lockstep pairs"
+    )
+
+
+def _trial_medians_of(cell: CellResult, samples: Sequence[float], process: int) -> list[float]:
+    """The median of each trial of timing process ``process`` (``raw.latency_trial_sizes`` split by
+    ``raw.latency_process_sizes``; trials never straddle two processes)."""
+    process_sizes = list(cell.raw.get("latency_process_sizes") or [len(samples)])
+    trial_sizes = list(cell.raw.get("latency_trial_sizes") or [len(samples)])
+    if not 0 <= process < len(process_sizes):
+        raise PortbenchError(f"{cell.cell_id}: raw.lockstep names process {process}, which is not stored")
+    start = sum(process_sizes[:process])
+    end = start + process_sizes[process]
+    medians, position = [], 0
+    for size in trial_sizes:
+        if start <= position and position + size <= end:
+            medians.append(float(np.median(samples[position : position + size])))
+        elif position < end and position + size > start:
+            raise PortbenchError(f"{cell.cell_id}: a trial straddles two timing processes")
+        position += size
+    return medians
+
+
+def lockstep_log_ratios(
+    baseline: CellResult, current: CellResult, before_ms: Sequence[float], after_ms: Sequence[float]
+) -> list[list[float]] | None:
+    """Per lockstep pair, the log ratios current / baseline of its trials' medians, trial by trial;
+    None unless both cells were timed together (the same ``raw.lockstep`` id, opposite sides)."""
+    if not _timed_together(baseline, current):
+        return None
+    first, second = baseline.raw["lockstep"], current.raw["lockstep"]
+    if first.get("arm") == second.get("arm"):
+        raise PortbenchError(f"{current.cell_id}: both runs are the {first.get('arm')} side of one A/B pair")
+    pairs_before, pairs_now = list(first.get("processes") or []), list(second.get("processes") or [])
+    if len(pairs_before) != len(pairs_now) or not pairs_before:
+        raise PortbenchError(
+            f"{current.cell_id}: the two sides kept {len(pairs_before)} and {len(pairs_now)} "
+            "lockstep processes"
+        )
+    ratios = []
+    for a, b in zip(pairs_before, pairs_now, strict=True):
+        trials_before = _trial_medians_of(baseline, before_ms, int(a))
+        trials_now = _trial_medians_of(current, after_ms, int(b))
+        if len(trials_before) != len(trials_now):
+            raise PortbenchError(
+                f"{current.cell_id}: lockstep processes {a} and {b} kept different trial counts"
+            )
+        ratios.append([math.log(n / o) for o, n in zip(trials_before, trials_now, strict=True)])
+    return ratios
+
+
 def _verdict(
     ratio: float, low: float, high: float, p_slower: float, p_faster: float, max_slowdown: float, alpha: float
 ) -> SpeedVerdict:
@@ -342,6 +453,13 @@ def host_normalised(cell: CellResult, samples: Sequence[float]) -> list[float]:
         for part, probe in zip(_per_process(samples, sizes), probes, strict=True)
         for v in part
     ]
+
+
+def _timed_together(baseline: CellResult, current: CellResult) -> bool:
+    """Both cells come from one ``portbench ab`` run: the pairing already cancels the host's
+    drift, so ``--normalise-host`` leaves them as measured."""
+    first, second = baseline.raw.get("lockstep"), current.raw.get("lockstep")
+    return isinstance(first, Mapping) and isinstance(second, Mapping) and first.get("id") == second.get("id")
 
 
 def _probe_version(cell: CellResult) -> set[Any]:
@@ -415,16 +533,20 @@ def compare_cell(
 
     speed = None
     before_ms, after_ms = latency_samples(baseline), latency_samples(current)
-    if normalise_host and current.status == "passed" and before_ms and after_ms:
+    together = _timed_together(baseline, current)
+    if normalise_host and current.status == "passed" and before_ms and after_ms and not together:
         if _probe_version(baseline) != _probe_version(current):
             raise PortbenchError(f"{current.cell_id}: the two runs' host probes are of different versions")
         before_ms, after_ms = host_normalised(baseline, before_ms), host_normalised(current, after_ms)
+    paired = lockstep_log_ratios(baseline, current, before_ms, after_ms)
     processes_before, processes_now = process_medians(baseline, before_ms), process_medians(current, after_ms)
-    if current.status == "passed" and processes_before and processes_now:
+    if current.status == "passed" and paired:
+        speed = judge_lockstep(paired, max_slowdown, alpha)
+    elif current.status == "passed" and processes_before and processes_now:
         speed = judge_process_medians(processes_before, processes_now, max_slowdown, alpha)
     elif current.status == "passed" and (before_ms or after_ms):
         speed = judge_latency(before_ms, after_ms, max_slowdown, alpha, resamples)
-    if speed is not None and normalise_host:
+    if speed is not None and normalise_host and not together:
         speed = dataclasses.replace(speed, host_normalised=True)
     if speed is not None and speed.verdict == "regressed":
         problems.append(Problem("performance", f"latency {speed.describe()}, limit +{max_slowdown:.0%}"))
