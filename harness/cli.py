@@ -603,6 +603,11 @@ def _gate(
         sys.exit(code)
 
 
+# Read by the interpreter or the dynamic loader when a process starts, before the worker applies
+# its environment: setting them there would change nothing and the A/B would compare like with like.
+STARTUP_ONLY_VARIABLES = frozenset({"PYTHONPATH", "PYTHONHOME", "LD_LIBRARY_PATH", "LD_PRELOAD"})
+
+
 def parse_environment(values: Sequence[str], option: str) -> dict[str, str]:
     """``KEY=VALUE`` pairs, as ``--baseline-env`` and ``--candidate-env`` take them."""
     parsed: dict[str, str] = {}
@@ -610,6 +615,11 @@ def parse_environment(values: Sequence[str], option: str) -> dict[str, str]:
         key, sep, text = value.partition("=")
         if not sep or not key or not (key.replace("_", "a").isalnum() and not key[0].isdigit()):
             raise PortbenchError(f"{option} {value!r}: expected NAME=VALUE, NAME a variable name")
+        if key in STARTUP_ONLY_VARIABLES:
+            raise PortbenchError(
+                f"{option} {key}: read only when a process starts, so a worker cannot take it; "
+                "compare two installations with two runs and `portbench compare`"
+            )
         parsed[key] = text
     return parsed
 
@@ -667,9 +677,10 @@ def ab(
     """Time a baseline and a candidate side by side, trial for trial, and gate the candidate.
 
     The two sides are the same suite in worker processes that differ only in the environment given
-    (--baseline-env, --candidate-env: Paddle flags, a PYTHONPATH to another build, ...). Each single-
-    stream cell is timed in --pairs pairs of processes that take turns, so both meet the same host;
-    then the candidate is compared with the baseline as `portbench compare` does, on the pairs.
+    (--baseline-env, --candidate-env: Paddle FLAGS_*, oneDNN or OpenMP settings, a plugin's switches:
+    whatever is read after a worker starts). Each single-stream cell is timed in --pairs pairs of
+    processes that take turns, so both meet the same host; then the candidate is compared with the
+    baseline as `portbench compare` does, on the pairs.
 
     Exit codes: as compare (0, 1 a cell failed, 2 bad input, 3 performance, 4 accuracy)."""
     from portbench.harness import api

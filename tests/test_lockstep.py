@@ -291,6 +291,7 @@ def _ab(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
         (["--candidate-env", "NOEQUALS"], "--candidate-env 'NOEQUALS': expected NAME=VALUE"),
         (["--baseline-env", "1X=2"], "--baseline-env '1X=2': expected NAME=VALUE"),
         (["--pairs", "0"], "--pairs"),
+        (["--candidate-env", "PYTHONPATH=/opt/other"], "--candidate-env PYTHONPATH: read only when"),
     ],
 )
 def test_ab_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
