@@ -32,7 +32,14 @@ from portbench.errors import BackendUnavailableError, PortbenchError, UnknownNam
 from portbench.files import ensure_directory
 from portbench.harness import platform_info
 from portbench.harness.config import RunOptions
-from portbench.harness.lockstep import PairRunner, Side, lockstep_pair, time_in_lockstep
+from portbench.harness.lockstep import (
+    DEFAULT_PAIR_TIMING,
+    PairRunner,
+    PairTiming,
+    Side,
+    lockstep_pair,
+    time_in_lockstep,
+)
 from portbench.harness.models import check_model_dir
 from portbench.harness.parity import ReferenceSet, TaskCatalog, apply_parity, load_reference
 from portbench.harness.results import CellResult, RunResults, save_results
@@ -278,6 +285,7 @@ def execute_ab(
     observer: RunObserver | None = None,
     cell_runner: Callable[..., CellOutcome] = run_cell_in_worker,
     pair_runner: PairRunner = lockstep_pair,
+    timing: PairTiming = DEFAULT_PAIR_TIMING,
 ) -> AbOutcome:
     """Run both plans in full (accuracy, parity, one timing process each), then time every
     single-stream cell in ``pairs`` lockstep pairs of processes (``harness.lockstep``), so that
@@ -293,7 +301,7 @@ def execute_ab(
     ]
     time_in_lockstep(
         plans[0].cells, sides[0], sides[1], pairs, lockstep_id, plans[0].options.cell_timeout_s,
-        pair_runner, observer.cell_started if observer else None,
+        timing, pair_runner, observer.cell_started if observer else None,
     )
     for plan in plans:
         plan.results.finished_at = utc_now()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import click
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -254,10 +255,7 @@ def run(
         f"precisions {', '.join(p.value for p in options.precisions)} → {run_dir}"
     )
     try:
-        with Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=console, transient=False,
-        ) as progress:
+        with progress_bar(console) as progress:
             pending = plan.pending
             task = progress.add_task("[cyan]nothing to do" if not pending else "", total=len(pending))
             outcome = api.execute(plan, ProgressObserver(progress, task))
@@ -608,6 +606,13 @@ def _gate(
 STARTUP_ONLY_VARIABLES = frozenset({"PYTHONPATH", "PYTHONHOME", "LD_LIBRARY_PATH", "LD_PRELOAD"})
 
 
+def progress_bar(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=False,
+    )
+
+
 def parse_environment(values: Sequence[str], option: str) -> dict[str, str]:
     """``KEY=VALUE`` pairs, as ``--baseline-env`` and ``--candidate-env`` take them."""
     parsed: dict[str, str] = {}
@@ -644,6 +649,10 @@ def parse_environment(values: Sequence[str], option: str) -> dict[str, str]:
               help="Environment of the candidate side's worker processes (repeatable).")
 @click.option("--pairs", type=click.IntRange(min=1), default=5, show_default=True,
               help="Lockstep pairs of timing processes per cell.")
+@click.option("--trials", "pair_trials", type=click.IntRange(min=2), default=20, show_default=True,
+              help="Trials of each lockstep process (the suite's own trials time each side's run).")
+@click.option("--trial-seconds", "trial_s", type=FiniteFloatRange(min=0, max=60, min_open=True), default=0.2,
+              show_default=True, help="Least duration of one lockstep trial (at least one query).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
               help="New directory: the two runs go to OUT/baseline and OUT/candidate.")
 @click.option("--max-slowdown", type=FiniteFloatRange(min=0), default=0.10, show_default=True,
@@ -667,6 +676,8 @@ def ab(
     baseline_env: tuple[str, ...],
     candidate_env: tuple[str, ...],
     pairs: int,
+    pair_trials: int,
+    trial_s: float,
     out_dir: Path,
     max_slowdown: float,
     max_metric_drop: float,
@@ -685,6 +696,7 @@ def ab(
     Exit codes: as compare (0, 1 a cell failed, 2 bad input, 3 performance, 4 accuracy)."""
     from portbench.harness import api
     from portbench.harness.compare import compare_runs
+    from portbench.harness.lockstep import PairTiming
 
     environments = (
         parse_environment(baseline_env, "--baseline-env"), parse_environment(candidate_env, "--candidate-env")
@@ -710,13 +722,12 @@ def ab(
         f"→ {dirs[0]}, {dirs[1]}"
     )
     try:
-        with Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=console, transient=False,
-        ) as progress:
+        with progress_bar(console) as progress:
             task = progress.add_task("", total=None)
             observer = ProgressObserver(progress, task)
-            outcome = api.execute_ab(plans[0], plans[1], environments, pairs, observer)
+            outcome = api.execute_ab(
+                plans[0], plans[1], environments, pairs, observer, timing=PairTiming(pair_trials, trial_s)
+            )
     except KeyboardInterrupt:
         console.print("[bold red]interrupted[/]: finished cells and pairs are saved in both runs")
         sys.exit(130)

@@ -13,10 +13,14 @@ jobs; here it is at the finest step that still keeps each trial whole.
 How: the runner starts both worker processes of one cell together, with two semaphores between
 them (``Turns``). Each process holds the turn for each of its steps (host probe, warm-up, every
 trial, host probe again: the same count on both sides, as both run the same plan) and passes it
-on; the parent releases the first turn, alternating which side starts, pair by pair. Model loading
-and start-up overlap, timing never does. Each side's samples are pooled into its own run as one
+on in ABBA order, so that each side goes first in every other couple of trials and a steadily
+drifting host favours neither; the parent lets the first side in, alternating which one, pair by
+pair. Model loading and start-up overlap, timing never does. Each lockstep process times many
+short trials (``PairTiming``: 20 of at least 0.2 s by default, not the suite's few long ones), so
+adjacent trials meet nearly the same host. Each side's samples are pooled into its own run as one
 more timing process, and ``raw.lockstep`` names the processes that were paired, so
-``harness.compare`` can test the per-pair ratios.
+``harness.compare`` can test the per-pair ratios (one draw per pair: the pair of processes, not
+the trial, is the independent unit).
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from portbench.errors import PortbenchError
 from portbench.harness.config import CellPlan
+from portbench.harness.measure import MeasureSettings
 from portbench.harness.processes import pool_processes
 from portbench.harness.results import CellResult, RunResults, save_results
 from portbench.harness.runner import PlannedCell
@@ -62,7 +68,10 @@ def lockstep_pair(
     sides = {}
     for arm, plan in zip(ARMS, (baseline, candidate), strict=True):
         goes_first = (arm == "baseline") == baseline_first
-        turns = Turns(first if goes_first else second, second if goes_first else first, timeout_s)
+        turns = Turns(
+            first if goes_first else second, second if goes_first else first, timeout_s,
+            "first" if goes_first else "second",
+        )
         receiver, sender = context.Pipe(duplex=False)
         process = context.Process(
             target=worker_main,
@@ -107,9 +116,45 @@ def lockstep_pair(
 PairRunner = Callable[[CellPlan, CellPlan, float, bool], PairOutcome]
 
 
-def arm_plan(plan: CellPlan, environment: dict[str, str], repeat: int) -> CellPlan:
-    """The plan one side runs: the cell's own environment plus the side's, as a timing process."""
-    return dataclasses.replace(plan, environment={**plan.environment, **environment}, repeat=repeat)
+@dataclass(frozen=True)
+class PairTiming:
+    """How each lockstep process times: ``trials`` trials of at least ``trial_s`` and one query.
+    Many short trials, not the suite's few long ones: adjacent trials of the two sides then meet
+    nearly the same host, and each pair's mean ratio rests on many of them."""
+
+    trials: int = 20
+    trial_s: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.trials < 2:
+            raise PortbenchError(f"--trials must be at least 2, got {self.trials}")
+        if not 0 < self.trial_s <= 60:
+            raise PortbenchError(f"--trial-seconds must lie in (0, 60], got {self.trial_s:g}")
+
+    def settings(self, measure: MeasureSettings) -> MeasureSettings:
+        return dataclasses.replace(
+            measure,
+            min_queries=1,
+            max_queries=max(measure.max_queries, 1),
+            min_duration_s=self.trial_s,
+            max_duration_s=max(measure.max_duration_s, self.trial_s),
+            target_percentile=None,  # the pairs are judged on trial medians
+        )
+
+
+DEFAULT_PAIR_TIMING = PairTiming()
+
+
+def arm_plan(plan: CellPlan, environment: dict[str, str], repeat: int, timing: PairTiming) -> CellPlan:
+    """The plan one side runs: the cell's own environment plus the side's, as a timing process
+    with the pairs' trials."""
+    return dataclasses.replace(
+        plan,
+        environment={**plan.environment, **environment},
+        repeat=repeat,
+        trials=timing.trials,
+        measure=timing.settings(plan.measure),
+    )
 
 
 @dataclass
@@ -142,6 +187,7 @@ def time_in_lockstep(
     pairs: int,
     lockstep_id: str,
     timeout_s: float,
+    timing: PairTiming = DEFAULT_PAIR_TIMING,
     pair_runner: PairRunner = lockstep_pair,
     started: Callable[[PlannedCell], None] | None = None,
 ) -> None:
@@ -161,7 +207,7 @@ def time_in_lockstep(
                 continue
             if started is not None:
                 started(cell)
-            plans = [arm_plan(cell.plan, dict(side.environment), pair + 1) for side in sides]
+            plans = [arm_plan(cell.plan, dict(side.environment), pair + 1, timing) for side in sides]
             outcome = pair_runner(plans[0], plans[1], timeout_s, pair % 2 == 0)
             replies = (outcome.baseline, outcome.candidate)
             # Half a pair is pooled nowhere: each side's pairs must stay matched one to one.

@@ -345,8 +345,9 @@ def run_trials(
 ) -> TrialsResult:
     """Warm up once, then ``trials`` timed loops; the per-trial medians decide stability.
 
-    ``turn`` wraps the warm-up and each trial: a lockstep partner process (``harness.lockstep``)
-    runs its own step between two of ours, never during one."""
+    ``turn`` wraps the warm-up, each trial and the summary: a lockstep partner process
+    (``harness.lockstep``) runs its own step between two of ours, never during one, and nothing
+    but waiting happens between them."""
     if not queries:
         raise ValueError("no queries to time")
     if trials < 1:
@@ -358,11 +359,14 @@ def run_trials(
         for _ in range(trials):
             with turn():
                 measured.append(_timed_loop(queries, settings, clock, synchronize))
-    summary = summarize_trials(
-        [float(np.percentile(m.latencies_ns, 50)) / 1e6 for m in measured],
-        [m.samples / m.wall_s if m.wall_s > 0 else 0.0 for m in measured],
-        cv_threshold,
-    )
+    # A step of its own: the first summary imports scipy.stats, half a second of CPU that slowed a
+    # lockstep partner's last trial 25-fold when it ran between turns (OpenMP threads starved).
+    with turn():
+        summary = summarize_trials(
+            [float(np.percentile(m.latencies_ns, 50)) / 1e6 for m in measured],
+            [m.samples / m.wall_s if m.wall_s > 0 else 0.0 for m in measured],
+            cv_threshold,
+        )
     return TrialsResult(measured, warmup, summary)
 
 

@@ -310,17 +310,19 @@ def _record_single_stream(
         queries, plan.measure, trials=plan.trials, synchronize=backend.synchronize, window=meter.window,
         turn=turn,
     )
+    # The result is assembled within the last turn too; only sending it and exiting overlap the
+    # partner's last step (its host probe after the trials).
     with turn():
         after = measure_host_speed()
-    pooled = trials.pooled()
-    result.energy = energy_record(meter, meter.windows[-1], pooled.samples)
-    result.latency_ms = pooled.latency_summary()
-    result.throughput = pooled.throughput()
-    result.trials = trials.summary
-    result.warmup = pooled.warmup_report()
-    result.raw["latency_ms"] = pooled.latencies_ms
-    result.raw["latency_trial_sizes"] = [len(t.latencies_ns) for t in trials.trials]
-    result.raw["samples_per_query"] = [q.samples for q in queries]
+        pooled = trials.pooled()
+        result.energy = energy_record(meter, meter.windows[-1], pooled.samples)
+        result.latency_ms = pooled.latency_summary()
+        result.throughput = pooled.throughput()
+        result.trials = trials.summary
+        result.warmup = pooled.warmup_report()
+        result.raw["latency_ms"] = pooled.latencies_ms
+        result.raw["latency_trial_sizes"] = [len(t.latencies_ns) for t in trials.trials]
+        result.raw["samples_per_query"] = [q.samples for q in queries]
     # One entry per timing process (the runner's pooling appends the others'): the host's speed
     # around this process's trials, the geometric mean of the probe before and after them.
     result.raw["host_probe"] = [

@@ -20,7 +20,7 @@ from portbench.errors import PortbenchError
 from portbench.harness.compare import compare_cell, judge_lockstep
 from portbench.harness.measure import MeasureSettings, run_trials
 from portbench.harness.results import CellResult, LatencySummary, Throughput, load_results, validate_document
-from portbench.harness.turns import LockstepTimeout, Turns
+from portbench.harness.turns import LockstepTimeout, Turns, owner_of_turn, turn_of_step
 from portbench.harness.workload import Query
 
 # ---------------------------------------------------------------------------------------- turns
@@ -42,9 +42,9 @@ def test_run_trials_holds_a_turn_for_the_warm_up_and_for_each_trial() -> None:
         warmup_stable_windows=0,
     )
     run_trials(queries, settings, trials=3, turn=turn)
-    # One warm-up query, then three trials of two queries, each inside its own turn: no query
-    # ever runs while the partner could hold the turn.
-    assert events == ["take", "q", "give"] + ["take", "q", "q", "give"] * 3
+    # One warm-up query, then three trials of two queries, each inside its own turn, then the
+    # summary in one more: no query ever runs while the partner could hold the turn.
+    assert events == ["take", "q", "give"] + ["take", "q", "q", "give"] * 3 + ["take", "give"]
 
 
 def _take_turns(name: int, turns: Turns, steps: int, log: Any, length: Any) -> None:
@@ -56,13 +56,13 @@ def _take_turns(name: int, turns: Turns, steps: int, log: Any, length: Any) -> N
 
 
 @pytest.mark.fast
-def test_two_processes_with_crossed_semaphores_strictly_alternate() -> None:
+def test_two_processes_with_crossed_semaphores_take_turns_in_abba_order() -> None:
     context = multiprocessing.get_context("spawn")
     first, second = context.Semaphore(0), context.Semaphore(0)
     log, length = context.Array("i", 8, lock=False), context.Value("i", 0, lock=False)
     workers = [
-        context.Process(target=_take_turns, args=(1, Turns(first, second, 30.0), 4, log, length)),
-        context.Process(target=_take_turns, args=(2, Turns(second, first, 30.0), 4, log, length)),
+        context.Process(target=_take_turns, args=(1, Turns(first, second, 30.0, "first"), 4, log, length)),
+        context.Process(target=_take_turns, args=(2, Turns(second, first, 30.0, "second"), 4, log, length)),
     ]
     for worker in workers:
         worker.start()
@@ -71,7 +71,15 @@ def test_two_processes_with_crossed_semaphores_strictly_alternate() -> None:
         worker.join(60)
     assert all(worker.exitcode == 0 for worker in workers)
     assert length.value == 8
-    assert list(log) == [1, 2, 1, 2, 1, 2, 1, 2]
+    assert list(log) == [1, 2, 2, 1, 1, 2, 2, 1]
+
+
+@pytest.mark.fast
+def test_abba_turn_numbers_by_hand() -> None:
+    # Order of turns: F S S F F S S F ...
+    assert [turn_of_step(k, "first") for k in range(4)] == [0, 3, 4, 7]
+    assert [turn_of_step(k, "second") for k in range(4)] == [1, 2, 5, 6]
+    assert [owner_of_turn(t) for t in range(8)] == ["first", "second", "second", "first"] * 2
 
 
 @pytest.mark.fast
@@ -291,6 +299,8 @@ def _ab(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
         (["--candidate-env", "NOEQUALS"], "--candidate-env 'NOEQUALS': expected NAME=VALUE"),
         (["--baseline-env", "1X=2"], "--baseline-env '1X=2': expected NAME=VALUE"),
         (["--pairs", "0"], "--pairs"),
+        (["--trials", "1"], "--trials"),
+        (["--trial-seconds", "0"], "--trial-seconds"),
         (["--candidate-env", "PYTHONPATH=/opt/other"], "--candidate-env PYTHONPATH: read only when"),
     ],
 )
@@ -318,6 +328,7 @@ def test_ab_on_the_real_ernie_cell_pairs_two_processes_and_passes(tmp_path: Path
     done = _ab(
         [
             "--only", "ernie/perf", "--threads", "1", "--pairs", "2", "--set", "suite.trials=3",
+            "--trials", "4", "--trial-seconds", "0.05",
             "--candidate-env", "PORTBENCH_AB_TEST=1", "--cache-dir", str(cache_dir), "--out", str(out),
         ],
         tmp_path,
@@ -332,7 +343,7 @@ def test_ab_on_the_real_ernie_cell_pairs_two_processes_and_passes(tmp_path: Path
     base, cand = sides["baseline"]["raw"], sides["candidate"]["raw"]
     assert base["lockstep"]["id"] == cand["lockstep"]["id"]
     assert (base["lockstep"]["arm"], cand["lockstep"]["arm"]) == ("baseline", "candidate")
-    # Its own run's timing process, then one per pair; three trials in each.
+    # Its own run's timing process (the suite's three trials), then one per pair (four trials each).
     assert base["lockstep"]["processes"] == [1, 2] == cand["lockstep"]["processes"]
     assert len(base["latency_process_sizes"]) == 3 == len(cand["latency_process_sizes"])
-    assert len(cand["latency_trial_sizes"]) == 9
+    assert len(base["latency_trial_sizes"]) == 3 + 2 * 4 == len(cand["latency_trial_sizes"])
