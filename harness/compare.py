@@ -32,6 +32,13 @@ medians are compared with Welch's t-test on their logarithms (``scipy.stats.ttes
 95 % interval. An inconclusive verdict then says how many processes per side the measured spread
 would need (Kalibera & Jones: repeat at the level where the variance is).
 
+When both runs are the two sides of one ``portbench ab`` (``raw.lockstep``: the same id, opposite
+sides), they were timed together, trial for trial, in pairs of processes that took turns
+(``harness.lockstep``), and that pairing is what is tested: per pair, the mean log ratio of the
+two sides' adjacent trial medians is one draw, and a one-sample t-test on the draws
+(``scipy.stats.ttest_1samp``) with its interval gives the verdict by the rules above. This is the
+only test here that a host changing speed between two runs cannot fool.
+
 The limit is judged on the point estimate, as asv and Pinpoint do, not on the interval's far end:
 the interval is of *within-run* query noise, and requiring all of it beyond ``1 + t`` detected a
 true 15 % slowdown only 3 to 6 times in 10 (``tests/bench_gate.py``); the run-to-run drift it
@@ -538,7 +545,8 @@ def compare_cell(
         if _probe_version(baseline) != _probe_version(current):
             raise PortbenchError(f"{current.cell_id}: the two runs' host probes are of different versions")
         before_ms, after_ms = host_normalised(baseline, before_ms), host_normalised(current, after_ms)
-    paired = lockstep_log_ratios(baseline, current, before_ms, after_ms)
+    passed = current.status == "passed"
+    paired = lockstep_log_ratios(baseline, current, before_ms, after_ms) if passed else None
     processes_before, processes_now = process_medians(baseline, before_ms), process_medians(current, after_ms)
     if current.status == "passed" and paired:
         speed = judge_lockstep(paired, max_slowdown, alpha)

@@ -72,7 +72,7 @@ def test_gate_flags_a_15_percent_slowdown_and_stays_quiet_on_reruns(tmp_path: Pa
     verdicts: dict[str, list[str]] = {"slowed": [], "identical": []}
     ratios: dict[str, dict[str, list[float]]] = {"slowed": {}, "identical": {}}
     exit_codes: dict[str, list[int]] = {"slowed": [], "identical": []}
-    started, load_before = time.monotonic(), os.getloadavg()
+    started, started_utc, load_before = time.monotonic(), time.gmtime(), os.getloadavg()
     for i in range(RUNS):
         for kind, slowdown, counter in (("slowed", SLOWDOWN, detected), ("identical", 0.0, false_alarms)):
             out = tmp_path / f"{kind}_{i}"
@@ -96,7 +96,7 @@ def test_gate_flags_a_15_percent_slowdown_and_stays_quiet_on_reruns(tmp_path: Pa
         "only": only,
         "minutes": round((time.monotonic() - started) / 60, 1),
         "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
-        "started_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime(time.time() - (time.monotonic() - started))),
+        "started_utc": time.strftime("%Y-%m-%d %H:%M", started_utc),
         "detections": {c: detected[c] for c in cells},
         "false_alarms": {c: false_alarms[c] for c in cells},
         "false_alarm_runs": sum(code == EXIT_PERFORMANCE for code in exit_codes["identical"]),

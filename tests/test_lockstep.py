@@ -198,6 +198,15 @@ def test_lockstep_data_that_does_not_pair_is_a_clear_error_or_ignored() -> None:
     assert other is not None and other.unit == "processes"
 
 
+@pytest.mark.fast
+def test_a_candidate_that_failed_in_a_pair_is_an_infrastructure_problem_not_a_pairing_error() -> None:
+    failed = _lockstep_cell("candidate", BASE_PAIRS[:2])
+    failed.status, failed.reason = "failed", "lockstep pair 3 of 5 (candidate): error: worker exited (-9)"
+    compared = compare_cell(_lockstep_cell("baseline", BASE_PAIRS), failed)
+    assert compared.speed is None
+    assert [p.kind for p in compared.problems] == ["infrastructure"]
+
+
 # -------------------------------------------------------------------------- the A/B run itself
 
 
