@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import multiprocessing.connection
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,8 +58,21 @@ class PairOutcome:
     candidate: tuple[str, Any]
 
 
+def pair_cpus(pair: int, threads: int, available: Sequence[int]) -> tuple[int, ...]:
+    """The CPUs both processes of lockstep pair ``pair`` are pinned to: as many as the predictor's
+    ``threads`` (all of ``available`` for 0, the backend's default), a window that moves on by that
+    many pair by pair, so the pairs visit every CPU. Both sides on the same CPUs: otherwise each
+    process keeps to the vCPU it last ran on, and a vCPU whose physical core is busier for a minute
+    makes one side of that pair slower throughout."""
+    cpus = sorted(available)
+    if threads <= 0 or threads >= len(cpus):
+        return tuple(cpus)
+    start = (pair * threads) % len(cpus)
+    return tuple(sorted((cpus + cpus)[start : start + threads]))
+
+
 def lockstep_pair(
-    baseline: CellPlan, candidate: CellPlan, timeout_s: float, baseline_first: bool
+    baseline: CellPlan, candidate: CellPlan, timeout_s: float, baseline_first: bool, cpus: tuple[int, ...]
 ) -> PairOutcome:
     """Run ``baseline`` and ``candidate`` (timing-only plans of the same cell) in two fresh worker
     processes that take turns; never raises for what the workers do. A side that fails stops the
@@ -70,7 +84,7 @@ def lockstep_pair(
         goes_first = (arm == "baseline") == baseline_first
         turns = Turns(
             first if goes_first else second, second if goes_first else first, timeout_s,
-            "first" if goes_first else "second",
+            "first" if goes_first else "second", cpus,
         )
         receiver, sender = context.Pipe(duplex=False)
         process = context.Process(
@@ -113,7 +127,7 @@ def lockstep_pair(
     return PairOutcome(replies["baseline"], replies["candidate"])
 
 
-PairRunner = Callable[[CellPlan, CellPlan, float, bool], PairOutcome]
+PairRunner = Callable[[CellPlan, CellPlan, float, bool, tuple[int, ...]], PairOutcome]
 
 
 @dataclass(frozen=True)
@@ -208,7 +222,8 @@ def time_in_lockstep(
             if started is not None:
                 started(cell)
             plans = [arm_plan(cell.plan, dict(side.environment), pair + 1, timing) for side in sides]
-            outcome = pair_runner(plans[0], plans[1], timeout_s, pair % 2 == 0)
+            cpus = pair_cpus(pair, cell.plan.cpu_threads, sorted(os.sched_getaffinity(0)))
+            outcome = pair_runner(plans[0], plans[1], timeout_s, pair % 2 == 0, cpus)
             replies = (outcome.baseline, outcome.candidate)
             # Half a pair is pooled nowhere: each side's pairs must stay matched one to one.
             both_ok = all(kind == "ok" for kind, _ in replies)
@@ -217,9 +232,10 @@ def time_in_lockstep(
                 if both_ok:
                     pool_processes(result, [CellResult.from_dict(payload)])
                     record = result.raw.setdefault(
-                        "lockstep", {"id": lockstep_id, "arm": arm, "processes": []}
+                        "lockstep", {"id": lockstep_id, "arm": arm, "processes": [], "cpus": []}
                     )
                     record["processes"].append(len(result.raw["latency_process_sizes"]) - 1)
+                    record["cpus"].append(list(cpus))
                 elif kind != "ok":
                     result.status = "failed"
                     result.reason = f"lockstep pair {pair + 1} of {pairs} ({arm}): {kind}: {payload}"

@@ -42,6 +42,7 @@ class Turns:
     theirs: Any
     timeout_s: float
     side: Side = "first"  # which side the parent lets in first
+    cpus: tuple[int, ...] = ()  # the CPUs both sides are pinned to (``lockstep.pair_cpus``); () = as is
     _steps: list[int] = field(default_factory=lambda: [0], repr=False, compare=False)
 
     @contextmanager

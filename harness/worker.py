@@ -653,6 +653,8 @@ def worker_main(
 ) -> None:
     """Process entry point: environment for this device, output to the cell's log, reply on a pipe."""
     os.environ.update(environment)
+    if turns is not None and turns.cpus:
+        os.sched_setaffinity(0, turns.cpus)  # before Paddle starts its threads, which inherit it
     warnings.filterwarnings("ignore", message="No ccache found")
     if plan.log_path is not None:
         plan.log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from test_processes import _trials
 
 from portbench.errors import PortbenchError
 from portbench.harness.compare import compare_cell, judge_lockstep
+from portbench.harness.lockstep import pair_cpus
 from portbench.harness.measure import MeasureSettings, run_trials
 from portbench.harness.results import CellResult, LatencySummary, Throughput, load_results, validate_document
 from portbench.harness.turns import LockstepTimeout, Turns, owner_of_turn, turn_of_step
@@ -80,6 +82,16 @@ def test_abba_turn_numbers_by_hand() -> None:
     assert [turn_of_step(k, "first") for k in range(4)] == [0, 3, 4, 7]
     assert [turn_of_step(k, "second") for k in range(4)] == [1, 2, 5, 6]
     assert [owner_of_turn(t) for t in range(8)] == ["first", "second", "second", "first"] * 2
+
+
+@pytest.mark.fast
+def test_both_sides_of_a_pair_share_cpus_that_move_on_pair_by_pair() -> None:
+    # One thread on four CPUs: pairs on CPU 0, 1, 2, 3, then 0 again.
+    assert [pair_cpus(k, 1, [0, 1, 2, 3]) for k in range(5)] == [(0,), (1,), (2,), (3,), (0,)]
+    # Three threads on four CPUs: windows 0-2, 3-0-1 (wrapping), 2-3-0.
+    assert [pair_cpus(k, 3, [0, 1, 2, 3]) for k in range(3)] == [(0, 1, 2), (0, 1, 3), (0, 2, 3)]
+    # The backend's default threads, or as many threads as CPUs: every CPU, unpinned in effect.
+    assert pair_cpus(4, 0, [3, 1]) == (1, 3) == pair_cpus(0, 2, [1, 3])
 
 
 @pytest.mark.fast
@@ -249,7 +261,7 @@ def test_execute_ab_pairs_every_cell_round_robin_and_a_failed_pair_keeps_what_wa
 
     pairs_run: list[tuple[str, int, bool, str | None, str | None]] = []
 
-    def pair_runner(baseline, candidate, timeout_s, baseline_first):  # type: ignore[no-untyped-def]
+    def pair_runner(baseline, candidate, timeout_s, baseline_first, cpus):  # type: ignore[no-untyped-def]
         pairs_run.append((baseline.cell_id, baseline.repeat, baseline_first,
                           baseline.environment.get("SIDE"), candidate.environment.get("SIDE")))
         if baseline.cell_id == ids[1] and baseline.repeat == 2:
@@ -356,3 +368,7 @@ def test_ab_on_the_real_ernie_cell_pairs_two_processes_and_passes(tmp_path: Path
     assert base["lockstep"]["processes"] == [1, 2] == cand["lockstep"]["processes"]
     assert len(base["latency_process_sizes"]) == 3 == len(cand["latency_process_sizes"])
     assert len(base["latency_trial_sizes"]) == 3 + 2 * 4 == len(cand["latency_trial_sizes"])
+    # One thread: both sides of each pair pinned to the same single CPU, the next pair to the next.
+    available = sorted(os.sched_getaffinity(0))
+    expected_cpus = [[available[0]], [available[1 % len(available)]]]
+    assert base["lockstep"]["cpus"] == cand["lockstep"]["cpus"] == expected_cpus
