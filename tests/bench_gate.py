@@ -16,10 +16,12 @@ on identical code (README, "Nightly gate"); ``ab`` times both sides in lockstep.
 
 The runs are ``ab``'s defaults (timing only; 20 trials of at least 0.2 s per lockstep process) but
 ``--threads 1``: with two OpenMP threads on two vCPUs every hiccup of either stalls a barrier, and
-ERNIE cls trial medians then jumped between 0.5 and 4 ms from one 0.2 s trial to the next. On
-the cells named in ``PORTBENCH_GATE_ONLY`` (comma-separated ``--only`` filters; default: OCR rec
+ERNIE cls trial medians then jumped between 0.5 and 4 ms from one 0.2 s trial to the next. They
+time the cells named in ``PORTBENCH_GATE_ONLY`` (comma-separated ``--only`` filters; default: OCR rec
 and both ERNIE cells, to stay affordable), with ``PORTBENCH_GATE_PAIRS`` (default 5, ``ab``'s
-default) lockstep pairs. The figures are printed and written to ``PORTBENCH_GATE_JSON`` when set.
+default) lockstep pairs. The figures are printed and written to ``PORTBENCH_GATE_JSON`` when set;
+README "Nightly gate" has them (10 / 10 flagged for every cell, 0 / 10 false alarms, 91 min on
+the 2-vCPU AMD EPYC VM).
 """
 
 from __future__ import annotations
