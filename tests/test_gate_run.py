@@ -37,8 +37,13 @@ def test_a_real_run_writes_junit_and_a_step_summary_and_compares_clean(
     assert "**OK** (exit 0): 1 passed, 0 failed, 0 skipped" in text
     assert github.read_text(encoding="utf-8") == text
 
-    # The same run against itself: identical samples, a median ratio of exactly 1, no change.
-    compared = portbench("compare", str(run_dir), str(run_dir), "--junit", str(tmp_path / "c.xml"), env=env)
+    # The same run against itself: identical samples, a median ratio of exactly 1, no change. The
+    # interval is the run's own query noise, which passed ±10 % while another run shared the two
+    # cores: a wide limit keeps this about the JUnit case, not the host.
+    compared = portbench(
+        "compare", str(run_dir), str(run_dir), "--max-slowdown", "0.5", "--junit", str(tmp_path / "c.xml"),
+        env=env,
+    )
     assert compared.returncode == 0, compared.stdout + compared.stderr
     (suite,) = list(JUnitXml.fromfile(str(tmp_path / "c.xml")))
     assert [(c.name, c.is_passed) for c in suite] == [(case.name, True)]
