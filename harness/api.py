@@ -295,10 +295,8 @@ def execute_ab(
     plans = (with_environment(baseline, environments[0]), with_environment(candidate, environments[1]))
     outcomes = [execute(plan, observer, cell_runner) for plan in plans]
     lockstep_id = uuid.uuid4().hex
-    sides = [
-        Side(plan.results, plan.run_dir, environment)
-        for plan, environment in zip(plans, environments, strict=True)
-    ]
+    # Each side pairs from its own plans: the baseline's environment must not reach the candidate.
+    sides = [Side(plan.results, plan.run_dir, {c.plan.cell_id: c.plan for c in plan.cells}) for plan in plans]
     time_in_lockstep(
         plans[0].cells, sides[0], sides[1], pairs, lockstep_id, plans[0].options.cell_timeout_s,
         timing, pair_runner, observer.cell_started if observer else None,

@@ -548,11 +548,11 @@ def compare_cell(
     passed = current.status == "passed"
     paired = lockstep_log_ratios(baseline, current, before_ms, after_ms) if passed else None
     processes_before, processes_now = process_medians(baseline, before_ms), process_medians(current, after_ms)
-    if current.status == "passed" and paired:
+    if passed and paired:
         speed = judge_lockstep(paired, max_slowdown, alpha)
-    elif current.status == "passed" and processes_before and processes_now:
+    elif passed and processes_before and processes_now:
         speed = judge_process_medians(processes_before, processes_now, max_slowdown, alpha)
-    elif current.status == "passed" and (before_ms or after_ms):
+    elif passed and (before_ms or after_ms):
         speed = judge_latency(before_ms, after_ms, max_slowdown, alpha, resamples)
     if speed is not None and normalise_host and not together:
         speed = dataclasses.replace(speed, host_normalised=True)

@@ -159,26 +159,22 @@ class PairTiming:
 DEFAULT_PAIR_TIMING = PairTiming()
 
 
-def arm_plan(plan: CellPlan, environment: dict[str, str], repeat: int, timing: PairTiming) -> CellPlan:
-    """The plan one side runs: the cell's own environment plus the side's, as a timing process
-    with the pairs' trials."""
+def arm_plan(plan: CellPlan, repeat: int, timing: PairTiming) -> CellPlan:
+    """The plan one side runs in a pair: its own plan of the cell (its environment included), as a
+    timing process with the pairs' trials."""
     return dataclasses.replace(
-        plan,
-        environment={**plan.environment, **environment},
-        repeat=repeat,
-        trials=timing.trials,
-        measure=timing.settings(plan.measure),
+        plan, repeat=repeat, trials=timing.trials, measure=timing.settings(plan.measure)
     )
 
 
 @dataclass
 class Side:
     """One run of an A/B pair: its results (updated in place, saved after each pair), its directory,
-    and the environment its worker processes get on top of each cell's own."""
+    and its own plan of each cell (the side's environment already in it), by cell id."""
 
     results: RunResults
     run_dir: Path
-    environment: Mapping[str, str]
+    plans: Mapping[str, CellPlan]
 
 
 def lockstep_cells(planned: Sequence[PlannedCell], sides: Sequence[Side]) -> list[PlannedCell]:
@@ -221,7 +217,7 @@ def time_in_lockstep(
                 continue
             if started is not None:
                 started(cell)
-            plans = [arm_plan(cell.plan, dict(side.environment), pair + 1, timing) for side in sides]
+            plans = [arm_plan(side.plans[cell_id], pair + 1, timing) for side in sides]
             cpus = pair_cpus(pair, cell.plan.cpu_threads, sorted(os.sched_getaffinity(0)))
             outcome = pair_runner(plans[0], plans[1], timeout_s, pair % 2 == 0, cpus)
             replies = (outcome.baseline, outcome.candidate)

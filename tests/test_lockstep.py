@@ -264,6 +264,8 @@ def test_execute_ab_pairs_every_cell_round_robin_and_a_failed_pair_keeps_what_wa
     def pair_runner(baseline, candidate, timeout_s, baseline_first, cpus):  # type: ignore[no-untyped-def]
         pairs_run.append((baseline.cell_id, baseline.repeat, baseline_first,
                           baseline.environment.get("SIDE"), candidate.environment.get("SIDE")))
+        assert baseline.environment.get("ONLY_BASELINE") == "1"
+        assert "ONLY_BASELINE" not in candidate.environment  # one side's environment stays its own
         if baseline.cell_id == ids[1] and baseline.repeat == 2:
             killed = ("error", "worker exited (-9)")
             return PairOutcome(("ok", _fake_result(baseline, 10.0).to_dict()), killed)
@@ -273,7 +275,7 @@ def test_execute_ab_pairs_every_cell_round_robin_and_a_failed_pair_keeps_what_wa
         )
 
     api.execute_ab(
-        plans[0], plans[1], ({"SIDE": "A"}, {"SIDE": "B"}), 3,
+        plans[0], plans[1], ({"SIDE": "A", "ONLY_BASELINE": "1"}, {"SIDE": "B"}), 3,
         cell_runner=cell_runner, pair_runner=pair_runner,
     )
     # Each side's own run first, in its own environment; then the pairs, round-robin over the
