@@ -209,6 +209,7 @@ def time_in_lockstep(
     what was measured before; the cell gets no more pairs."""
     sides = (baseline, candidate)
     cells = lockstep_cells(planned, sides)
+    available = sorted(os.sched_getaffinity(0))
     for pair in range(pairs):
         for cell in cells:
             cell_id = cell.plan.cell_id
@@ -218,7 +219,7 @@ def time_in_lockstep(
             if started is not None:
                 started(cell)
             plans = [arm_plan(side.plans[cell_id], pair + 1, timing) for side in sides]
-            cpus = pair_cpus(pair, cell.plan.cpu_threads, sorted(os.sched_getaffinity(0)))
+            cpus = pair_cpus(pair, cell.plan.cpu_threads, available)
             outcome = pair_runner(plans[0], plans[1], timeout_s, pair % 2 == 0, cpus)
             replies = (outcome.baseline, outcome.candidate)
             # Half a pair is pooled nowhere: each side's pairs must stay matched one to one.

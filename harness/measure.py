@@ -39,7 +39,8 @@ Synchronize = Callable[[], None]
 # Wraps exactly the timed loops (warm-up excluded), e.g. an energy meter's window; one per loop
 # group: all trials of single-stream, each batch size of offline, the common run of multi-stream.
 TimedWindow = Callable[[], AbstractContextManager[object]]
-# Held for each step of a lockstep-timed loop (warm-up, each trial): ``harness.lockstep.Turns.turn``.
+# Held for each step of a lockstep-timed loop (warm-up, each trial, the summary):
+# ``harness.turns.Turns.turn``.
 Turn = Callable[[], AbstractContextManager[object]]
 
 
